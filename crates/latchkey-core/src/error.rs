@@ -1,0 +1,49 @@
+//! The domain's error type. The server maps each variant to an HTTP status
+//! and an RFC 6749/6750 error code in exactly one place.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// The request is well-formed but breaks a rule (password too short, ...).
+    /// The message names the rule and is safe to show the client.
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    #[error("username is already taken")]
+    UsernameTaken,
+
+    /// Unknown user or wrong password: one answer for both, on purpose.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+
+    /// A refresh token that is unknown, forged, expired, revoked or replayed.
+    /// Deliberately says no more than that.
+    #[error("refresh token is invalid, expired or revoked")]
+    InvalidGrant,
+
+    /// A bearer access token that failed verification; the reason is for
+    /// logs, the client sees a generic message.
+    #[error("access token rejected: {0}")]
+    InvalidToken(&'static str),
+
+    /// No bearer token was presented at all.
+    #[error("missing bearer token")]
+    MissingToken,
+
+    #[error("storage is temporarily unavailable")]
+    Unavailable,
+
+    /// Something that should never happen; details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::store::StoreError> for AuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Unavailable(_) => AuthError::Unavailable,
+            crate::store::StoreError::Backend(msg) => AuthError::Internal(msg),
+        }
+    }
+}

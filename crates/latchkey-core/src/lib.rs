@@ -1,0 +1,23 @@
+//! Latchkey's domain: accounts, password policy, sessions, the refresh-token
+//! rotation state machine, access-token claims and signing keys.
+//!
+//! This crate knows nothing of HTTP, SQL or an async runtime. It reaches the
+//! world through small traits: [`store::Store`] for persistence,
+//! [`clock::Clock`] for time and [`password::PasswordHasher`] for the
+//! CPU-heavy password work that the caller runs on a bounded pool.
+
+pub mod access_token;
+pub mod clock;
+pub mod error;
+pub mod keys;
+pub mod password;
+pub mod refresh_token;
+pub mod revocation;
+pub mod rotation;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod username;
+
+pub use error::AuthError;
+pub use service::{Authority, Policy, TokenResponse};

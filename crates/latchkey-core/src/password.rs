@@ -1,0 +1,251 @@
+//! Password policy and Argon2id hashing.
+//!
+//! Hashing is deliberately slow, so the [`PasswordHasher`] trait is async:
+//! the server runs [`Argon2Hashing`]'s synchronous work on a bounded pool and
+//! a burst of sign-ins cannot starve other requests.
+
+use argon2::password_hash::{PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier, Version};
+use async_trait::async_trait;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::AuthError;
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A password that passed the length policy, NFC-normalised (RFC 8265
+/// OpaqueString) so the same password typed on two keyboards matches.
+/// Its `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl Password {
+    /// Applies the policy for a new password. The byte limit is checked
+    /// before anything else touches the input, so a 1 MB "password" costs
+    /// nothing; passwords are never truncated.
+    pub fn new_for_account(raw: &str) -> Result<Self, AuthError> {
+        let p = Self::for_check(raw)?;
+        if p.0.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(AuthError::InvalidRequest(format!(
+                "password must be at least {MIN_PASSWORD_CHARS} characters"
+            )));
+        }
+        Ok(p)
+    }
+
+    /// A password presented at sign-in: only the byte limit applies, so an
+    /// account created under an older, laxer policy can still sign in.
+    pub fn for_check(raw: &str) -> Result<Self, AuthError> {
+        if raw.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::InvalidRequest(format!(
+                "password must be at most {MAX_PASSWORD_BYTES} bytes"
+            )));
+        }
+        Ok(Self(raw.nfc().collect()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Match { needs_rehash: bool },
+    Mismatch,
+}
+
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// A PHC string for a new password.
+    async fn hash(&self, password: Password) -> Result<String, AuthError>;
+
+    /// Checks `password` against `phc`; with `None` (unknown user) it checks
+    /// against a dummy hash of the same cost and reports a mismatch, so the
+    /// two cases take the same time.
+    async fn verify(
+        &self,
+        password: Password,
+        phc: Option<String>,
+    ) -> Result<PasswordCheck, AuthError>;
+}
+
+/// Argon2id cost parameters; the default is OWASP's (m = 19 MiB, t = 2, p = 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Cost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Cost {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// The synchronous Argon2id work behind [`PasswordHasher`].
+#[derive(Debug, Clone)]
+pub struct Argon2Hashing {
+    cost: Argon2Cost,
+    argon: Argon2<'static>,
+    /// A hash of a random password at `cost`, for unknown users.
+    dummy_phc: String,
+}
+
+impl Argon2Hashing {
+    pub fn new(cost: Argon2Cost) -> Result<Self, AuthError> {
+        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+            .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut hashing = Self {
+            cost,
+            argon,
+            dummy_phc: String::new(),
+        };
+        let mut random = [0u8; 32];
+        crate::secret::fill_random(&mut random)?;
+        hashing.dummy_phc = hashing.hash(&Password(hex(&random)))?;
+        Ok(hashing)
+    }
+
+    pub fn hash(&self, password: &Password) -> Result<String, AuthError> {
+        let mut salt = [0u8; 16];
+        crate::secret::fill_random(&mut salt)?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
+        self.argon
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| AuthError::Internal(format!("argon2 hash: {e}")))
+    }
+
+    pub fn verify(&self, password: &Password, phc: Option<&str>) -> PasswordCheck {
+        let (phc, known) = match phc {
+            Some(p) => (p, true),
+            None => (self.dummy_phc.as_str(), false),
+        };
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            // A corrupt stored hash: still spend the time, then refuse.
+            let _ = self.verify(password, None);
+            return PasswordCheck::Mismatch;
+        };
+        let matched = self
+            .argon
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        if matched && known {
+            PasswordCheck::Match {
+                needs_rehash: !self.is_current(&parsed),
+            }
+        } else {
+            PasswordCheck::Mismatch
+        }
+    }
+
+    fn is_current(&self, parsed: &PasswordHash<'_>) -> bool {
+        parsed.algorithm.as_str() == "argon2id"
+            && Params::try_from(parsed).is_ok_and(|p| {
+                p.m_cost() == self.cost.memory_kib
+                    && p.t_cost() == self.cost.iterations
+                    && p.p_cost() == self.cost.parallelism
+            })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Argon2Hashing {
+        Argon2Hashing::new(Argon2Cost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .expect("params")
+    }
+
+    #[test]
+    fn policy_bounds() {
+        assert!(Password::new_for_account("short").is_err());
+        assert!(Password::new_for_account("eight ch").is_ok());
+        assert!(Password::new_for_account(&"x".repeat(1024)).is_ok());
+        assert!(Password::new_for_account(&"x".repeat(1025)).is_err());
+        assert!(Password::for_check(&"x".repeat(1_000_000)).is_err());
+        // 8 characters, more than 8 bytes
+        assert!(Password::new_for_account("пароль12").is_ok());
+    }
+
+    #[test]
+    fn hash_and_verify() {
+        let h = cheap();
+        let pw = Password::new_for_account("correct horse").expect("valid");
+        let phc = h.hash(&pw).expect("hash");
+        assert!(phc.starts_with("$argon2id$"));
+        assert_eq!(
+            h.verify(&pw, Some(&phc)),
+            PasswordCheck::Match {
+                needs_rehash: false
+            }
+        );
+        let wrong = Password::for_check("correct horsE").expect("valid");
+        assert_eq!(h.verify(&wrong, Some(&phc)), PasswordCheck::Mismatch);
+        assert_eq!(h.verify(&pw, None), PasswordCheck::Mismatch);
+        assert_eq!(h.verify(&pw, Some("garbage")), PasswordCheck::Mismatch);
+    }
+
+    #[test]
+    fn long_passwords_are_not_truncated() {
+        let h = cheap();
+        let a = "a".repeat(1000);
+        let pw = Password::new_for_account(&a).expect("valid");
+        let phc = h.hash(&pw).expect("hash");
+        let b = Password::for_check(&format!("{}b", &a[..999])).expect("valid");
+        assert_eq!(h.verify(&b, Some(&phc)), PasswordCheck::Mismatch);
+    }
+
+    #[test]
+    fn changed_cost_asks_for_rehash() {
+        let old = cheap();
+        let pw = Password::new_for_account("correct horse").expect("valid");
+        let phc = old.hash(&pw).expect("hash");
+        let new = Argon2Hashing::new(Argon2Cost {
+            memory_kib: 128,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .expect("params");
+        assert_eq!(
+            new.verify(&pw, Some(&phc)),
+            PasswordCheck::Match { needs_rehash: true }
+        );
+    }
+
+    #[test]
+    fn unicode_forms_match() {
+        let h = cheap();
+        let composed = Password::new_for_account("caf\u{e9}-latte").expect("valid");
+        let phc = h.hash(&composed).expect("hash");
+        let decomposed = Password::for_check("cafe\u{301}-latte").expect("valid");
+        assert!(matches!(
+            h.verify(&decomposed, Some(&phc)),
+            PasswordCheck::Match { .. }
+        ));
+    }
+}

@@ -1,0 +1,86 @@
+//! The in-memory revocation set consulted on every bearer check: cancelled
+//! access tokens (`jti`) and ended sessions (`sid`), each kept only until
+//! the access tokens it could affect have expired.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use crate::clock::UnixTime;
+use crate::store::{Revocation, RevocationKind};
+
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    inner: RwLock<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    sessions: HashMap<String, UnixTime>,
+    tokens: HashMap<String, UnixTime>,
+}
+
+impl Entries {
+    fn map(&mut self, kind: RevocationKind) -> &mut HashMap<String, UnixTime> {
+        match kind {
+            RevocationKind::Session => &mut self.sessions,
+            RevocationKind::Token => &mut self.tokens,
+        }
+    }
+}
+
+impl RevocationSet {
+    pub fn insert(&self, entry: &Revocation) {
+        let mut e = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let slot = e.map(entry.kind).entry(entry.id.clone()).or_insert(0);
+        *slot = (*slot).max(entry.expires_at);
+    }
+
+    /// Whether a token with this session id and token id is revoked.
+    pub fn is_revoked(&self, sid: &str, jti: &str) -> bool {
+        let e = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        e.sessions.contains_key(sid) || e.tokens.contains_key(jti)
+    }
+
+    /// Drops entries whose tokens have all expired.
+    pub fn prune(&self, now: UnixTime) {
+        let mut e = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        e.sessions.retain(|_, exp| *exp > now);
+        e.tokens.retain(|_, exp| *exp > now);
+    }
+
+    pub fn len(&self) -> usize {
+        let e = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        e.sessions.len() + e.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire() {
+        let set = RevocationSet::default();
+        set.insert(&Revocation {
+            kind: RevocationKind::Session,
+            id: "s1".into(),
+            expires_at: 100,
+        });
+        set.insert(&Revocation {
+            kind: RevocationKind::Token,
+            id: "j1".into(),
+            expires_at: 50,
+        });
+        assert!(set.is_revoked("s1", "x"));
+        assert!(set.is_revoked("x", "j1"));
+        assert!(!set.is_revoked("j1", "s1"));
+        set.prune(60);
+        assert!(!set.is_revoked("x", "j1"));
+        assert!(set.is_revoked("s1", "x"));
+        assert_eq!(set.len(), 1);
+    }
+}

@@ -1,0 +1,348 @@
+//! The authority: every account and token operation, as the HTTP handlers
+//! call them. Each method reads like the rule it implements; persistence goes
+//! through [`Store`], time through [`Clock`], hashing through
+//! [`PasswordHasher`].
+
+use std::sync::{Arc, RwLock};
+
+use uuid::Uuid;
+
+use crate::access_token::{self, AccessClaims, Audience, Expectations};
+use crate::clock::{Clock, UnixTime};
+use crate::keys::{generate_key, KeyRing, KeySealer};
+use crate::password::{Password, PasswordCheck, PasswordHasher};
+use crate::refresh_token::RefreshTokenCodec;
+use crate::revocation::RevocationSet;
+use crate::rotation::{decide, RefreshDecision, RefreshRules};
+use crate::secret::ServerSecret;
+use crate::store::{KeyState, Revocation, RevocationKind, Session, Store, User};
+use crate::username::Username;
+use crate::AuthError;
+
+/// Token and session rules, all configurable.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `iss` of every access token; also what verifiers are told.
+    pub issuer: String,
+    /// `aud` of access tokens until clients choose their own.
+    pub audience: String,
+    /// `client_id` of access tokens until clients are registered.
+    pub client_id: String,
+    pub access_ttl_seconds: i64,
+    pub refresh: RefreshRules,
+    /// Absolute session lifetime, from sign-in.
+    pub session_lifetime_seconds: i64,
+    /// Clock skew tolerated when verifying `exp`/`nbf`.
+    pub leeway_seconds: i64,
+}
+
+impl Policy {
+    /// Defaults: 10 min access tokens, 10 s grace, 14 days idle, 90 days
+    /// absolute, 30 s leeway.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: "latchkey".into(),
+            client_id: "default".into(),
+            access_ttl_seconds: 600,
+            refresh: RefreshRules {
+                grace_seconds: 10,
+                idle_timeout_seconds: 14 * 24 * 3600,
+            },
+            session_lifetime_seconds: 90 * 24 * 3600,
+            leeway_seconds: 30,
+        }
+    }
+
+    /// Until this long after a revocation, some access token it affects may
+    /// still verify; after it, the entry can go.
+    fn revocation_lifetime(&self) -> i64 {
+        self.access_ttl_seconds + self.leeway_seconds
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub expires_at: UnixTime,
+    pub refresh_token: String,
+}
+
+/// Where a sign-in came from, recorded on the session.
+#[derive(Debug, Clone, Default)]
+pub struct ClientContext {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// What [`Authority::open`] had to create, for the start-up log.
+#[derive(Debug, Default)]
+pub struct Startup {
+    pub created_signing_key: Option<String>,
+    pub revocations_loaded: usize,
+}
+
+pub struct Authority {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hasher: Arc<dyn PasswordHasher>,
+    refresh_codec: RefreshTokenCodec,
+    keys: RwLock<Arc<KeyRing>>,
+    revocations: RevocationSet,
+    expectations: Expectations,
+    policy: Policy,
+}
+
+const MAX_ROTATION_ATTEMPTS: usize = 3;
+
+impl Authority {
+    /// Loads keys and the revocation set, creating a signing key on first
+    /// start.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: Arc<dyn PasswordHasher>,
+        secret: &ServerSecret,
+        policy: Policy,
+    ) -> Result<(Self, Startup), AuthError> {
+        let mut startup = Startup::default();
+        let sealer = KeySealer::new(secret)?;
+        let mut stored = store.signing_keys().await?;
+        if !stored.iter().any(|k| k.state == KeyState::Current) {
+            let key = generate_key(&sealer, KeyState::Current, clock.now())?;
+            store.insert_signing_key(&key).await?;
+            startup.created_signing_key = Some(key.kid.clone());
+            stored.push(key);
+        }
+        let ring = KeyRing::from_stored(&stored, &sealer)?;
+
+        let revocations = RevocationSet::default();
+        for entry in store.live_revocations(clock.now()).await? {
+            revocations.insert(&entry);
+        }
+        startup.revocations_loaded = revocations.len();
+
+        let authority = Self {
+            store,
+            clock,
+            hasher,
+            refresh_codec: RefreshTokenCodec::new(secret)?,
+            keys: RwLock::new(Arc::new(ring)),
+            revocations,
+            expectations: Expectations {
+                issuer: policy.issuer.clone(),
+                audience: policy.audience.clone(),
+                leeway: policy.leeway_seconds,
+            },
+            policy,
+        };
+        Ok((authority, startup))
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        self.key_ring().jwks.clone()
+    }
+
+    fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub async fn sign_up(&self, username: &str, password: &str) -> Result<User, AuthError> {
+        let name = Username::parse(username)?;
+        let password = Password::new_for_account(password)?;
+        let user = User {
+            id: Uuid::new_v4(),
+            username: name.display,
+            username_key: name.key,
+            password_hash: self.hasher.hash(password).await?,
+            roles: Vec::new(),
+            created_at: self.clock.now(),
+        };
+        if !self.store.insert_user(&user).await? {
+            return Err(AuthError::UsernameTaken);
+        }
+        tracing::info!(user_id = %user.id, "account created");
+        Ok(user)
+    }
+
+    /// Unknown user, invalid username and wrong password all cost one
+    /// Argon2 verification and end in the same error.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        client: ClientContext,
+    ) -> Result<TokenResponse, AuthError> {
+        let password = Password::for_check(password)?;
+        let user = match Username::parse(username) {
+            Ok(name) => self.store.user_by_key(&name.key).await?,
+            Err(_) => None,
+        };
+        let check = self
+            .hasher
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        let (user, needs_rehash) = match (user, check) {
+            (Some(u), PasswordCheck::Match { needs_rehash }) => (u, needs_rehash),
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        if needs_rehash {
+            let phc = self.hasher.hash(password).await?;
+            self.store.set_password_hash(user.id, &phc).await?;
+        }
+
+        let now = self.clock.now();
+        let session = Session {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            client_id: self.policy.client_id.clone(),
+            counter: 0,
+            created_at: now,
+            last_refreshed_at: now,
+            expires_at: now.saturating_add(self.policy.session_lifetime_seconds),
+            user_agent: client.user_agent,
+            ip: client.ip,
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        self.store.insert_session(&session).await?;
+        Ok(self.issue(&session, &user, session.counter, now))
+    }
+
+    /// Rotates a refresh token; see [`crate::rotation`] for the rules.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AuthError> {
+        let presented = self
+            .refresh_codec
+            .decode(refresh_token)
+            .ok_or(AuthError::InvalidGrant)?;
+        for _ in 0..MAX_ROTATION_ATTEMPTS {
+            let Some((session, user)) = self.store.session_and_user(presented.session_id).await?
+            else {
+                return Err(AuthError::InvalidGrant);
+            };
+            let now = self.clock.now();
+            match decide(&session, presented.counter, now, &self.policy.refresh) {
+                RefreshDecision::Rotate { from } => {
+                    if self.store.advance_session(session.id, from, now).await? {
+                        return Ok(self.issue(&session, &user, from + 1, now));
+                    }
+                    // Another request rotated first; decide again on its result.
+                }
+                RefreshDecision::ReissueCurrent => {
+                    return Ok(self.issue(&session, &user, session.counter, now));
+                }
+                RefreshDecision::Reuse => {
+                    tracing::warn!(
+                        session_id = %session.id,
+                        user_id = %session.user_id,
+                        "refresh token reuse detected; session revoked"
+                    );
+                    self.end_session(session.id, "refresh_token_reuse").await?;
+                    return Err(AuthError::InvalidGrant);
+                }
+                RefreshDecision::Refuse(_) => return Err(AuthError::InvalidGrant),
+            }
+        }
+        Err(AuthError::Internal(
+            "refresh rotation kept losing its compare-and-set".into(),
+        ))
+    }
+
+    /// Ends the session a refresh token belongs to. Unknown or forged tokens
+    /// are ignored (RFC 7009: the client cannot do anything about them).
+    pub async fn revoke_refresh_token(&self, refresh_token: &str) -> Result<(), AuthError> {
+        if let Some(claims) = self.refresh_codec.decode(refresh_token) {
+            self.end_session(claims.session_id, "revoked").await?;
+        }
+        Ok(())
+    }
+
+    /// Verifies a bearer access token, including revocation.
+    pub fn authenticate(&self, bearer: &str) -> Result<AccessClaims, AuthError> {
+        let ring = self.key_ring();
+        let claims = access_token::verify(
+            bearer,
+            &ring.verifying,
+            &self.expectations,
+            self.clock.now(),
+        )
+        .map_err(|e| AuthError::InvalidToken(e.reason()))?;
+        if self.revocations.is_revoked(&claims.sid, &claims.jti) {
+            return Err(AuthError::InvalidToken("token revoked"));
+        }
+        Ok(claims)
+    }
+
+    /// Cancels one access token before it expires (by `jti`, so any
+    /// re-encoding of the same token is cancelled too).
+    pub async fn cancel_access_token(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+        let entry = Revocation {
+            kind: RevocationKind::Token,
+            id: claims.jti.clone(),
+            expires_at: claims.exp.saturating_add(self.policy.leeway_seconds),
+        };
+        self.store.insert_revocation(&entry).await?;
+        self.revocations.insert(&entry);
+        Ok(())
+    }
+
+    pub async fn user(&self, id: &str) -> Result<User, AuthError> {
+        let id = Uuid::parse_str(id).map_err(|_| AuthError::InvalidToken("bad subject"))?;
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or(AuthError::InvalidToken("unknown subject"))
+    }
+
+    /// Drops revocation entries whose tokens have all expired.
+    pub fn prune_revocations(&self) {
+        self.revocations.prune(self.clock.now());
+    }
+
+    async fn end_session(&self, session_id: Uuid, reason: &str) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let entry = Revocation {
+            kind: RevocationKind::Session,
+            id: session_id.to_string(),
+            expires_at: now.saturating_add(self.policy.revocation_lifetime()),
+        };
+        if self
+            .store
+            .revoke_session(session_id, now, reason, &entry)
+            .await?
+        {
+            self.revocations.insert(&entry);
+        }
+        Ok(())
+    }
+
+    fn issue(&self, session: &Session, user: &User, counter: u64, now: UnixTime) -> TokenResponse {
+        let exp = now.saturating_add(self.policy.access_ttl_seconds);
+        let claims = AccessClaims {
+            iss: self.policy.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: Audience::One(self.policy.audience.clone()),
+            exp,
+            iat: now,
+            nbf: None,
+            jti: Uuid::new_v4().simple().to_string(),
+            client_id: session.client_id.clone(),
+            sid: session.id.to_string(),
+            roles: user.roles.clone(),
+        };
+        TokenResponse {
+            access_token: self.key_ring().signing.sign(&claims),
+            expires_in: self.policy.access_ttl_seconds,
+            expires_at: exp,
+            refresh_token: self.refresh_codec.encode(session.id, counter),
+        }
+    }
+}

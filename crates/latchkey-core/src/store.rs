@@ -1,0 +1,166 @@
+//! What the domain needs from persistence. Implementations live in
+//! `latchkey-store`; every method is one atomic step, and every rule that
+//! involves concurrency is expressed as a conditional write here (no
+//! check-then-act across two calls).
+
+use async_trait::async_trait;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now; the request may be retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend reported; for logs, never for clients.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    /// As typed at sign-up (NFKC), for display.
+    pub username: String,
+    /// The normalised, unique form (see [`crate::username::Username`]).
+    pub username_key: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+    pub created_at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: String,
+    /// The counter of the one refresh token that is current.
+    pub counter: u64,
+    pub created_at: UnixTime,
+    /// Last rotation (or sign-in): drives the idle timeout and grace window.
+    pub last_refreshed_at: UnixTime,
+    /// Absolute end of the session, fixed at sign-in.
+    pub expires_at: UnixTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub revoked_at: Option<UnixTime>,
+    pub revoke_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationKind {
+    /// Every access token of a session (`sid` claim).
+    Session,
+    /// One access token (`jti` claim).
+    Token,
+}
+
+impl RevocationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationKind::Session => "sid",
+            RevocationKind::Token => "jti",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sid" => Some(RevocationKind::Session),
+            "jti" => Some(RevocationKind::Token),
+            _ => None,
+        }
+    }
+}
+
+/// An entry of the revocation set; it is kept only until `expires_at`, when
+/// every access token it could affect has expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub kind: RevocationKind,
+    pub id: String,
+    pub expires_at: UnixTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published in JWKS, not yet signing.
+    Next,
+    /// Signing.
+    Current,
+    /// Published until every token it signed has expired.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Current => "current",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(KeyState::Next),
+            "current" => Some(KeyState::Current),
+            "retired" => Some(KeyState::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A signing key as stored: the private key is sealed under a key derived
+/// from the server secret, so the database alone does not reveal it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    pub sealed_private_key: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub created_at: UnixTime,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Inserts the user unless its `username_key` exists; `false` if it did.
+    async fn insert_user(&self, user: &User) -> Result<bool, StoreError>;
+    async fn user_by_key(&self, username_key: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    async fn set_password_hash(&self, user_id: Uuid, phc: &str) -> Result<(), StoreError>;
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
+    /// The session and its user in one read: everything a refresh needs.
+    async fn session_and_user(&self, id: Uuid) -> Result<Option<(Session, User)>, StoreError>;
+    /// Compare-and-set rotation: moves the counter from `from_counter` to
+    /// `from_counter + 1` and stamps `last_refreshed_at`, only if the session
+    /// is not revoked and its counter is still `from_counter`. `true` if it
+    /// moved.
+    async fn advance_session(
+        &self,
+        id: Uuid,
+        from_counter: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Marks the session revoked (if it is not already) and records the
+    /// revocation entry for its access tokens, in one transaction. `true` if
+    /// this call revoked it.
+    async fn revoke_session(
+        &self,
+        id: Uuid,
+        now: UnixTime,
+        reason: &str,
+        entry: &Revocation,
+    ) -> Result<bool, StoreError>;
+
+    async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError>;
+    /// Entries that have not yet expired at `now`.
+    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError>;
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+}

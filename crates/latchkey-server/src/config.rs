@@ -1,0 +1,268 @@
+//! Configuration: defaults, then a TOML file, then flags and `LATCHKEY_*`
+//! environment variables, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use latchkey_core::password::Argon2Cost;
+use latchkey_core::Policy;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Flags of `latchkey serve`; every one has a `LATCHKEY_*` twin.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "LATCHKEY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the database, server secret and keys [default: ./latchkey-data]
+    #[arg(long, env = "LATCHKEY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `iss` of access tokens [default: http://<listen address>]
+    #[arg(long, env = "LATCHKEY_ISSUER")]
+    pub issuer: Option<String>,
+    /// Access-token lifetime, e.g. `10m` or `600` (seconds) [default: 10m]
+    #[arg(long, env = "LATCHKEY_ACCESS_TTL", value_parser = parse_duration)]
+    pub access_ttl: Option<Duration>,
+    /// How long a just-rotated refresh token still yields its successor [default: 10s]
+    #[arg(long, env = "LATCHKEY_REFRESH_GRACE", value_parser = parse_duration)]
+    pub refresh_grace: Option<Duration>,
+    /// A session not refreshed for this long ends [default: 14d]
+    #[arg(long, env = "LATCHKEY_SESSION_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub session_idle_timeout: Option<Duration>,
+    /// A session ends this long after sign-in, however active [default: 90d]
+    #[arg(long, env = "LATCHKEY_SESSION_LIFETIME", value_parser = parse_duration)]
+    pub session_lifetime: Option<Duration>,
+    /// TOML config file
+    #[arg(long, env = "LATCHKEY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file: the same settings as the flags, plus a few rarely changed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    client_id: Option<String>,
+    #[serde(default, with = "humantime_opt")]
+    access_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    refresh_grace: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    session_idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    session_lifetime: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    leeway: Option<Duration>,
+    argon2: Option<Argon2File>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Argon2File {
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+}
+
+/// Everything the server needs to start, fully resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub policy: Policy,
+    pub argon2: Argon2Cost,
+    /// Password hashes computed at once; defaults to the number of cores.
+    pub hashing_threads: usize,
+}
+
+impl Settings {
+    /// Defaults for a server on `listen` keeping its data in `data_dir`.
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            data_dir: data_dir.into(),
+            policy: Policy::new(format!("http://{listen}")),
+            argon2: Argon2Cost::default(),
+            hashing_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+
+    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let default_listen: SocketAddr = DEFAULT_LISTEN
+            .parse()
+            .map_err(|_| ConfigError::Invalid("default listen address".into()))?;
+        let listen = args.listen.or(file.listen).unwrap_or(default_listen);
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let mut s = Settings::new(listen, data_dir);
+        let p = &mut s.policy;
+        if let Some(issuer) = args.issuer.clone().or(file.issuer) {
+            p.issuer = issuer;
+        }
+        if let Some(aud) = file.audience {
+            p.audience = aud;
+        }
+        if let Some(client_id) = file.client_id {
+            p.client_id = client_id;
+        }
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        if let Some(d) = args.access_ttl.or(file.access_ttl) {
+            p.access_ttl_seconds = secs(d);
+        }
+        if let Some(d) = args.refresh_grace.or(file.refresh_grace) {
+            p.refresh.grace_seconds = secs(d);
+        }
+        if let Some(d) = args.session_idle_timeout.or(file.session_idle_timeout) {
+            p.refresh.idle_timeout_seconds = secs(d);
+        }
+        if let Some(d) = args.session_lifetime.or(file.session_lifetime) {
+            p.session_lifetime_seconds = secs(d);
+        }
+        if let Some(d) = file.leeway {
+            p.leeway_seconds = secs(d);
+        }
+        if let Some(a) = file.argon2 {
+            s.argon2 = Argon2Cost {
+                memory_kib: a.memory_kib,
+                iterations: a.iterations,
+                parallelism: a.parallelism,
+            };
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.policy;
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if p.access_ttl_seconds < 1 {
+            return invalid("access_ttl must be at least 1s");
+        }
+        if p.refresh.grace_seconds > 60 {
+            // A long grace window lets a thief and the owner share a session.
+            return invalid("refresh_grace must be at most 60s");
+        }
+        if p.refresh.idle_timeout_seconds < 1 || p.session_lifetime_seconds < 1 {
+            return invalid("session timeouts must be at least 1s");
+        }
+        if p.issuer.is_empty() || p.audience.is_empty() {
+            return invalid("issuer and audience must not be empty");
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// `600` (seconds) or a humantime duration such as `10m`, `14d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+mod humantime_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Seconds(s)) => Ok(Some(Duration::from_secs(s))),
+            Some(Raw::Text(t)) => super::parse_duration(&t)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\naccess_ttl = \"5m\"\nrefresh_grace = 3\naudience = \"api\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            access_ttl: Some(Duration::from_secs(42)),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).expect("resolve");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.policy.issuer, "http://127.0.0.1:9000");
+        assert_eq!(s.policy.access_ttl_seconds, 42);
+        assert_eq!(s.policy.refresh.grace_seconds, 3);
+        assert_eq!(s.policy.audience, "api");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "acess_ttl = \"5m\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::resolve(&args).is_err());
+        assert!(parse_duration("ten minutes").is_err());
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+    }
+}

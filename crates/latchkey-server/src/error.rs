@@ -1,0 +1,118 @@
+//! The one place where errors become HTTP responses: RFC 6749/6750 error
+//! codes in `{"error", "error_description"}`, `WWW-Authenticate` on 401.
+//! Internal details go to the log, never to the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::AuthError;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The request itself is malformed (bad JSON, wrong types, bad header).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than the limit")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+const BEARER_REALM: &str = r#"Bearer realm="latchkey""#;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let description = self.to_string();
+        let (status, code, challenge): (StatusCode, &str, Option<String>) = match &self {
+            ApiError::Auth(e) => match e {
+                AuthError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", None),
+                AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken", None),
+                AuthError::InvalidCredentials | AuthError::InvalidGrant => (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_grant",
+                    Some(BEARER_REALM.to_owned()),
+                ),
+                AuthError::InvalidToken(reason) => {
+                    tracing::debug!(reason, "bearer token rejected");
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_token",
+                        Some(format!(
+                            r#"{BEARER_REALM}, error="invalid_token", error_description="{}""#,
+                            token_description(reason)
+                        )),
+                    )
+                }
+                // RFC 6750 §3.1: no error code when no credentials were sent.
+                AuthError::MissingToken => (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    Some(BEARER_REALM.to_owned()),
+                ),
+                AuthError::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    None,
+                ),
+                AuthError::Internal(detail) => {
+                    tracing::error!(%detail, "internal error");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None)
+                }
+            },
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", None),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", None),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request", None)
+            }
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            }
+        };
+        let description = match &self {
+            ApiError::Auth(AuthError::InvalidToken(reason)) => token_description(reason).to_owned(),
+            ApiError::Auth(AuthError::Internal(_)) => "internal error".to_owned(),
+            _ => description,
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: code,
+                error_description: &description,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Expired is worth telling apart (the client should refresh); every other
+/// failure gets one message so forgeries learn nothing.
+fn token_description(reason: &str) -> &'static str {
+    if reason == latchkey_core::access_token::TokenError::Expired.reason() {
+        "the access token expired"
+    } else {
+        "the access token is invalid or revoked"
+    }
+}

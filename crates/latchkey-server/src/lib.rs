@@ -1,0 +1,16 @@
+//! The `latchkey` server: HTTP routes, request and response types, the one
+//! mapping from domain errors to HTTP, configuration and start-up.
+//!
+//! Handlers are thin: each parses its input, calls one
+//! [`latchkey_core::Authority`] method and shapes the answer.
+
+pub mod config;
+mod data_dir;
+mod error;
+mod extract;
+mod hashing_pool;
+mod routes;
+mod server;
+
+pub use config::Settings;
+pub use server::{RunningServer, StartError};

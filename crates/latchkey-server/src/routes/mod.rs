@@ -1,0 +1,60 @@
+//! The route table. Each handler: extract, call one `Authority` method,
+//! shape the response.
+
+mod accounts;
+mod meta;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use latchkey_core::Authority;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+
+/// Bodies above this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub type AppState = Arc<Authority>;
+
+pub fn router(authority: AppState) -> Router {
+    Router::new()
+        .route("/v1/sign-up", post(accounts::sign_up))
+        .route("/v1/sign-in", post(accounts::sign_in))
+        .route("/v1/me", get(accounts::me))
+        .route("/v1/tokens/refresh", post(tokens::refresh))
+        .route("/v1/tokens/revoke", post(tokens::revoke))
+        .route("/v1/tokens/cancel", post(tokens::cancel))
+        .route("/.well-known/jwks.json", get(meta::jwks))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(authority)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        // Paths and methods only: tokens never travel in URLs here.
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` for responses that carry
+/// tokens (RFC 6749 §5.1).
+fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+    ]
+}

@@ -1,0 +1,67 @@
+//! Schema migrations, applied in order at start-up; `PRAGMA user_version`
+//! records how many have run.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, sessions, revocation set, signing keys.
+    r#"
+    CREATE TABLE users (
+        id            BLOB PRIMARY KEY,
+        username      TEXT NOT NULL,
+        username_key  TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        roles         TEXT NOT NULL DEFAULT '[]',
+        created_at    INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    -- One row per sign-in, updated in place on every refresh: storage per
+    -- session is constant however often it rotates.
+    CREATE TABLE sessions (
+        id                BLOB PRIMARY KEY,
+        user_id           BLOB NOT NULL REFERENCES users(id),
+        client_id         TEXT NOT NULL,
+        counter           INTEGER NOT NULL,
+        created_at        INTEGER NOT NULL,
+        last_refreshed_at INTEGER NOT NULL,
+        expires_at        INTEGER NOT NULL,
+        user_agent        TEXT,
+        ip                TEXT,
+        revoked_at        INTEGER,
+        revoke_reason     TEXT
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX sessions_by_user ON sessions(user_id);
+
+    -- seq is the cursor of the revocation feed.
+    CREATE TABLE revocations (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX revocations_by_expiry ON revocations(expires_at);
+
+    CREATE TABLE signing_keys (
+        kid                TEXT PRIMARY KEY,
+        alg                TEXT NOT NULL,
+        state              TEXT NOT NULL,
+        sealed_private_key BLOB NOT NULL,
+        public_key         BLOB NOT NULL,
+        created_at         INTEGER NOT NULL
+    ) STRICT;
+    "#,
+];
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (version, sql) in (1i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(done).unwrap_or(0))
+    {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! The embedded SQLite store: one file, WAL, `synchronous=FULL` (an
+//! acknowledged write survives power loss), one group-committing writer
+//! thread and a few read connections.
+
+mod migrations;
+mod writer;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use latchkey_core::clock::UnixTime;
+use latchkey_core::store::{
+    KeyState, Revocation, RevocationKind, Session, Store, StoreError, StoredKey, User,
+};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use uuid::Uuid;
+
+use writer::Writer;
+
+/// Read connections. Reads are primary-key lookups served from the page
+/// cache in microseconds, so they run inline on the caller's thread:
+/// handing them to a blocking pool would cost more than the read.
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Vec<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with mode 0600) the database file and
+    /// brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        create_private_file(path)
+            .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
+        let mut conn = Connection::open(path).map_err(store_error)?;
+        configure(&conn).map_err(store_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(store_error)?;
+        migrations::migrate(&mut conn).map_err(store_error)?;
+
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&c)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(store_error)?;
+        let writer = Writer::start(conn)
+            .map_err(|e| StoreError::Backend(format!("starting writer thread: {e}")))?;
+        Ok(Self { writer, readers })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        // Take any idle connection; wait on the first one if all are busy.
+        let guard = self
+            .readers
+            .iter()
+            .find_map(|m| m.try_lock().ok())
+            .unwrap_or_else(|| self.readers[0].lock().unwrap_or_else(|p| p.into_inner()));
+        f(&guard).map_err(store_error)
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+#[cfg(not(unix))]
+fn create_private_file(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+pub(crate) fn store_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | CannotOpen | DiskFull | SystemIoFailure) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn uuid_col(row: &Row<'_>, idx: &str) -> rusqlite::Result<Uuid> {
+    let bytes: Vec<u8> = row.get(idx)?;
+    Uuid::from_slice(&bytes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+fn conversion(msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        Box::<dyn std::error::Error + Send + Sync>::from(msg),
+    )
+}
+
+const USER_COLUMNS: &str =
+    "u.id, u.username, u.username_key, u.password_hash, u.roles, u.created_at";
+const SESSION_COLUMNS: &str =
+    "s.id AS sid, s.user_id, s.client_id, s.counter, s.created_at AS s_created_at, \
+     s.last_refreshed_at, s.expires_at, s.user_agent, s.ip, s.revoked_at, s.revoke_reason";
+
+fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let roles: String = row.get("roles")?;
+    Ok(User {
+        id: uuid_col(row, "id")?,
+        username: row.get("username")?,
+        username_key: row.get("username_key")?,
+        password_hash: row.get("password_hash")?,
+        roles: serde_json::from_str(&roles).map_err(|e| conversion(e.to_string()))?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+fn session_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    let counter: i64 = row.get("counter")?;
+    Ok(Session {
+        id: uuid_col(row, "sid")?,
+        user_id: uuid_col(row, "user_id")?,
+        client_id: row.get("client_id")?,
+        counter: u64::try_from(counter).map_err(|e| conversion(e.to_string()))?,
+        created_at: row.get("s_created_at")?,
+        last_refreshed_at: row.get("last_refreshed_at")?,
+        expires_at: row.get("expires_at")?,
+        user_agent: row.get("user_agent")?,
+        ip: row.get("ip")?,
+        revoked_at: row.get("revoked_at")?,
+        revoke_reason: row.get("revoke_reason")?,
+    })
+}
+
+fn counter_param(c: u64) -> rusqlite::Result<i64> {
+    i64::try_from(c).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_user(&self, user: &User) -> Result<bool, StoreError> {
+        let roles =
+            serde_json::to_string(&user.roles).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let u = user.clone();
+        self.writer
+            .write(move |c| {
+                let n = c.execute(
+                    "INSERT INTO users (id, username, username_key, password_hash, roles, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username_key) DO NOTHING",
+                    params![u.id.as_bytes(), u.username, u.username_key, u.password_hash, roles, u.created_at],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn user_by_key(&self, username_key: &str) -> Result<Option<User>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.username_key = ?1"
+            ))?
+            .query_row([username_key], user_row)
+            .optional()
+        })
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
+            ))?
+            .query_row([id.as_bytes()], user_row)
+            .optional()
+        })
+    }
+
+    async fn set_password_hash(&self, user_id: Uuid, phc: &str) -> Result<(), StoreError> {
+        let phc = phc.to_owned();
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                    params![user_id.as_bytes(), phc],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        let s = session.clone();
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO sessions (id, user_id, client_id, counter, created_at,
+                        last_refreshed_at, expires_at, user_agent, ip, revoked_at, revoke_reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![
+                    s.id.as_bytes(),
+                    s.user_id.as_bytes(),
+                    s.client_id,
+                    counter_param(s.counter)?,
+                    s.created_at,
+                    s.last_refreshed_at,
+                    s.expires_at,
+                    s.user_agent,
+                    s.ip,
+                    s.revoked_at,
+                    s.revoke_reason
+                ])
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = ?1"
+            ))?
+            .query_row([id.as_bytes()], session_row)
+            .optional()
+        })
+    }
+
+    async fn session_and_user(&self, id: Uuid) -> Result<Option<(Session, User)>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS}, {USER_COLUMNS}
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1"
+            ))?
+            .query_row([id.as_bytes()], |r| Ok((session_row(r)?, user_row(r)?)))
+            .optional()
+        })
+    }
+
+    async fn advance_session(
+        &self,
+        id: Uuid,
+        from_counter: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |c| {
+                let n = c
+                    .prepare_cached(
+                        "UPDATE sessions SET counter = counter + 1, last_refreshed_at = ?3
+                         WHERE id = ?1 AND counter = ?2 AND revoked_at IS NULL",
+                    )?
+                    .execute(params![id.as_bytes(), counter_param(from_counter)?, now])?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn revoke_session(
+        &self,
+        id: Uuid,
+        now: UnixTime,
+        reason: &str,
+        entry: &Revocation,
+    ) -> Result<bool, StoreError> {
+        let reason = reason.to_owned();
+        let entry = entry.clone();
+        self.writer
+            .write(move |c| {
+                let n = c.execute(
+                    "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3
+                     WHERE id = ?1 AND revoked_at IS NULL",
+                    params![id.as_bytes(), now, reason],
+                )?;
+                if n == 1 {
+                    insert_revocation(c, &entry)?;
+                }
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.writer
+            .write(move |c| insert_revocation(c, &entry))
+            .await
+    }
+
+    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT kind, id, expires_at FROM revocations WHERE expires_at > ?1")?;
+            let rows = stmt.query_map([now], |r| {
+                let kind: String = r.get(0)?;
+                Ok(Revocation {
+                    kind: RevocationKind::parse(&kind)
+                        .ok_or_else(|| conversion(format!("revocation kind {kind}")))?,
+                    id: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT kid, alg, state, sealed_private_key, public_key, created_at FROM signing_keys",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let state: String = r.get(2)?;
+                Ok(StoredKey {
+                    kid: r.get(0)?,
+                    alg: r.get(1)?,
+                    state: KeyState::parse(&state)
+                        .ok_or_else(|| conversion(format!("key state {state}")))?,
+                    sealed_private_key: r.get(3)?,
+                    public_key: r.get(4)?,
+                    created_at: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let k = key.clone();
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO signing_keys (kid, alg, state, sealed_private_key, public_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![k.kid, k.alg, k.state.as_str(), k.sealed_private_key, k.public_key, k.created_at],
+                )
+                .map(drop)
+            })
+            .await
+    }
+}
+
+fn insert_revocation(c: &Connection, e: &Revocation) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT INTO revocations (kind, id, expires_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![e.kind.as_str(), e.id, e.expires_at])
+        .map(drop)
+}
