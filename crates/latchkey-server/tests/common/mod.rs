@@ -1,0 +1,142 @@
+//! Test kit: a real server on 127.0.0.1:0 with a real SQLite file in a
+//! temporary directory and a clock the test moves.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use latchkey_core::clock::{Clock, ManualClock, SystemClock};
+use latchkey_core::password::Argon2Cost;
+use latchkey_server::{RunningServer, Settings};
+use serde_json::{json, Value};
+
+pub struct TestServer {
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    server: Option<RunningServer>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+/// Cheap Argon2 so tests spend their time on behaviour, not hashing.
+pub fn test_settings(data_dir: PathBuf) -> Settings {
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let mut s = Settings::new(listen, data_dir);
+    s.policy.issuer = "http://latchkey.test".into();
+    s.argon2 = Argon2Cost {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    s
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(customise: impl FnOnce(&mut Settings)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let mut settings = test_settings(dir.path().join("data"));
+        customise(&mut settings);
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        Self::launch(settings, clock, dir).await
+    }
+
+    async fn launch(settings: Settings, clock: Arc<ManualClock>, dir: Arc<tempfile::TempDir>) -> Self {
+        let server = RunningServer::start(settings.clone(), clock.clone())
+            .await
+            .expect("server starts");
+        Self {
+            base: format!("http://{}", server.addr),
+            clock,
+            settings,
+            http: reqwest::Client::new(),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> Self {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+        Self::launch(self.settings.clone(), self.clock.clone(), self._dir.clone()).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn sign_up(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post("/v1/sign-up", json!({"username": username, "password": password}))
+            .await
+    }
+
+    pub async fn sign_in(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post("/v1/sign-in", json!({"username": username, "password": password}))
+            .await
+    }
+
+    /// Signs a new user up and in; returns the token response.
+    pub async fn new_session(&self, username: &str) -> Tokens {
+        let r = self.sign_up(username, "correct horse battery").await;
+        assert!(
+            r.status() == 201 || r.status() == 409,
+            "sign-up: {}",
+            r.status()
+        );
+        let r = self.sign_in(username, "correct horse battery").await;
+        assert_eq!(r.status(), 200);
+        Tokens::from(r.json::<Value>().await.expect("json"))
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post("/v1/tokens/refresh", json!({"refresh_token": refresh_token}))
+            .await
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl From<Value> for Tokens {
+    fn from(v: Value) -> Self {
+        Self {
+            access: v["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: v["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        }
+    }
+}
+
+/// Asserts the standard error shape and returns the error code.
+pub async fn error_code(r: reqwest::Response) -> String {
+    let v: Value = r.json().await.expect("error body is JSON");
+    assert!(v["error_description"].is_string(), "no error_description in {v}");
+    v["error"].as_str().expect("error code").to_owned()
+}
