@@ -17,6 +17,11 @@ pub enum AuthError {
     #[error("invalid username or password")]
     InvalidCredentials,
 
+    /// Password change with a wrong current password. Not a 401: the
+    /// bearer token was fine, and clients treat 401 as "sign in again".
+    #[error("current password is incorrect")]
+    WrongCurrentPassword,
+
     /// A refresh token that is unknown, forged, expired, revoked or replayed.
     /// Deliberately says no more than that.
     #[error("refresh token is invalid, expired or revoked")]
@@ -30,6 +35,14 @@ pub enum AuthError {
     /// No bearer token was presented at all.
     #[error("missing bearer token")]
     MissingToken,
+
+    /// Not there, or not the caller's: one answer for both (no enumeration).
+    #[error("not found")]
+    NotFound,
+
+    /// A revocation-feed cursor that is unknown or older than what is kept.
+    #[error("cursor expired; start again from a snapshot")]
+    CursorExpired,
 
     #[error("storage is temporarily unavailable")]
     Unavailable,

@@ -3,6 +3,7 @@
 //! through [`Store`], time through [`Clock`], hashing through
 //! [`PasswordHasher`].
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
@@ -15,7 +16,9 @@ use crate::refresh_token::RefreshTokenCodec;
 use crate::revocation::RevocationSet;
 use crate::rotation::{decide, RefreshDecision, RefreshRules};
 use crate::secret::ServerSecret;
-use crate::store::{KeyState, Revocation, RevocationKind, Session, Store, User};
+use crate::store::{
+    FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, User,
+};
 use crate::username::Username;
 use crate::AuthError;
 
@@ -76,6 +79,25 @@ pub struct ClientContext {
     pub ip: Option<String>,
 }
 
+/// Which sessions `sign_out` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignOutScope {
+    #[default]
+    Current,
+    Others,
+    All,
+}
+
+/// A live session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    pub session: Session,
+    /// When it ends unless refreshed: the earlier of idle and absolute expiry.
+    pub expires_at: UnixTime,
+    /// Whether the caller's access token belongs to it.
+    pub current: bool,
+}
+
 /// What [`Authority::open`] had to create, for the start-up log.
 #[derive(Debug, Default)]
 pub struct Startup {
@@ -90,11 +112,17 @@ pub struct Authority {
     refresh_codec: RefreshTokenCodec,
     keys: RwLock<Arc<KeyRing>>,
     revocations: RevocationSet,
+    /// Feed cursor up to which `revocations` has caught up with the store.
+    revocations_cursor: AtomicI64,
     expectations: Expectations,
     policy: Policy,
 }
 
 const MAX_ROTATION_ATTEMPTS: usize = 3;
+/// Most revocation-feed entries in one page.
+pub const FEED_PAGE_LIMIT: usize = 1000;
+/// Most rows one pruning pass deletes per table.
+const PRUNE_BATCH: usize = 500;
 
 impl Authority {
     /// Loads keys and the revocation set, creating a signing key on first
@@ -118,8 +146,12 @@ impl Authority {
         let ring = KeyRing::from_stored(&stored, &sealer)?;
 
         let revocations = RevocationSet::default();
-        for entry in store.live_revocations(clock.now()).await? {
-            revocations.insert(&entry);
+        let snapshot = store
+            .revocation_feed(None, clock.now(), FEED_PAGE_LIMIT)
+            .await?
+            .ok_or_else(|| AuthError::Internal("revocation snapshot unavailable".into()))?;
+        for entry in &snapshot.entries {
+            revocations.insert(entry);
         }
         startup.revocations_loaded = revocations.len();
 
@@ -130,6 +162,7 @@ impl Authority {
             refresh_codec: RefreshTokenCodec::new(secret)?,
             keys: RwLock::new(Arc::new(ring)),
             revocations,
+            revocations_cursor: AtomicI64::new(snapshot.cursor),
             expectations: Expectations {
                 issuer: policy.issuer.clone(),
                 audience: policy.audience.clone(),
@@ -302,9 +335,165 @@ impl Authority {
             .ok_or(AuthError::InvalidToken("unknown subject"))
     }
 
-    /// Drops revocation entries whose tokens have all expired.
-    pub fn prune_revocations(&self) {
-        self.revocations.prune(self.clock.now());
+    /// The caller's live sessions, oldest first.
+    pub async fn list_sessions(
+        &self,
+        caller: &AccessClaims,
+    ) -> Result<Vec<SessionView>, AuthError> {
+        let user_id = subject(caller)?;
+        let now = self.clock.now();
+        let idle = self.policy.refresh.idle_timeout_seconds;
+        let sessions = self.store.live_sessions_of_user(user_id, now).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|session| SessionView {
+                expires_at: session
+                    .expires_at
+                    .min(session.last_refreshed_at.saturating_add(idle)),
+                current: session.id.to_string() == caller.sid,
+                session,
+            })
+            .filter(|v| v.expires_at > now)
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions. Someone else's session, an unknown
+    /// id and an already ended one all look the same: not found.
+    pub async fn end_own_session(&self, caller: &AccessClaims, id: &str) -> Result<(), AuthError> {
+        let user_id = subject(caller)?;
+        let id = Uuid::parse_str(id).map_err(|_| AuthError::NotFound)?;
+        match self.store.session(id).await? {
+            Some(s) if s.user_id == user_id && s.revoked_at.is_none() => {
+                self.end_session(id, "signed_out").await
+            }
+            _ => Err(AuthError::NotFound),
+        }
+    }
+
+    pub async fn sign_out(
+        &self,
+        caller: &AccessClaims,
+        scope: SignOutScope,
+    ) -> Result<(), AuthError> {
+        let current =
+            Uuid::parse_str(&caller.sid).map_err(|_| AuthError::InvalidToken("bad sid"))?;
+        match scope {
+            SignOutScope::Current => self.end_session(current, "signed_out").await,
+            SignOutScope::Others => {
+                self.end_sessions_of(caller, Some(current), "signed_out")
+                    .await
+            }
+            SignOutScope::All => self.end_sessions_of(caller, None, "signed_out").await,
+        }
+    }
+
+    /// Changes the password and ends every session but the caller's.
+    pub async fn change_password(
+        &self,
+        caller: &AccessClaims,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<(), AuthError> {
+        let new_password = Password::new_for_account(new_password)?;
+        let current_password = Password::for_check(current_password)?;
+        let user = self.user(&caller.sub).await?;
+        let check = self
+            .hasher
+            .verify(current_password, Some(user.password_hash))
+            .await?;
+        if check == PasswordCheck::Mismatch {
+            return Err(AuthError::WrongCurrentPassword);
+        }
+        let phc = self.hasher.hash(new_password).await?;
+        self.store.set_password_hash(user.id, &phc).await?;
+        let current =
+            Uuid::parse_str(&caller.sid).map_err(|_| AuthError::InvalidToken("bad sid"))?;
+        self.end_sessions_of(caller, Some(current), "password_changed")
+            .await?;
+        tracing::info!(user_id = %user.id, "password changed; other sessions ended");
+        Ok(())
+    }
+
+    /// A page of the revocation feed: a snapshot without `after`, else the
+    /// entries after that cursor (possibly none).
+    pub async fn revocation_feed(&self, after: Option<&str>) -> Result<FeedPage, AuthError> {
+        let after = after
+            .map(|c| c.parse::<i64>().map_err(|_| AuthError::CursorExpired))
+            .transpose()?;
+        self.store
+            .revocation_feed(after, self.clock.now(), FEED_PAGE_LIMIT)
+            .await?
+            .ok_or(AuthError::CursorExpired)
+    }
+
+    /// Brings the in-memory revocation set up to date with the store, which
+    /// other nodes may have written to. Returns the number of new entries.
+    pub async fn sync_revocations(&self) -> Result<usize, AuthError> {
+        let now = self.clock.now();
+        let cursor = self.revocations_cursor.load(Ordering::Acquire);
+        let page = match self
+            .store
+            .revocation_feed(Some(cursor), now, FEED_PAGE_LIMIT)
+            .await?
+        {
+            Some(page) => page,
+            // Fell too far behind: start again from a snapshot.
+            None => self
+                .store
+                .revocation_feed(None, now, FEED_PAGE_LIMIT)
+                .await?
+                .ok_or_else(|| AuthError::Internal("revocation snapshot unavailable".into()))?,
+        };
+        for entry in &page.entries {
+            self.revocations.insert(entry);
+        }
+        self.revocations_cursor
+            .fetch_max(page.cursor, Ordering::AcqRel);
+        Ok(page.entries.len())
+    }
+
+    /// The feed cursor the in-memory set has caught up to.
+    pub fn revocations_cursor(&self) -> i64 {
+        self.revocations_cursor.load(Ordering::Acquire)
+    }
+
+    /// Drops revocation entries whose tokens have all expired, from memory
+    /// and (a batch at a time) from the store, with sessions past their
+    /// absolute lifetime.
+    pub async fn prune(&self) -> Result<usize, AuthError> {
+        let now = self.clock.now();
+        self.revocations.prune(now);
+        Ok(self
+            .store
+            .prune(PruneBefore {
+                revocations: now,
+                sessions: now,
+                batch: PRUNE_BATCH,
+            })
+            .await?)
+    }
+
+    async fn end_sessions_of(
+        &self,
+        caller: &AccessClaims,
+        except: Option<Uuid>,
+        reason: &str,
+    ) -> Result<(), AuthError> {
+        let user_id = subject(caller)?;
+        let now = self.clock.now();
+        let expires_at = now.saturating_add(self.policy.revocation_lifetime());
+        let ended = self
+            .store
+            .revoke_sessions_of_user(user_id, except, now, reason, expires_at)
+            .await?;
+        for id in ended {
+            self.revocations.insert(&Revocation {
+                kind: RevocationKind::Session,
+                id: id.to_string(),
+                expires_at,
+            });
+        }
+        Ok(())
     }
 
     async fn end_session(&self, session_id: Uuid, reason: &str) -> Result<(), AuthError> {
@@ -345,4 +534,8 @@ impl Authority {
             refresh_token: self.refresh_codec.encode(session.id, counter),
         }
     }
+}
+
+fn subject(claims: &AccessClaims) -> Result<Uuid, AuthError> {
+    Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken("bad subject"))
 }

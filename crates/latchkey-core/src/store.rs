@@ -124,6 +124,26 @@ pub struct StoredKey {
     pub created_at: UnixTime,
 }
 
+/// One page of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPage {
+    pub entries: Vec<Revocation>,
+    /// Where the next page starts.
+    pub cursor: i64,
+}
+
+/// What background pruning may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneBefore {
+    /// Revocation entries that expired before this.
+    pub revocations: UnixTime,
+    /// Sessions whose absolute lifetime ended before this.
+    pub sessions: UnixTime,
+    /// How many rows of each kind one call deletes at most, so the writer is
+    /// never held for long.
+    pub batch: usize,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Inserts the user unless its `username_key` exists; `false` if it did.
@@ -160,6 +180,40 @@ pub trait Store: Send + Sync {
     async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError>;
     /// Entries that have not yet expired at `now`.
     async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError>;
+
+    /// The user's sessions that are neither revoked nor past `expires_at`.
+    async fn live_sessions_of_user(
+        &self,
+        user_id: Uuid,
+        now: UnixTime,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// Revokes every unrevoked session of the user except `except`, recording
+    /// a `sid` revocation entry expiring at `entry_expires_at` for each, in
+    /// one transaction. Returns the ids revoked.
+    async fn revoke_sessions_of_user(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        now: UnixTime,
+        reason: &str,
+        entry_expires_at: UnixTime,
+    ) -> Result<Vec<Uuid>, StoreError>;
+
+    /// The revocation feed. `None`: a snapshot of every live entry and the
+    /// cursor to continue from, read consistently. `Some(cursor)`: up to
+    /// `limit` entries recorded after it, oldest first; `Ok(None)` when the
+    /// cursor is unknown or older than what pruning kept (the reader must
+    /// take a new snapshot rather than silently miss entries).
+    async fn revocation_feed(
+        &self,
+        after: Option<i64>,
+        now: UnixTime,
+        limit: usize,
+    ) -> Result<Option<FeedPage>, StoreError>;
+
+    /// Deletes expired revocation entries and ended sessions, a batch at a
+    /// time; returns how many rows went.
+    async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError>;
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;

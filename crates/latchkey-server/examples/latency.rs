@@ -32,20 +32,30 @@ async fn main() -> anyhow::Result<()> {
     let sign_ins: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200);
     let refreshes: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5000);
     let tmp = tempfile::tempdir()?;
-    let data_dir = args.next().map(Into::into).unwrap_or_else(|| tmp.path().join("data"));
+    let data_dir = args
+        .next()
+        .map(Into::into)
+        .unwrap_or_else(|| tmp.path().join("data"));
 
     let settings = Settings::new("127.0.0.1:0".parse()?, &data_dir);
     let server = RunningServer::start(settings, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let creds = json!({"username": "latency", "password": "correct horse battery"});
-    http.post(format!("{base}/v1/sign-up")).json(&creds).send().await?;
+    http.post(format!("{base}/v1/sign-up"))
+        .json(&creds)
+        .send()
+        .await?;
 
     let mut sign_in = Vec::with_capacity(sign_ins);
     let mut refresh_token = String::new();
     for _ in 0..sign_ins {
         let t = Instant::now();
-        let r = http.post(format!("{base}/v1/sign-in")).json(&creds).send().await?;
+        let r = http
+            .post(format!("{base}/v1/sign-in"))
+            .json(&creds)
+            .send()
+            .await?;
         anyhow::ensure!(r.status() == 200, "sign-in: {}", r.status());
         let v: Value = r.json().await?;
         sign_in.push(t.elapsed());

@@ -40,6 +40,9 @@ impl IntoResponse for ApiError {
             ApiError::Auth(e) => match e {
                 AuthError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", None),
                 AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken", None),
+                AuthError::WrongCurrentPassword => (StatusCode::BAD_REQUEST, "invalid_grant", None),
+                AuthError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
+                AuthError::CursorExpired => (StatusCode::GONE, "cursor_expired", None),
                 AuthError::InvalidCredentials | AuthError::InvalidGrant => (
                     StatusCode::UNAUTHORIZED,
                     "invalid_grant",

@@ -27,6 +27,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Like [`JsonBody`], but an empty body means `T::default()`: for requests
+/// whose every field is optional.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_body = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|len| len != "0")
+            && req.headers().contains_key(header::CONTENT_TYPE);
+        if has_body {
+            JsonBody::from_request(req, state)
+                .await
+                .map(|JsonBody(v)| OptionalJsonBody(v))
+        } else {
+            Ok(OptionalJsonBody(T::default()))
+        }
+    }
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => {

@@ -9,7 +9,7 @@ use latchkey_core::password::Argon2Hashing;
 use latchkey_core::store::StoreError;
 use latchkey_core::{AuthError, Authority};
 use latchkey_store::SqliteStore;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, Settings};
@@ -34,15 +34,19 @@ pub enum StartError {
     },
 }
 
-/// How often expired revocation entries are dropped from memory.
+/// How often expired revocation entries and sessions are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often the node catches up with revocations in the store (written by
+/// this node or, sharing a database, by others): bounds how stale the
+/// in-memory set and long-polling feed readers can be.
+const SYNC_REVOCATIONS_EVERY: Duration = Duration::from_millis(200);
 
 /// A server accepting connections; dropping it does not stop it, `stop` does.
 pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
-    prune: JoinHandle<()>,
+    background: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -79,8 +83,12 @@ impl RunningServer {
         tracing::info!(%addr, issuer = %settings.policy.issuer, data_dir = %settings.data_dir.display(), "listening");
 
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let app =
-            routes::router(authority.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let (feed_tx, feed_updates) = watch::channel(authority.revocations_cursor());
+        let app = routes::router(routes::App {
+            auth: authority.clone(),
+            feed_updates,
+        })
+        .into_make_service_with_connect_info::<SocketAddr>();
         let serve = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -88,18 +96,12 @@ impl RunningServer {
                 })
                 .await
         });
-        let prune = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PRUNE_EVERY);
-            loop {
-                tick.tick().await;
-                authority.prune_revocations();
-            }
-        });
+        let background = tokio::spawn(maintain(authority, feed_tx));
         Ok(Self {
             addr,
             shutdown: Some(shutdown),
             serve,
-            prune,
+            background,
         })
     }
 
@@ -108,9 +110,9 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.prune.abort();
+        self.background.abort();
         let _ = (&mut self.serve).await;
-        let _ = (&mut self.prune).await;
+        let _ = (&mut self.background).await;
     }
 
     /// Runs until the server stops by itself (it only does on error).
@@ -118,6 +120,34 @@ impl RunningServer {
         match (&mut self.serve).await {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Background upkeep: keep the revocation set in step with the store (and
+/// wake long-polling feed readers), and prune what has expired.
+async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>) {
+    let mut sync = tokio::time::interval(SYNC_REVOCATIONS_EVERY);
+    sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = sync.tick() => {
+                if let Err(e) = authority.sync_revocations().await {
+                    tracing::warn!(error = %e, "revocation sync failed");
+                }
+                feed.send_if_modified(|cursor| {
+                    let latest = authority.revocations_cursor();
+                    std::mem::replace(cursor, latest) != latest
+                });
+            }
+            _ = prune.tick() => {
+                match authority.prune().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "pruned expired rows"),
+                    Err(e) => tracing::warn!(error = %e, "pruning failed"),
+                }
+            }
         }
     }
 }

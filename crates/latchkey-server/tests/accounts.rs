@@ -23,7 +23,12 @@ async fn sign_up_creates_account_and_refuses_look_alikes() {
         assert_eq!(error_code(r).await, "username_taken");
     }
     // The fullwidth form signs in to the same account.
-    assert_eq!(s.sign_in("ＡＬＩＣＥ", "correct horse battery").await.status(), 200);
+    assert_eq!(
+        s.sign_in("ＡＬＩＣＥ", "correct horse battery")
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -137,8 +142,14 @@ async fn me_needs_a_valid_bearer_token() {
     for bad in ["garbage", "a.b.c", &t.refresh, &format!("{}x", t.access)] {
         let r = s.get_bearer("/v1/me", bad).await;
         assert_eq!(r.status(), 401, "{bad}");
-        let challenge = r.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
-        assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+        let challenge = r.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
         assert_eq!(error_code(r).await, "invalid_token");
     }
 }
@@ -203,11 +214,26 @@ async fn bad_input_gets_precise_4xx() {
     let json_ct = Some("application/json");
     let cases: Vec<(&str, Option<&str>, Vec<u8>, u16)> = vec![
         ("/v1/sign-in", json_ct, b"{not json".to_vec(), 400),
-        ("/v1/sign-in", json_ct, b"{\"username\":\"a\"}".to_vec(), 400),
-        ("/v1/sign-in", json_ct, b"{\"username\":1,\"password\":2}".to_vec(), 400),
+        (
+            "/v1/sign-in",
+            json_ct,
+            b"{\"username\":\"a\"}".to_vec(),
+            400,
+        ),
+        (
+            "/v1/sign-in",
+            json_ct,
+            b"{\"username\":1,\"password\":2}".to_vec(),
+            400,
+        ),
         ("/v1/sign-in", json_ct, b"[]".to_vec(), 400),
         ("/v1/sign-in", json_ct, b"".to_vec(), 400),
-        ("/v1/sign-in", None, b"{\"username\":\"a\",\"password\":\"b\"}".to_vec(), 415),
+        (
+            "/v1/sign-in",
+            None,
+            b"{\"username\":\"a\",\"password\":\"b\"}".to_vec(),
+            415,
+        ),
         ("/v1/sign-in", Some("text/plain"), b"{}".to_vec(), 415),
         ("/v1/sign-up", json_ct, vec![b' '; 100 * 1024], 413),
         (
@@ -216,8 +242,18 @@ async fn bad_input_gets_precise_4xx() {
             format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
             400,
         ),
-        ("/v1/tokens/refresh", json_ct, b"{\"refresh_token\":null}".to_vec(), 400),
-        ("/v1/tokens/refresh", json_ct, b"{\"refresh_token\":\"\\u0000\"}".to_vec(), 401),
+        (
+            "/v1/tokens/refresh",
+            json_ct,
+            b"{\"refresh_token\":null}".to_vec(),
+            400,
+        ),
+        (
+            "/v1/tokens/refresh",
+            json_ct,
+            b"{\"refresh_token\":\"\\u0000\"}".to_vec(),
+            401,
+        ),
     ];
     for (path, ct, body, status) in cases {
         let preview = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
@@ -228,9 +264,7 @@ async fn bad_input_gets_precise_4xx() {
 
     // A 1 MB password is refused before hashing (the body limit catches it
     // first here; the policy limit is tested at 1025 bytes).
-    let r = s
-        .sign_in("someone", &"p".repeat(1024 * 1024))
-        .await;
+    let r = s.sign_in("someone", &"p".repeat(1024 * 1024)).await;
     assert_eq!(r.status(), 413);
     let r = s.sign_in("someone", &"p".repeat(2000)).await;
     assert_eq!(r.status(), 400);
@@ -238,12 +272,19 @@ async fn bad_input_gets_precise_4xx() {
     let r = s.http.get(s.url("/v1/nope")).send().await.expect("request");
     assert_eq!(r.status(), 404);
     error_code(r).await;
-    let r = s.http.delete(s.url("/v1/sign-in")).send().await.expect("request");
+    let r = s
+        .http
+        .delete(s.url("/v1/sign-in"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 405);
     error_code(r).await;
 
     // SQL metacharacters are just characters.
-    let r = s.sign_up("robert');DROP_TABLE_users;--", "correct horse battery").await;
+    let r = s
+        .sign_up("robert');DROP_TABLE_users;--", "correct horse battery")
+        .await;
     assert_eq!(r.status(), 201);
     assert_eq!(
         s.sign_in("robert');DROP_TABLE_users;--", "correct horse battery")

@@ -14,7 +14,13 @@ struct Process {
 
 fn start(data_dir: &std::path::Path, config: &std::path::Path) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["--log-json", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--log-json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .arg("--config")
         .arg(config)
@@ -93,8 +99,7 @@ async fn kill_9_loses_no_acknowledged_refresh() {
                     }
                     // Now and then, a second session revoked with an ack.
                     if i == 5 && w == 0 {
-                        let creds =
-                            json!({"username": user, "password": "correct horse battery"});
+                        let creds = json!({"username": user, "password": "correct horse battery"});
                         if let Some((200, t)) =
                             post(&http, format!("{base}/v1/sign-in"), creds).await
                         {

@@ -83,13 +83,17 @@ async fn twenty_parallel_refreshes_converge_on_one_successor() {
 async fn revoke_ends_the_session_and_accepts_garbage() {
     let s = TestServer::start().await;
     let t = s.new_session("dave").await;
-    let r = s.post("/v1/tokens/revoke", json!({"refresh_token": t.refresh})).await;
+    let r = s
+        .post("/v1/tokens/revoke", json!({"refresh_token": t.refresh}))
+        .await;
     assert_eq!(r.status(), 204);
     assert_eq!(s.refresh(&t.refresh).await.status(), 401);
     assert_eq!(s.get_bearer("/v1/me", &t.access).await.status(), 401);
     // Revoking again, or revoking nonsense, is not an error (RFC 7009).
     for token in [t.refresh.as_str(), "garbage", "lkr_AAAA", ""] {
-        let r = s.post("/v1/tokens/revoke", json!({"refresh_token": token})).await;
+        let r = s
+            .post("/v1/tokens/revoke", json!({"refresh_token": token}))
+            .await;
         assert_eq!(r.status(), 204, "{token}");
     }
 }
@@ -167,8 +171,11 @@ async fn sessions_keys_and_revocations_survive_restart() {
     let s = TestServer::start().await;
     let t = s.new_session("ivy").await;
     let revoked = s.new_session("jack").await;
-    s.post("/v1/tokens/revoke", json!({"refresh_token": revoked.refresh}))
-        .await;
+    s.post(
+        "/v1/tokens/revoke",
+        json!({"refresh_token": revoked.refresh}),
+    )
+    .await;
     let jwks_before: Value = s
         .http
         .get(s.url("/.well-known/jwks.json"))
@@ -196,5 +203,8 @@ async fn sessions_keys_and_revocations_survive_restart() {
     // stays dead, and its refresh token too.
     assert_eq!(s.get_bearer("/v1/me", &revoked.access).await.status(), 401);
     assert_eq!(s.refresh(&revoked.refresh).await.status(), 401);
-    assert_eq!(s.sign_in("ivy", "correct horse battery").await.status(), 200);
+    assert_eq!(
+        s.sign_in("ivy", "correct horse battery").await.status(),
+        200
+    );
 }

@@ -8,7 +8,7 @@ use latchkey_core::store::User;
 use serde::{Deserialize, Serialize};
 
 use super::tokens::TokenBody;
-use super::{no_store, AppState};
+use super::{no_store, AuthState};
 use crate::error::ApiError;
 use crate::extract::{BearerToken, Client, JsonBody};
 
@@ -39,7 +39,7 @@ impl<'a> Account<'a> {
 }
 
 pub async fn sign_up(
-    State(auth): State<AppState>,
+    State(auth): State<AuthState>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth.sign_up(&body.username, &body.password).await?;
@@ -47,7 +47,7 @@ pub async fn sign_up(
 }
 
 pub async fn sign_in(
-    State(auth): State<AppState>,
+    State(auth): State<AuthState>,
     Client(client): Client,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -56,7 +56,7 @@ pub async fn sign_in(
 }
 
 pub async fn me(
-    State(auth): State<AppState>,
+    State(auth): State<AuthState>,
     BearerToken(token): BearerToken,
 ) -> Result<impl IntoResponse, ApiError> {
     let claims = auth.authenticate(&token)?;

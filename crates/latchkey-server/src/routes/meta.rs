@@ -5,11 +5,11 @@ use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::AppState;
+use super::AuthState;
 
 /// RFC 7517 key set: public members only. Short caching, because the next
 /// key is published before it signs anything.
-pub async fn jwks(State(auth): State<AppState>) -> impl IntoResponse {
+pub async fn jwks(State(auth): State<AuthState>) -> impl IntoResponse {
     (
         [(
             header::CACHE_CONTROL,

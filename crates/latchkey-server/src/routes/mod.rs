@@ -2,17 +2,20 @@
 //! shape the response.
 
 mod accounts;
+mod feed;
 mod meta;
+mod sessions;
 mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use latchkey_core::Authority;
+use tokio::sync::watch;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -23,9 +26,25 @@ use crate::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub type AppState = Arc<Authority>;
+/// What most handlers need.
+pub type AuthState = Arc<Authority>;
 
-pub fn router(authority: AppState) -> Router {
+/// Router state: the authority, and news of revocation-feed progress for
+/// long-polling readers.
+#[derive(Clone)]
+pub struct App {
+    pub auth: AuthState,
+    /// The newest feed cursor this node has seen; changes wake long polls.
+    pub feed_updates: watch::Receiver<i64>,
+}
+
+impl FromRef<App> for AuthState {
+    fn from_ref(app: &App) -> Self {
+        app.auth.clone()
+    }
+}
+
+pub fn router(app: App) -> Router {
     Router::new()
         .route("/v1/sign-up", post(accounts::sign_up))
         .route("/v1/sign-in", post(accounts::sign_in))
@@ -33,12 +52,17 @@ pub fn router(authority: AppState) -> Router {
         .route("/v1/tokens/refresh", post(tokens::refresh))
         .route("/v1/tokens/revoke", post(tokens::revoke))
         .route("/v1/tokens/cancel", post(tokens::cancel))
+        .route("/v1/sessions", get(sessions::list))
+        .route("/v1/sessions/{id}", delete(sessions::end))
+        .route("/v1/sign-out", post(sessions::sign_out))
+        .route("/v1/password", post(sessions::change_password))
+        .route("/v1/revocations", get(feed::revocations))
         .route("/.well-known/jwks.json", get(meta::jwks))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(authority)
+        .with_state(app)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -8,7 +8,7 @@ use axum::Json;
 use latchkey_core::TokenResponse;
 use serde::{Deserialize, Serialize};
 
-use super::{no_store, AppState};
+use super::{no_store, AuthState};
 use crate::error::ApiError;
 use crate::extract::{BearerToken, JsonBody};
 
@@ -39,7 +39,7 @@ pub struct RefreshTokenBody {
 }
 
 pub async fn refresh(
-    State(auth): State<AppState>,
+    State(auth): State<AuthState>,
     JsonBody(body): JsonBody<RefreshTokenBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tokens = auth.refresh(&body.refresh_token).await?;
@@ -47,7 +47,7 @@ pub async fn refresh(
 }
 
 pub async fn revoke(
-    State(auth): State<AppState>,
+    State(auth): State<AuthState>,
     JsonBody(body): JsonBody<RefreshTokenBody>,
 ) -> Result<StatusCode, ApiError> {
     auth.revoke_refresh_token(&body.refresh_token).await?;
@@ -55,7 +55,7 @@ pub async fn revoke(
 }
 
 pub async fn cancel(
-    State(auth): State<AppState>,
+    State(auth): State<AuthState>,
     BearerToken(token): BearerToken,
 ) -> Result<StatusCode, ApiError> {
     let claims = auth.authenticate(&token)?;

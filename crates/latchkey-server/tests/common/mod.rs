@@ -46,7 +46,11 @@ impl TestServer {
         Self::launch(settings, clock, dir).await
     }
 
-    async fn launch(settings: Settings, clock: Arc<ManualClock>, dir: Arc<tempfile::TempDir>) -> Self {
+    async fn launch(
+        settings: Settings,
+        clock: Arc<ManualClock>,
+        dir: Arc<tempfile::TempDir>,
+    ) -> Self {
         let server = RunningServer::start(settings.clone(), clock.clone())
             .await
             .expect("server starts");
@@ -91,13 +95,19 @@ impl TestServer {
     }
 
     pub async fn sign_up(&self, username: &str, password: &str) -> reqwest::Response {
-        self.post("/v1/sign-up", json!({"username": username, "password": password}))
-            .await
+        self.post(
+            "/v1/sign-up",
+            json!({"username": username, "password": password}),
+        )
+        .await
     }
 
     pub async fn sign_in(&self, username: &str, password: &str) -> reqwest::Response {
-        self.post("/v1/sign-in", json!({"username": username, "password": password}))
-            .await
+        self.post(
+            "/v1/sign-in",
+            json!({"username": username, "password": password}),
+        )
+        .await
     }
 
     /// Signs a new user up and in; returns the token response.
@@ -114,8 +124,11 @@ impl TestServer {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
-        self.post("/v1/tokens/refresh", json!({"refresh_token": refresh_token}))
-            .await
+        self.post(
+            "/v1/tokens/refresh",
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
     }
 }
 
@@ -129,7 +142,10 @@ impl From<Value> for Tokens {
     fn from(v: Value) -> Self {
         Self {
             access: v["access_token"].as_str().expect("access_token").to_owned(),
-            refresh: v["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            refresh: v["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
         }
     }
 }
@@ -137,6 +153,9 @@ impl From<Value> for Tokens {
 /// Asserts the standard error shape and returns the error code.
 pub async fn error_code(r: reqwest::Response) -> String {
     let v: Value = r.json().await.expect("error body is JSON");
-    assert!(v["error_description"].is_string(), "no error_description in {v}");
+    assert!(
+        v["error_description"].is_string(),
+        "no error_description in {v}"
+    );
     v["error"].as_str().expect("error code").to_owned()
 }

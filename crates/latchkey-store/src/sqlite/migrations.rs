@@ -50,6 +50,17 @@ const MIGRATIONS: &[&str] = &[
         created_at         INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 2: revocation-feed bookkeeping and session pruning.
+    r#"
+    -- Highest feed cursor whose entry was pruned: older cursors may have
+    -- missed entries and must start again from a snapshot.
+    CREATE TABLE feed_state (
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        pruned_through INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO feed_state (id, pruned_through) VALUES (1, 0);
+    CREATE INDEX sessions_by_expiry ON sessions(expires_at);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
-    KeyState, Revocation, RevocationKind, Session, Store, StoreError, StoredKey, User,
+    FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
+    StoredKey, User,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
@@ -305,19 +306,152 @@ impl Store for SqliteStore {
 
     async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare("SELECT kind, id, expires_at FROM revocations WHERE expires_at > ?1")?;
-            let rows = stmt.query_map([now], |r| {
-                let kind: String = r.get(0)?;
-                Ok(Revocation {
-                    kind: RevocationKind::parse(&kind)
-                        .ok_or_else(|| conversion(format!("revocation kind {kind}")))?,
-                    id: r.get(1)?,
-                    expires_at: r.get(2)?,
-                })
-            })?;
-            rows.collect()
+            c.prepare_cached("SELECT kind, id, expires_at FROM revocations WHERE expires_at > ?1")?
+                .query_map([now], revocation_row)?
+                .collect()
         })
+    }
+
+    async fn live_sessions_of_user(
+        &self,
+        user_id: Uuid,
+        now: UnixTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions s
+                 WHERE s.user_id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2
+                 ORDER BY s.created_at"
+            ))?
+            .query_map(params![user_id.as_bytes(), now], session_row)?
+            .collect()
+        })
+    }
+
+    async fn revoke_sessions_of_user(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        now: UnixTime,
+        reason: &str,
+        entry_expires_at: UnixTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let reason = reason.to_owned();
+        self.writer
+            .write(move |c| {
+                let ids: Vec<Uuid> = c
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4
+                         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2
+                         RETURNING id AS sid",
+                    )?
+                    .query_map(
+                        params![
+                            user_id.as_bytes(),
+                            except.as_ref().map(|u| u.as_bytes()),
+                            now,
+                            reason
+                        ],
+                        |r| uuid_col(r, "sid"),
+                    )?
+                    .collect::<rusqlite::Result<_>>()?;
+                for id in &ids {
+                    insert_revocation(
+                        c,
+                        &Revocation {
+                            kind: RevocationKind::Session,
+                            id: id.to_string(),
+                            expires_at: entry_expires_at,
+                        },
+                    )?;
+                }
+                Ok(ids)
+            })
+            .await
+    }
+
+    async fn revocation_feed(
+        &self,
+        after: Option<i64>,
+        now: UnixTime,
+        limit: usize,
+    ) -> Result<Option<FeedPage>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            // One read transaction: the snapshot and its cursor agree.
+            let tx = c.unchecked_transaction()?;
+            let (latest, pruned_through): (i64, i64) = tx.query_row(
+                "SELECT (SELECT ifnull(max(seq), 0) FROM revocations),
+                        (SELECT pruned_through FROM feed_state WHERE id = 1)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            // Feed cursors only grow; AUTOINCREMENT never reuses one.
+            let latest = latest.max(pruned_through);
+            let page = match after {
+                None => Some(FeedPage {
+                    entries: tx
+                        .prepare_cached(
+                            "SELECT kind, id, expires_at FROM revocations
+                             WHERE expires_at > ?1 ORDER BY seq",
+                        )?
+                        .query_map([now], revocation_row)?
+                        .collect::<rusqlite::Result<_>>()?,
+                    cursor: latest,
+                }),
+                Some(after) if after < pruned_through || after > latest => None,
+                Some(after) => {
+                    let mut cursor = after;
+                    let entries = tx
+                        .prepare_cached(
+                            "SELECT seq, kind, id, expires_at FROM revocations
+                             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                        )?
+                        .query_map(params![after, limit], |r| {
+                            Ok((r.get::<_, i64>("seq")?, revocation_row(r)?))
+                        })?
+                        .map(|row| {
+                            row.map(|(seq, entry)| {
+                                cursor = seq;
+                                entry
+                            })
+                        })
+                        .collect::<rusqlite::Result<_>>()?;
+                    Some(FeedPage { entries, cursor })
+                }
+            };
+            tx.finish()?;
+            Ok(page)
+        })
+    }
+
+    async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {
+        let batch = i64::try_from(before.batch).unwrap_or(i64::MAX);
+        self.writer
+            .write(move |c| {
+                let pruned: Vec<i64> = c
+                    .prepare_cached(
+                        "DELETE FROM revocations WHERE seq IN (
+                             SELECT seq FROM revocations WHERE expires_at <= ?1 LIMIT ?2)
+                         RETURNING seq",
+                    )?
+                    .query_map(params![before.revocations, batch], |r| r.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if let Some(seq) = pruned.iter().max() {
+                    c.execute(
+                        "UPDATE feed_state SET pruned_through = max(pruned_through, ?1) WHERE id = 1",
+                        [seq],
+                    )?;
+                }
+                let mut deleted = pruned.len();
+                deleted += c.execute(
+                    "DELETE FROM sessions WHERE id IN (
+                         SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+                    params![before.sessions, batch],
+                )?;
+                Ok(deleted)
+            })
+            .await
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
@@ -354,6 +488,16 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
+
+fn revocation_row(r: &Row<'_>) -> rusqlite::Result<Revocation> {
+    let kind: String = r.get("kind")?;
+    Ok(Revocation {
+        kind: RevocationKind::parse(&kind)
+            .ok_or_else(|| conversion(format!("revocation kind {kind}")))?,
+        id: r.get("id")?,
+        expires_at: r.get("expires_at")?,
+    })
 }
 
 fn insert_revocation(c: &Connection, e: &Revocation) -> rusqlite::Result<()> {
