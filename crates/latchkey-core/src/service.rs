@@ -327,10 +327,10 @@ impl Authority {
         Ok(())
     }
 
-    pub async fn user(&self, id: &str) -> Result<User, AuthError> {
-        let id = Uuid::parse_str(id).map_err(|_| AuthError::InvalidToken("bad subject"))?;
+    /// The user an access token was issued to.
+    pub async fn user(&self, caller: &AccessClaims) -> Result<User, AuthError> {
         self.store
-            .user_by_id(id)
+            .user_by_id(subject(caller)?)
             .await?
             .ok_or(AuthError::InvalidToken("unknown subject"))
     }
@@ -375,8 +375,7 @@ impl Authority {
         caller: &AccessClaims,
         scope: SignOutScope,
     ) -> Result<(), AuthError> {
-        let current =
-            Uuid::parse_str(&caller.sid).map_err(|_| AuthError::InvalidToken("bad sid"))?;
+        let current = session_of(caller)?;
         match scope {
             SignOutScope::Current => self.end_session(current, "signed_out").await,
             SignOutScope::Others => {
@@ -396,7 +395,7 @@ impl Authority {
     ) -> Result<(), AuthError> {
         let new_password = Password::new_for_account(new_password)?;
         let current_password = Password::for_check(current_password)?;
-        let user = self.user(&caller.sub).await?;
+        let user = self.user(caller).await?;
         let check = self
             .hasher
             .verify(current_password, Some(user.password_hash))
@@ -406,8 +405,7 @@ impl Authority {
         }
         let phc = self.hasher.hash(new_password).await?;
         self.store.set_password_hash(user.id, &phc).await?;
-        let current =
-            Uuid::parse_str(&caller.sid).map_err(|_| AuthError::InvalidToken("bad sid"))?;
+        let current = session_of(caller)?;
         self.end_sessions_of(caller, Some(current), "password_changed")
             .await?;
         tracing::info!(user_id = %user.id, "password changed; other sessions ended");
@@ -538,4 +536,8 @@ impl Authority {
 
 fn subject(claims: &AccessClaims) -> Result<Uuid, AuthError> {
     Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken("bad subject"))
+}
+
+fn session_of(claims: &AccessClaims) -> Result<Uuid, AuthError> {
+    Uuid::parse_str(&claims.sid).map_err(|_| AuthError::InvalidToken("bad sid"))
 }

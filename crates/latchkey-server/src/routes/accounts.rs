@@ -60,6 +60,6 @@ pub async fn me(
     BearerToken(token): BearerToken,
 ) -> Result<impl IntoResponse, ApiError> {
     let claims = auth.authenticate(&token)?;
-    let user = auth.user(&claims.sub).await?;
+    let user = auth.user(&claims).await?;
     Ok(Json(Account::new(&user, true)).into_response())
 }

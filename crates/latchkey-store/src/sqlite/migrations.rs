@@ -63,15 +63,17 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Each migration runs in its own IMMEDIATE transaction that re-reads the
+/// version under the write lock, so several processes opening one new file
+/// at once apply each migration exactly once.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (version, sql) in (1i64..)
-        .zip(MIGRATIONS)
-        .skip(usize::try_from(done).unwrap_or(0))
-    {
+    for (version, sql) in (1i64..).zip(MIGRATIONS) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version)?;
+        let done: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if done < version {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+        }
         tx.commit()?;
     }
     Ok(())

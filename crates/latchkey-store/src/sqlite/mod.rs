@@ -37,8 +37,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
         let mut conn = Connection::open(path).map_err(store_error)?;
         configure(&conn).map_err(store_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(store_error)?;
+        enable_wal(&conn).map_err(store_error)?;
         migrations::migrate(&mut conn).map_err(store_error)?;
 
         let readers = (0..READERS)
@@ -73,6 +72,28 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
+}
+
+/// Switching to WAL needs a moment of exclusive access, which the busy
+/// handler does not wait for; retry briefly when another process opening
+/// the same new file holds it.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut attempt = 0;
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if attempt < 50
+                    && e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(unix)]
