@@ -1,14 +1,20 @@
-//! Access tokens: JWTs per RFC 9068 in JWS compact form, signed with Ed25519.
+//! Access tokens: JWTs per RFC 9068 in JWS compact form, signed with
+//! Ed25519 (`EdDSA`, the default), ECDSA P-256 (`ES256`) or RSA PKCS#1 v1.5
+//! (`RS256`).
 //!
-//! Signing uses a key pair parsed once at start-up (re-parsing per token
-//! would double the cost of a refresh). Verification is strict per RFC 8725:
+//! Signing uses a key pair parsed once when the key set is (re)loaded
+//! (re-parsing per token would double the cost of a refresh, and for RSA
+//! far more). Verification is strict per RFC 8725:
 //! the algorithm comes from our key, never from the token; `typ` must be
 //! `at+jwt`; unknown `crit` is refused; header fields that point at other
 //! keys (`jku`, `jwk`, `x5u`, `x5c`) are never followed.
 
 use std::collections::HashMap;
 
-use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _, ParsedPublicKey};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RsaKeyPair,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -20,23 +26,52 @@ pub const TOKEN_TYPE: &str = "at+jwt";
 /// No token we mint comes near this; longer input is refused unparsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// JWS algorithms we sign with. Each key has exactly one; the key, never
+/// the token, decides which one a signature is checked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Algorithm {
+    /// Ed25519 (RFC 8037): small, fast, deterministic. The default.
+    #[default]
     EdDsa,
+    /// ECDSA on P-256 with SHA-256, fixed-length `r ‖ s` signatures.
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    Rs256,
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 3] = [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::EdDsa => "EdDSA",
+            Algorithm::Es256 => "ES256",
+            Algorithm::Rs256 => "RS256",
         }
     }
 
+    /// The JOSE name, exactly (RFC 7518 names are case-sensitive).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "EdDSA" => Some(Algorithm::EdDsa),
+            "ES256" => Some(Algorithm::Es256),
+            "RS256" => Some(Algorithm::Rs256),
             _ => None,
         }
+    }
+
+    fn verification(self) -> &'static dyn signature::VerificationAlgorithm {
+        match self {
+            Algorithm::EdDsa => &signature::ED25519,
+            Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Algorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -68,7 +103,12 @@ pub struct AccessClaims {
     pub nbf: Option<UnixTime>,
     pub jti: String,
     pub client_id: String,
-    pub sid: String,
+    /// The session; absent on client-credentials tokens, which have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Space-separated granted scopes (RFC 9068 §2.2.3), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
 }
@@ -111,13 +151,24 @@ impl TokenError {
     }
 }
 
+/// A parsed private key of one of the [`Algorithm`]s.
+enum Signer {
+    Ed25519(Ed25519KeyPair),
+    Ecdsa(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
 /// A private signing key, parsed once.
 pub struct SigningKey {
     kid: String,
     alg: Algorithm,
-    pair: Ed25519KeyPair,
+    signer: Signer,
+    /// The public key in the form we store and verify with: Ed25519 raw 32
+    /// bytes, P-256 uncompressed point, RSA PKCS#1 `RSAPublicKey` DER.
+    public_key: Vec<u8>,
     /// base64url of the JOSE header, the same for every token of this key.
     header_b64: String,
+    rng: SystemRandom,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -134,8 +185,32 @@ struct HeaderOut<'a> {
 }
 
 impl SigningKey {
+    /// Parses a PKCS#8 private key of algorithm `alg`; a key of another
+    /// type is refused.
     pub fn from_pkcs8(kid: &str, alg: Algorithm, pkcs8: &[u8]) -> Result<Self, TokenError> {
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| TokenError::Malformed)?;
+        let bad = |_| TokenError::Malformed;
+        let (signer, public_key) = match alg {
+            Algorithm::EdDsa => {
+                let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(bad)?;
+                let public = pair.public_key().as_ref().to_vec();
+                (Signer::Ed25519(pair), public)
+            }
+            Algorithm::Es256 => {
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                        .map_err(bad)?;
+                let public = pair.public_key().as_ref().to_vec();
+                (Signer::Ecdsa(pair), public)
+            }
+            Algorithm::Rs256 => {
+                let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?;
+                if pair.public_modulus_len() * 8 < 2048 {
+                    return Err(TokenError::Malformed);
+                }
+                let public = pair.public_key().as_ref().to_vec();
+                (Signer::Rsa(pair), public)
+            }
+        };
         let header = serde_json::to_vec(&HeaderOut {
             alg: alg.as_str(),
             typ: TOKEN_TYPE,
@@ -145,8 +220,10 @@ impl SigningKey {
         Ok(Self {
             kid: kid.to_owned(),
             alg,
-            pair,
+            signer,
+            public_key,
             header_b64: URL_SAFE_NO_PAD.encode(header),
+            rng: SystemRandom::new(),
         })
     }
 
@@ -154,8 +231,32 @@ impl SigningKey {
         &self.kid
     }
 
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public key as stored and as [`VerifyingKeys::insert`] takes it.
     pub fn public_key(&self) -> &[u8] {
-        self.pair.public_key().as_ref()
+        &self.public_key
+    }
+
+    /// The raw JWS signature over `input`. ECDSA and RSA signing only fail
+    /// on internal library errors (allocation); the token then carries an
+    /// empty signature, which no verifier accepts, and the failure is logged.
+    fn signature(&self, input: &[u8]) -> Vec<u8> {
+        let result = match &self.signer {
+            Signer::Ed25519(pair) => Ok(pair.sign(input).as_ref().to_vec()),
+            Signer::Ecdsa(pair) => pair.sign(&self.rng, input).map(|sig| sig.as_ref().to_vec()),
+            Signer::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &self.rng, input, &mut sig)
+                    .map(|()| sig)
+            }
+        };
+        result.unwrap_or_else(|_| {
+            tracing::error!(kid = %self.kid, alg = %self.alg, "signing failed");
+            Vec::new()
+        })
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> String {
@@ -165,9 +266,9 @@ impl SigningKey {
         out.push_str(&self.header_b64);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
-        let sig = self.pair.sign(out.as_bytes());
+        let sig = self.signature(out.as_bytes());
         out.push('.');
-        URL_SAFE_NO_PAD.encode_string(sig.as_ref(), &mut out);
+        URL_SAFE_NO_PAD.encode_string(&sig, &mut out);
         out
     }
 }
@@ -185,12 +286,22 @@ impl VerifyingKeys {
         alg: Algorithm,
         public_key: &[u8],
     ) -> Result<(), TokenError> {
-        let parsed = match alg {
-            Algorithm::EdDsa => ParsedPublicKey::new(&signature::ED25519, public_key),
-        }
-        .map_err(|_| TokenError::Malformed)?;
+        let parsed = ParsedPublicKey::new(alg.verification(), public_key)
+            .map_err(|_| TokenError::Malformed)?;
         self.keys.insert(kid.to_owned(), (alg, parsed));
         Ok(())
+    }
+
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 }
 
@@ -198,7 +309,9 @@ impl VerifyingKeys {
 #[derive(Debug, Clone)]
 pub struct Expectations {
     pub issuer: String,
-    pub audience: String,
+    /// The audience that must be in `aud`; `None` accepts any (for an
+    /// issuer introspecting or revoking tokens it minted for others).
+    pub audience: Option<String>,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     pub leeway: i64,
 }
@@ -263,7 +376,11 @@ pub fn verify(
     if claims.iss != expect.issuer {
         return Err(TokenError::WrongIssuer);
     }
-    if !claims.aud.contains(&expect.audience) {
+    if expect
+        .audience
+        .as_deref()
+        .is_some_and(|aud| !claims.aud.contains(aud))
+    {
         return Err(TokenError::WrongAudience);
     }
     if now >= claims.exp.saturating_add(expect.leeway) {
@@ -289,10 +406,34 @@ mod tests {
         SigningKey::from_pkcs8(kid, Algorithm::EdDsa, pkcs8.as_ref()).expect("key")
     }
 
+    fn pkcs8_of(alg: Algorithm) -> Vec<u8> {
+        let rng = SystemRandom::new();
+        match alg {
+            Algorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
+                .expect("keygen")
+                .as_ref()
+                .to_vec(),
+            Algorithm::Es256 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .expect("keygen")
+                    .as_ref()
+                    .to_vec()
+            }
+            Algorithm::Rs256 => {
+                use aws_lc_rs::encoding::AsDer as _;
+                let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("keygen");
+                pair.as_der().expect("pkcs8").as_ref().to_vec()
+            }
+        }
+    }
+
+    fn key_of(alg: Algorithm, kid: &str) -> SigningKey {
+        SigningKey::from_pkcs8(kid, alg, &pkcs8_of(alg)).expect("key")
+    }
+
     fn keys_for(k: &SigningKey) -> VerifyingKeys {
         let mut v = VerifyingKeys::default();
-        v.insert(k.kid(), Algorithm::EdDsa, k.public_key())
-            .expect("insert");
+        v.insert(k.kid(), k.alg(), k.public_key()).expect("insert");
         v
     }
 
@@ -306,7 +447,8 @@ mod tests {
             nbf: None,
             jti: "j".into(),
             client_id: "default".into(),
-            sid: "s".into(),
+            sid: Some("s".into()),
+            scope: None,
             roles: vec![],
         }
     }
@@ -314,7 +456,7 @@ mod tests {
     fn expect() -> Expectations {
         Expectations {
             issuer: "http://issuer".into(),
-            audience: "api".into(),
+            audience: Some("api".into()),
             leeway: 5,
         }
     }
@@ -326,8 +468,8 @@ mod tests {
     /// A token with arbitrary header and payload, signed by `k`.
     fn forge(k: &SigningKey, header: serde_json::Value, payload: serde_json::Value) -> String {
         let signing_input = format!("{}.{}", b64(&header), b64(&payload));
-        let sig = k.pair.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        let sig = k.signature(signing_input.as_bytes());
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&sig))
     }
 
     #[test]
@@ -374,7 +516,7 @@ mod tests {
             Err(TokenError::WrongIssuer)
         );
         let mut e = expect();
-        e.audience = "other".into();
+        e.audience = Some("other".into());
         assert_eq!(
             verify(&t, &keys_for(&k), &e, 1000),
             Err(TokenError::WrongAudience)
@@ -427,7 +569,7 @@ mod tests {
             ("exp", serde_json::json!("2000")),
             ("exp", serde_json::json!(-1)),
             ("sub", serde_json::json!(null)),
-            ("sid", serde_json::Value::Null),
+            ("client_id", serde_json::Value::Null),
         ] {
             let mut c = base.clone();
             c[field] = value;
@@ -442,8 +584,8 @@ mod tests {
             br#"{"iss":"http://issuer","sub":"u","aud":"api","exp":1e309,"iat":1000,"jti":"j","client_id":"c","sid":"s"}"#,
         );
         let input = format!("{}.{payload}", b64(&h));
-        let sig = k.pair.sign(input.as_bytes());
-        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
+        let sig = k.signature(input.as_bytes());
+        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
         assert!(verify(&t, &keys, &expect(), 1000).is_err());
     }
 
@@ -470,6 +612,180 @@ mod tests {
             &"A".repeat(MAX_TOKEN_BYTES + 1),
         ] {
             assert!(verify(bad, &keys, &expect(), 1000).is_err());
+        }
+    }
+
+    #[test]
+    fn es256_and_rs256_round_trip() {
+        for alg in [Algorithm::Es256, Algorithm::Rs256] {
+            let k = key_of(alg, "k1");
+            let t = k.sign(&claims(1000));
+            let h = t.split('.').next().expect("header");
+            let v: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).expect("b64")).expect("json");
+            assert_eq!(v["alg"], alg.as_str());
+            assert_eq!(verify(&t, &keys_for(&k), &expect(), 1000), Ok(claims(1000)));
+            // A fresh key of the same type under the same kid does not verify it.
+            let other = key_of(alg, "k1");
+            assert_eq!(
+                verify(&t, &keys_for(&other), &expect(), 1000),
+                Err(TokenError::BadSignature)
+            );
+        }
+        // Signature sizes: ES256 is fixed r ‖ s (64 bytes), RS256 the modulus.
+        let es = key_of(Algorithm::Es256, "e").sign(&claims(1));
+        let rs = key_of(Algorithm::Rs256, "r").sign(&claims(1));
+        let sig_len = |t: &str| {
+            URL_SAFE_NO_PAD
+                .decode(t.rsplit('.').next().expect("sig"))
+                .expect("b64")
+                .len()
+        };
+        assert_eq!(sig_len(&es), 64);
+        assert_eq!(sig_len(&rs), 256);
+    }
+
+    #[test]
+    fn private_key_must_match_the_declared_algorithm() {
+        for declared in Algorithm::ALL {
+            for actual in Algorithm::ALL {
+                let parsed = SigningKey::from_pkcs8("k", declared, &pkcs8_of(actual));
+                assert_eq!(
+                    parsed.is_ok(),
+                    declared == actual,
+                    "{declared} from {actual}"
+                );
+            }
+        }
+        for alg in Algorithm::ALL {
+            let mut v = VerifyingKeys::default();
+            assert!(v.insert("k", alg, b"not a key").is_err());
+        }
+    }
+
+    /// The key decides the algorithm: a header naming any other one is
+    /// refused before the signature is looked at, whoever signed it.
+    #[test]
+    fn cross_algorithm_confusion_is_refused() {
+        let ed = key_of(Algorithm::EdDsa, "ed");
+        let ec = key_of(Algorithm::Es256, "ec");
+        let rsa = key_of(Algorithm::Rs256, "rsa");
+        let mut keys = VerifyingKeys::default();
+        for k in [&ed, &ec, &rsa] {
+            keys.insert(k.kid(), k.alg(), k.public_key())
+                .expect("insert");
+        }
+        let body = serde_json::to_value(claims(1000)).expect("json");
+        let header = |alg: &str, kid: &str| serde_json::json!({"alg":alg,"typ":"at+jwt","kid":kid});
+        // Each honest token verifies.
+        for k in [&ed, &ec, &rsa] {
+            let t = forge(k, header(k.alg().as_str(), k.kid()), body.clone());
+            assert!(verify(&t, &keys, &expect(), 1000).is_ok(), "{}", k.kid());
+        }
+        // Every (kid, header alg, signer) combination where the header alg is
+        // not the kid's algorithm.
+        for target in [&ed, &ec, &rsa] {
+            for signer in [&ed, &ec, &rsa] {
+                if signer.alg() == target.alg() {
+                    continue;
+                }
+                let t = forge(
+                    signer,
+                    header(signer.alg().as_str(), target.kid()),
+                    body.clone(),
+                );
+                assert_eq!(
+                    verify(&t, &keys, &expect(), 1000),
+                    Err(TokenError::UnsupportedHeader),
+                    "{} header on {} kid",
+                    signer.alg(),
+                    target.kid()
+                );
+            }
+        }
+        // The header claims the kid's own algorithm but another key signed.
+        let t = forge(&rsa, header("ES256", "ec"), body.clone());
+        assert_eq!(
+            verify(&t, &keys, &expect(), 1000),
+            Err(TokenError::BadSignature)
+        );
+        let t = forge(&ed, header("ES256", "ec"), body);
+        assert_eq!(
+            verify(&t, &keys, &expect(), 1000),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    /// HS256 keyed with the public key (as raw bytes, base64url or JWK
+    /// text) is the classic confusion attack on libraries that take `alg`
+    /// from the token.
+    #[test]
+    fn hs256_with_public_key_as_secret_is_refused() {
+        use aws_lc_rs::hmac;
+        for alg in Algorithm::ALL {
+            let k = key_of(alg, "k1");
+            let keys = keys_for(&k);
+            let body = serde_json::to_value(claims(1000)).expect("json");
+            let input = format!(
+                "{}.{}",
+                b64(&serde_json::json!({"alg":"HS256","typ":"at+jwt","kid":"k1"})),
+                b64(&body)
+            );
+            let encoded = URL_SAFE_NO_PAD.encode(k.public_key());
+            for secret in [k.public_key(), encoded.as_bytes()] {
+                let mac = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), input.as_bytes());
+                let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+                assert_eq!(
+                    verify(&t, &keys, &expect(), 1000),
+                    Err(TokenError::UnsupportedHeader),
+                    "{alg}"
+                );
+            }
+        }
+    }
+
+    /// CVE-2022-21449 ("psychic signatures"): r = s = 0 must not verify, nor
+    /// r = s = n, nor a DER-encoded signature where JWS wants r ‖ s.
+    #[test]
+    fn degenerate_ecdsa_signatures_are_refused() {
+        let k = key_of(Algorithm::Es256, "ec");
+        let keys = keys_for(&k);
+        let t = k.sign(&claims(1000));
+        let input = t.rsplit_once('.').expect("parts").0;
+        let n = [
+            0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2,
+            0xfc, 0x63, 0x25, 0x51u8,
+        ];
+        let mut r_s_n = n.to_vec();
+        r_s_n.extend_from_slice(&n);
+        let der = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &pkcs8_of_ec_from(&k),
+        )
+        .map(|p| {
+            p.sign(&SystemRandom::new(), input.as_bytes())
+                .expect("sign")
+                .as_ref()
+                .to_vec()
+        })
+        .unwrap_or_default();
+        for sig in [vec![0u8; 64], r_s_n, vec![0u8; 0], vec![0u8; 1], der] {
+            let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
+            assert_eq!(
+                verify(&forged, &keys, &expect(), 1000),
+                Err(TokenError::BadSignature)
+            );
+        }
+        // The unmodified token still verifies.
+        assert!(verify(&t, &keys, &expect(), 1000).is_ok());
+    }
+
+    /// The EC key's PKCS#8 document, for re-parsing it with another encoding.
+    fn pkcs8_of_ec_from(k: &SigningKey) -> Vec<u8> {
+        match &k.signer {
+            Signer::Ecdsa(pair) => pair.to_pkcs8v1().expect("pkcs8").as_ref().to_vec(),
+            _ => Vec::new(),
         }
     }
 }

@@ -36,6 +36,22 @@ pub enum AuthError {
     #[error("missing bearer token")]
     MissingToken,
 
+    /// Client authentication failed (unknown client, wrong or missing
+    /// secret, a secret from a public client).
+    #[error("client authentication failed")]
+    InvalidClient,
+
+    /// The client may not use this grant type.
+    #[error("client is not allowed to use this grant type")]
+    UnauthorizedClient,
+
+    #[error("requested scope is invalid or exceeds what was granted")]
+    InvalidScope,
+
+    /// RFC 8707: an audience the client may not ask for.
+    #[error("requested audience is not allowed for this client")]
+    InvalidTarget,
+
     /// Not there, or not the caller's: one answer for both (no enumeration).
     #[error("not found")]
     NotFound,

@@ -7,8 +7,10 @@
 //! CPU-heavy password work that the caller runs on a bounded pool.
 
 pub mod access_token;
+pub mod client;
 pub mod clock;
 pub mod error;
+pub mod key_manager;
 pub mod keys;
 pub mod password;
 pub mod refresh_token;

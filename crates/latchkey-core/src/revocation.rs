@@ -36,9 +36,9 @@ impl RevocationSet {
     }
 
     /// Whether a token with this session id and token id is revoked.
-    pub fn is_revoked(&self, sid: &str, jti: &str) -> bool {
+    pub fn is_revoked(&self, sid: Option<&str>, jti: &str) -> bool {
         let e = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        e.sessions.contains_key(sid) || e.tokens.contains_key(jti)
+        sid.is_some_and(|sid| e.sessions.contains_key(sid)) || e.tokens.contains_key(jti)
     }
 
     /// Drops entries whose tokens have all expired.
@@ -75,12 +75,13 @@ mod tests {
             id: "j1".into(),
             expires_at: 50,
         });
-        assert!(set.is_revoked("s1", "x"));
-        assert!(set.is_revoked("x", "j1"));
-        assert!(!set.is_revoked("j1", "s1"));
+        assert!(set.is_revoked(Some("s1"), "x"));
+        assert!(set.is_revoked(Some("x"), "j1"));
+        assert!(set.is_revoked(None, "j1"));
+        assert!(!set.is_revoked(Some("j1"), "s1"));
         set.prune(60);
-        assert!(!set.is_revoked("x", "j1"));
-        assert!(set.is_revoked("s1", "x"));
+        assert!(!set.is_revoked(Some("x"), "j1"));
+        assert!(set.is_revoked(Some("s1"), "x"));
         assert_eq!(set.len(), 1);
     }
 }

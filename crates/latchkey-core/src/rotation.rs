@@ -90,6 +90,8 @@ mod tests {
             id: Uuid::nil(),
             user_id: Uuid::nil(),
             client_id: "default".into(),
+            audience: "latchkey".into(),
+            scope: String::new(),
             counter,
             created_at: 0,
             last_refreshed_at: last,

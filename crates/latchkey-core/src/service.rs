@@ -4,21 +4,21 @@
 //! [`PasswordHasher`].
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::access_token::{self, AccessClaims, Audience, Expectations};
+use crate::client::{parse_scope, scope_within, Client, ClientKind};
 use crate::clock::{Clock, UnixTime};
-use crate::keys::{generate_key, KeyRing, KeySealer};
+use crate::key_manager::KeyManager;
+use crate::keys::KeyRing;
 use crate::password::{Password, PasswordCheck, PasswordHasher};
 use crate::refresh_token::RefreshTokenCodec;
 use crate::revocation::RevocationSet;
 use crate::rotation::{decide, RefreshDecision, RefreshRules};
 use crate::secret::ServerSecret;
-use crate::store::{
-    FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, User,
-};
+use crate::store::{FeedPage, PruneBefore, Revocation, RevocationKind, Session, Store, User};
 use crate::username::Username;
 use crate::AuthError;
 
@@ -37,6 +37,12 @@ pub struct Policy {
     pub session_lifetime_seconds: i64,
     /// Clock skew tolerated when verifying `exp`/`nbf`.
     pub leeway_seconds: i64,
+    /// Longest access-token lifetime any client may have; `None`: the
+    /// default `access_ttl_seconds`. Revocation entries live this long.
+    pub max_access_ttl_seconds: Option<i64>,
+    /// Algorithm of newly generated signing keys; changing it takes effect
+    /// through rotation (see [`crate::key_manager`]).
+    pub signing_algorithm: access_token::Algorithm,
 }
 
 impl Policy {
@@ -54,13 +60,21 @@ impl Policy {
             },
             session_lifetime_seconds: 90 * 24 * 3600,
             leeway_seconds: 30,
+            max_access_ttl_seconds: None,
+            signing_algorithm: access_token::Algorithm::EdDsa,
         }
+    }
+
+    pub fn max_access_ttl(&self) -> i64 {
+        self.max_access_ttl_seconds
+            .unwrap_or(self.access_ttl_seconds)
+            .max(self.access_ttl_seconds)
     }
 
     /// Until this long after a revocation, some access token it affects may
     /// still verify; after it, the entry can go.
     fn revocation_lifetime(&self) -> i64 {
-        self.access_ttl_seconds + self.leeway_seconds
+        self.max_access_ttl() + self.leeway_seconds
     }
 }
 
@@ -69,12 +83,35 @@ pub struct TokenResponse {
     pub access_token: String,
     pub expires_in: i64,
     pub expires_at: UnixTime,
-    pub refresh_token: String,
+    /// None for client-credentials tokens.
+    pub refresh_token: Option<String>,
+    /// Granted scopes, space-separated; empty for none.
+    pub scope: String,
+}
+
+/// What a client asks for besides the grant itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrantRequest<'a> {
+    pub scope: Option<&'a str>,
+    pub audience: Option<&'a str>,
+}
+
+/// RFC 7662's answer, before it becomes JSON.
+#[derive(Debug, Clone)]
+pub enum Introspection {
+    Inactive,
+    Access(AccessClaims),
+    Refresh {
+        session: Session,
+        user: User,
+        /// When it stops working unless used: idle or absolute expiry.
+        expires_at: UnixTime,
+    },
 }
 
 /// Where a sign-in came from, recorded on the session.
 #[derive(Debug, Clone, Default)]
-pub struct ClientContext {
+pub struct Origin {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
 }
@@ -101,7 +138,8 @@ pub struct SessionView {
 /// What [`Authority::open`] had to create, for the start-up log.
 #[derive(Debug, Default)]
 pub struct Startup {
-    pub created_signing_key: Option<String>,
+    /// Kids of the signing keys created (current and/or next).
+    pub created_signing_keys: Vec<String>,
     pub revocations_loaded: usize,
 }
 
@@ -110,7 +148,7 @@ pub struct Authority {
     clock: Arc<dyn Clock>,
     hasher: Arc<dyn PasswordHasher>,
     refresh_codec: RefreshTokenCodec,
-    keys: RwLock<Arc<KeyRing>>,
+    keys: KeyManager,
     revocations: RevocationSet,
     /// Feed cursor up to which `revocations` has caught up with the store.
     revocations_cursor: AtomicI64,
@@ -135,15 +173,17 @@ impl Authority {
         policy: Policy,
     ) -> Result<(Self, Startup), AuthError> {
         let mut startup = Startup::default();
-        let sealer = KeySealer::new(secret)?;
-        let mut stored = store.signing_keys().await?;
-        if !stored.iter().any(|k| k.state == KeyState::Current) {
-            let key = generate_key(&sealer, KeyState::Current, clock.now())?;
-            store.insert_signing_key(&key).await?;
-            startup.created_signing_key = Some(key.kid.clone());
-            stored.push(key);
-        }
-        let ring = KeyRing::from_stored(&stored, &sealer)?;
+        // A retired key stays published while any token it signed may
+        // still verify.
+        let (keys, created) = KeyManager::open(
+            store.clone(),
+            clock.clone(),
+            secret,
+            policy.signing_algorithm,
+            policy.max_access_ttl() + policy.leeway_seconds,
+        )
+        .await?;
+        startup.created_signing_keys = created;
 
         let revocations = RevocationSet::default();
         let snapshot = store
@@ -160,12 +200,14 @@ impl Authority {
             clock,
             hasher,
             refresh_codec: RefreshTokenCodec::new(secret)?,
-            keys: RwLock::new(Arc::new(ring)),
+            keys,
             revocations,
             revocations_cursor: AtomicI64::new(snapshot.cursor),
             expectations: Expectations {
                 issuer: policy.issuer.clone(),
-                audience: policy.audience.clone(),
+                // Checked per use: our own API wants our audience, while
+                // introspection and revocation take tokens minted for any.
+                audience: None,
                 leeway: policy.leeway_seconds,
             },
             policy,
@@ -182,7 +224,12 @@ impl Authority {
     }
 
     fn key_ring(&self) -> Arc<KeyRing> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.keys.ring()
+    }
+
+    /// The signing keys: reload, rotation, scheduled maintenance.
+    pub fn keys(&self) -> &KeyManager {
+        &self.keys
     }
 
     pub async fn sign_up(&self, username: &str, password: &str) -> Result<User, AuthError> {
@@ -203,14 +250,34 @@ impl Authority {
         Ok(user)
     }
 
+    /// The client a request names (the default client when it names none),
+    /// authenticated: a confidential client must present its secret.
+    pub async fn client(
+        &self,
+        client_id: Option<&str>,
+        secret: Option<&str>,
+    ) -> Result<Client, AuthError> {
+        let id = client_id.unwrap_or(&self.policy.client_id);
+        let client = match self.store.client(id).await? {
+            Some(c) => c,
+            None if id == self.policy.client_id => Client::default_public(id),
+            None => return Err(AuthError::InvalidClient),
+        };
+        client.authenticate(secret)?;
+        Ok(client)
+    }
+
     /// Unknown user, invalid username and wrong password all cost one
     /// Argon2 verification and end in the same error.
     pub async fn sign_in(
         &self,
         username: &str,
         password: &str,
-        client: ClientContext,
+        client: &Client,
+        request: &GrantRequest<'_>,
+        from: Origin,
     ) -> Result<TokenResponse, AuthError> {
+        let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
         let password = Password::for_check(password)?;
         let user = match Username::parse(username) {
             Ok(name) => self.store.user_by_key(&name.key).await?,
@@ -233,44 +300,79 @@ impl Authority {
         }
 
         let now = self.clock.now();
+        let lifetime = client
+            .session_lifetime_seconds
+            .unwrap_or(self.policy.session_lifetime_seconds);
         let session = Session {
             id: Uuid::new_v4(),
             user_id: user.id,
-            client_id: self.policy.client_id.clone(),
+            client_id: client.client_id.clone(),
+            audience: grant.audience,
+            scope: grant.scope,
             counter: 0,
             created_at: now,
             last_refreshed_at: now,
-            expires_at: now.saturating_add(self.policy.session_lifetime_seconds),
-            user_agent: client.user_agent,
-            ip: client.ip,
+            expires_at: now.saturating_add(lifetime),
+            user_agent: from.user_agent,
+            ip: from.ip,
             revoked_at: None,
             revoke_reason: None,
         };
         self.store.insert_session(&session).await?;
-        Ok(self.issue(&session, &user, session.counter, now))
+        Ok(self.issue(
+            &session,
+            &user,
+            client,
+            session.counter,
+            &session.scope,
+            now,
+        ))
     }
 
-    /// Rotates a refresh token; see [`crate::rotation`] for the rules.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AuthError> {
+    /// Rotates a refresh token; see [`crate::rotation`] for the rules. The
+    /// token must be presented by the client it was issued to; `scope` may
+    /// narrow the new access token's scope, never widen it.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &Client,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, AuthError> {
         let presented = self
             .refresh_codec
             .decode(refresh_token)
             .ok_or(AuthError::InvalidGrant)?;
+        let rules = RefreshRules {
+            idle_timeout_seconds: client
+                .refresh_idle_timeout_seconds
+                .unwrap_or(self.policy.refresh.idle_timeout_seconds),
+            ..self.policy.refresh
+        };
         for _ in 0..MAX_ROTATION_ATTEMPTS {
             let Some((session, user)) = self.store.session_and_user(presented.session_id).await?
             else {
                 return Err(AuthError::InvalidGrant);
             };
+            if session.client_id != client.client_id {
+                return Err(AuthError::InvalidGrant);
+            }
+            let scope = match scope {
+                Some(s) if !scope_within(s, &session.scope)? => {
+                    return Err(AuthError::InvalidScope)
+                }
+                Some(s) => parse_scope(s)?.join(" "),
+                None => session.scope.clone(),
+            };
             let now = self.clock.now();
-            match decide(&session, presented.counter, now, &self.policy.refresh) {
+            match decide(&session, presented.counter, now, &rules) {
                 RefreshDecision::Rotate { from } => {
                     if self.store.advance_session(session.id, from, now).await? {
-                        return Ok(self.issue(&session, &user, from + 1, now));
+                        return Ok(self.issue(&session, &user, client, from + 1, &scope, now));
                     }
                     // Another request rotated first; decide again on its result.
                 }
                 RefreshDecision::ReissueCurrent => {
-                    return Ok(self.issue(&session, &user, session.counter, now));
+                    return Ok(self.issue(&session, &user, client, session.counter, &scope, now));
                 }
                 RefreshDecision::Reuse => {
                     tracing::warn!(
@@ -289,6 +391,36 @@ impl Authority {
         ))
     }
 
+    /// RFC 6749 §4.4: a service's own access token, no user, no session, no
+    /// refresh token. Confidential clients only.
+    pub fn client_credentials(
+        &self,
+        client: &Client,
+        request: &GrantRequest<'_>,
+    ) -> Result<TokenResponse, AuthError> {
+        if client.kind != ClientKind::Confidential {
+            return Err(AuthError::UnauthorizedClient);
+        }
+        let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
+        let now = self.clock.now();
+        let (access_token, ttl) = self.mint(
+            &client.client_id,
+            None,
+            client,
+            &grant.audience,
+            &grant.scope,
+            &[],
+            now,
+        );
+        Ok(TokenResponse {
+            access_token,
+            expires_in: ttl,
+            expires_at: now.saturating_add(ttl),
+            refresh_token: None,
+            scope: grant.scope,
+        })
+    }
+
     /// Ends the session a refresh token belongs to. Unknown or forged tokens
     /// are ignored (RFC 7009: the client cannot do anything about them).
     pub async fn revoke_refresh_token(&self, refresh_token: &str) -> Result<(), AuthError> {
@@ -298,20 +430,89 @@ impl Authority {
         Ok(())
     }
 
-    /// Verifies a bearer access token, including revocation.
+    /// RFC 7009 revocation of either kind of token by the client it was
+    /// issued to. The hint only picks which kind to try first; tokens of
+    /// other clients, unknown and invalid tokens are silently ignored.
+    pub async fn revoke_token(&self, token: &str, client: &Client) -> Result<(), AuthError> {
+        if let Some(claims) = self.refresh_codec.decode(token) {
+            if let Some(session) = self.store.session(claims.session_id).await? {
+                if session.client_id == client.client_id {
+                    self.end_session(session.id, "revoked").await?;
+                }
+            }
+            return Ok(());
+        }
+        if let Ok(claims) = self.verify_access_token(token) {
+            if claims.client_id == client.client_id {
+                self.cancel_access_token(&claims).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 7662 introspection of either kind of token.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, AuthError> {
+        if let Some(presented) = self.refresh_codec.decode(token) {
+            let Some((session, user)) = self.store.session_and_user(presented.session_id).await?
+            else {
+                return Ok(Introspection::Inactive);
+            };
+            let idle = match self.store.client(&session.client_id).await? {
+                Some(c) => c.refresh_idle_timeout_seconds,
+                None => None,
+            }
+            .unwrap_or(self.policy.refresh.idle_timeout_seconds);
+            let now = self.clock.now();
+            // Active only if using it now would work, without using it.
+            let usable = presented.counter == session.counter
+                && session.revoked_at.is_none()
+                && now < session.expires_at
+                && now < session.last_refreshed_at.saturating_add(idle);
+            return Ok(if usable {
+                Introspection::Refresh {
+                    expires_at: session
+                        .expires_at
+                        .min(session.last_refreshed_at.saturating_add(idle)),
+                    session,
+                    user,
+                }
+            } else {
+                Introspection::Inactive
+            });
+        }
+        Ok(match self.verify_access_token(token) {
+            Ok(claims)
+                if !self
+                    .revocations
+                    .is_revoked(claims.sid.as_deref(), &claims.jti) =>
+            {
+                Introspection::Access(claims)
+            }
+            _ => Introspection::Inactive,
+        })
+    }
+
+    /// Verifies a bearer access token for Latchkey's own API: signature,
+    /// time, issuer, our own audience, and revocation.
     pub fn authenticate(&self, bearer: &str) -> Result<AccessClaims, AuthError> {
-        let ring = self.key_ring();
-        let claims = access_token::verify(
-            bearer,
-            &ring.verifying,
-            &self.expectations,
-            self.clock.now(),
-        )
-        .map_err(|e| AuthError::InvalidToken(e.reason()))?;
-        if self.revocations.is_revoked(&claims.sid, &claims.jti) {
+        let claims = self.verify_access_token(bearer)?;
+        if !claims.aud.contains(&self.policy.audience) {
+            return Err(AuthError::InvalidToken("wrong audience"));
+        }
+        if self
+            .revocations
+            .is_revoked(claims.sid.as_deref(), &claims.jti)
+        {
             return Err(AuthError::InvalidToken("token revoked"));
         }
         Ok(claims)
+    }
+
+    /// Signature, time and issuer; any audience this server issues for.
+    fn verify_access_token(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        let ring = self.key_ring();
+        access_token::verify(token, &ring.verifying, &self.expectations, self.clock.now())
+            .map_err(|e| AuthError::InvalidToken(e.reason()))
     }
 
     /// Cancels one access token before it expires (by `jti`, so any
@@ -350,7 +551,7 @@ impl Authority {
                 expires_at: session
                     .expires_at
                     .min(session.last_refreshed_at.saturating_add(idle)),
-                current: session.id.to_string() == caller.sid,
+                current: caller.sid.as_deref() == Some(session.id.to_string().as_str()),
                 session,
             })
             .filter(|v| v.expires_at > now)
@@ -511,26 +712,68 @@ impl Authority {
         Ok(())
     }
 
-    fn issue(&self, session: &Session, user: &User, counter: u64, now: UnixTime) -> TokenResponse {
-        let exp = now.saturating_add(self.policy.access_ttl_seconds);
+    fn issue(
+        &self,
+        session: &Session,
+        user: &User,
+        client: &Client,
+        counter: u64,
+        scope: &str,
+        now: UnixTime,
+    ) -> TokenResponse {
+        let sid = session.id.to_string();
+        let (access_token, ttl) = self.mint(
+            &user.id.to_string(),
+            Some(sid),
+            client,
+            &session.audience,
+            scope,
+            &user.roles,
+            now,
+        );
+        TokenResponse {
+            access_token,
+            expires_in: ttl,
+            expires_at: now.saturating_add(ttl),
+            refresh_token: Some(self.refresh_codec.encode(session.id, counter)),
+            scope: scope.to_owned(),
+        }
+    }
+
+    /// Signs an access token; returns it with its lifetime in seconds.
+    #[allow(clippy::too_many_arguments)]
+    fn mint(
+        &self,
+        sub: &str,
+        sid: Option<String>,
+        client: &Client,
+        audience: &str,
+        scope: &str,
+        roles: &[String],
+        now: UnixTime,
+    ) -> (String, i64) {
+        let ttl = client
+            .access_ttl_seconds
+            .unwrap_or(self.policy.access_ttl_seconds)
+            .min(self.policy.max_access_ttl());
         let claims = AccessClaims {
             iss: self.policy.issuer.clone(),
-            sub: user.id.to_string(),
-            aud: Audience::One(self.policy.audience.clone()),
-            exp,
+            sub: sub.to_owned(),
+            aud: Audience::One(if audience.is_empty() {
+                self.policy.audience.clone()
+            } else {
+                audience.to_owned()
+            }),
+            exp: now.saturating_add(ttl),
             iat: now,
             nbf: None,
             jti: Uuid::new_v4().simple().to_string(),
-            client_id: session.client_id.clone(),
-            sid: session.id.to_string(),
-            roles: user.roles.clone(),
+            client_id: client.client_id.clone(),
+            sid,
+            scope: (!scope.is_empty()).then(|| scope.to_owned()),
+            roles: roles.to_vec(),
         };
-        TokenResponse {
-            access_token: self.key_ring().signing.sign(&claims),
-            expires_in: self.policy.access_ttl_seconds,
-            expires_at: exp,
-            refresh_token: self.refresh_codec.encode(session.id, counter),
-        }
+        (self.key_ring().signing.sign(&claims), ttl)
     }
 }
 
@@ -538,6 +781,12 @@ fn subject(claims: &AccessClaims) -> Result<Uuid, AuthError> {
     Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken("bad subject"))
 }
 
+/// The caller's session; client-credentials tokens have none and cannot
+/// use session endpoints.
 fn session_of(claims: &AccessClaims) -> Result<Uuid, AuthError> {
-    Uuid::parse_str(&claims.sid).map_err(|_| AuthError::InvalidToken("bad sid"))
+    claims
+        .sid
+        .as_deref()
+        .and_then(|sid| Uuid::parse_str(sid).ok())
+        .ok_or(AuthError::InvalidToken("token has no session"))
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::client::Client;
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, Error)]
@@ -36,6 +37,11 @@ pub struct Session {
     pub id: Uuid,
     pub user_id: Uuid,
     pub client_id: String,
+    /// `aud` of the session's access tokens.
+    pub audience: String,
+    /// Scopes granted at sign-in (space-separated); refreshes may narrow
+    /// them for one access token, never widen.
+    pub scope: String,
     /// The counter of the one refresh token that is current.
     pub counter: u64,
     pub created_at: UnixTime,
@@ -122,6 +128,12 @@ pub struct StoredKey {
     pub sealed_private_key: Vec<u8>,
     pub public_key: Vec<u8>,
     pub created_at: UnixTime,
+    /// When it became current (started signing); `None` for a key that has
+    /// not yet, and for keys activated before this was recorded.
+    pub activated_at: Option<UnixTime>,
+    /// When it stopped signing; it stays published until every token it
+    /// signed has expired.
+    pub retired_at: Option<UnixTime>,
 }
 
 /// One page of the revocation feed.
@@ -215,6 +227,38 @@ pub trait Store: Send + Sync {
     /// time; returns how many rows went.
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError>;
 
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+    async fn clients(&self) -> Result<Vec<Client>, StoreError>;
+    /// Inserts a client unless its id exists; `false` if it did.
+    async fn insert_client(&self, client: &Client) -> Result<bool, StoreError>;
+    /// Inserts or replaces a client (clients declared in the config file).
+    async fn upsert_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// `false` if there was no such client.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// `false` if there was no such client.
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8],
+    ) -> Result<bool, StoreError>;
+
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Inserts the key unless a key in the same state already exists (so
+    /// nodes starting at once create one current and one next key between
+    /// them); `false` if one did.
+    async fn insert_signing_key_if_none(&self, key: &StoredKey) -> Result<bool, StoreError>;
+    /// Key rotation as one compare-and-set: only if `expected_current_kid`
+    /// is still current and a next key exists, every current key becomes
+    /// retired (`retired_at = now`), the oldest next key becomes current
+    /// (`activated_at = now`) and `new_next` is inserted as next. `false`,
+    /// changing nothing, if the expectation failed (someone else rotated).
+    async fn rotate_signing_keys(
+        &self,
+        expected_current_kid: &str,
+        new_next: &StoredKey,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Deletes retired keys retired before `before`; returns how many went.
+    async fn delete_retired_keys_before(&self, before: UnixTime) -> Result<usize, StoreError>;
 }

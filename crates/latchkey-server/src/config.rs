@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use latchkey_core::access_token::Algorithm;
+use latchkey_core::client::{validate_client_id, Client, ClientKind};
 use latchkey_core::password::Argon2Cost;
 use latchkey_core::Policy;
 use serde::Deserialize;
@@ -33,28 +35,35 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "LATCHKEY_LISTEN")]
+    #[arg(long, global = true, env = "LATCHKEY_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Directory for the database, server secret and keys [default: ./latchkey-data]
-    #[arg(long, env = "LATCHKEY_DATA_DIR")]
+    #[arg(long, global = true, env = "LATCHKEY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// `iss` of access tokens [default: http://<listen address>]
-    #[arg(long, env = "LATCHKEY_ISSUER")]
+    #[arg(long, global = true, env = "LATCHKEY_ISSUER")]
     pub issuer: Option<String>,
     /// Access-token lifetime, e.g. `10m` or `600` (seconds) [default: 10m]
-    #[arg(long, env = "LATCHKEY_ACCESS_TTL", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "LATCHKEY_ACCESS_TTL", value_parser = parse_duration)]
     pub access_ttl: Option<Duration>,
     /// How long a just-rotated refresh token still yields its successor [default: 10s]
-    #[arg(long, env = "LATCHKEY_REFRESH_GRACE", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "LATCHKEY_REFRESH_GRACE", value_parser = parse_duration)]
     pub refresh_grace: Option<Duration>,
     /// A session not refreshed for this long ends [default: 14d]
-    #[arg(long, env = "LATCHKEY_SESSION_IDLE_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "LATCHKEY_SESSION_IDLE_TIMEOUT", value_parser = parse_duration)]
     pub session_idle_timeout: Option<Duration>,
     /// A session ends this long after sign-in, however active [default: 90d]
-    #[arg(long, env = "LATCHKEY_SESSION_LIFETIME", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "LATCHKEY_SESSION_LIFETIME", value_parser = parse_duration)]
     pub session_lifetime: Option<Duration>,
+    /// Algorithm of new signing keys: EdDSA, ES256 or RS256; a change takes
+    /// effect through key rotation [default: EdDSA]
+    #[arg(long, global = true, env = "LATCHKEY_SIGNING_ALGORITHM", value_parser = parse_algorithm)]
+    pub signing_algorithm: Option<Algorithm>,
+    /// Rotate the signing key when it has signed this long, e.g. `30d` [default: off]
+    #[arg(long, global = true, env = "LATCHKEY_KEY_ROTATION_INTERVAL", value_parser = parse_duration)]
+    pub key_rotation_interval: Option<Duration>,
     /// TOML config file
-    #[arg(long, env = "LATCHKEY_CONFIG")]
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     pub config: Option<PathBuf>,
 }
 
@@ -77,7 +86,77 @@ struct FileConfig {
     session_lifetime: Option<Duration>,
     #[serde(default, with = "humantime_opt")]
     leeway: Option<Duration>,
+    signing_algorithm: Option<String>,
+    #[serde(default, with = "humantime_opt")]
+    key_rotation_interval: Option<Duration>,
     argon2: Option<Argon2File>,
+    #[serde(default, with = "humantime_opt")]
+    max_access_ttl: Option<Duration>,
+    #[serde(default)]
+    clients: Vec<ClientFile>,
+}
+
+/// A `[[clients]]` entry: clients declared here are (re)written to the
+/// store at every start, so the file stays the source of truth for them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    client_id: String,
+    /// `public` or `confidential`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Hex SHA-256 of the secret (`printf %s "$SECRET" | sha256sum`), for
+    /// confidential clients; the secret itself never goes in a file.
+    secret_sha256: Option<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default, with = "humantime_opt")]
+    access_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    refresh_idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    session_lifetime: Option<Duration>,
+}
+
+impl ClientFile {
+    fn into_client(self) -> Result<Client, ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(format!("client {}: {m}", self.client_id));
+        validate_client_id(&self.client_id).map_err(|e| invalid(e.to_string()))?;
+        let kind = ClientKind::parse(&self.kind)
+            .ok_or_else(|| invalid("type must be \"public\" or \"confidential\"".into()))?;
+        let secret_hash = match (&self.secret_sha256, kind) {
+            (Some(hex), ClientKind::Confidential) => Some(
+                hex::decode(hex.trim())
+                    .ok()
+                    .filter(|h| h.len() == 32)
+                    .ok_or_else(|| invalid("secret_sha256 must be 64 hex digits".into()))?,
+            ),
+            (None, ClientKind::Confidential) => {
+                return Err(invalid("a confidential client needs secret_sha256".into()))
+            }
+            (Some(_), ClientKind::Public) => {
+                return Err(invalid("a public client has no secret".into()))
+            }
+            (None, ClientKind::Public) => None,
+        };
+        Ok(Client {
+            client_id: self.client_id,
+            kind,
+            secret_hash,
+            audiences: self.audiences,
+            scopes: self.scopes,
+            access_ttl_seconds: self.access_ttl.map(secs),
+            refresh_idle_timeout_seconds: self.refresh_idle_timeout.map(secs),
+            session_lifetime_seconds: self.session_lifetime.map(secs),
+            created_at: 0,
+        })
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +176,10 @@ pub struct Settings {
     pub argon2: Argon2Cost,
     /// Password hashes computed at once; defaults to the number of cores.
     pub hashing_threads: usize,
+    /// Clients declared in the config file.
+    pub clients: Vec<Client>,
+    /// Scheduled signing-key rotation; `None`: only by `latchkey keys rotate`.
+    pub key_rotation_interval: Option<Duration>,
 }
 
 impl Settings {
@@ -110,6 +193,8 @@ impl Settings {
             hashing_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            clients: Vec::new(),
+            key_rotation_interval: None,
         }
     }
 
@@ -138,7 +223,6 @@ impl Settings {
         if let Some(client_id) = file.client_id {
             p.client_id = client_id;
         }
-        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         if let Some(d) = args.access_ttl.or(file.access_ttl) {
             p.access_ttl_seconds = secs(d);
         }
@@ -154,6 +238,24 @@ impl Settings {
         if let Some(d) = file.leeway {
             p.leeway_seconds = secs(d);
         }
+        let file_alg = file
+            .signing_algorithm
+            .as_deref()
+            .map(parse_algorithm)
+            .transpose()
+            .map_err(ConfigError::Invalid)?;
+        if let Some(alg) = args.signing_algorithm.or(file_alg) {
+            p.signing_algorithm = alg;
+        }
+        s.key_rotation_interval = args.key_rotation_interval.or(file.key_rotation_interval);
+        if let Some(d) = file.max_access_ttl {
+            p.max_access_ttl_seconds = Some(secs(d));
+        }
+        s.clients = file
+            .clients
+            .into_iter()
+            .map(ClientFile::into_client)
+            .collect::<Result<_, _>>()?;
         if let Some(a) = file.argon2 {
             s.argon2 = Argon2Cost {
                 memory_kib: a.memory_kib,
@@ -181,8 +283,35 @@ impl Settings {
         if p.issuer.is_empty() || p.audience.is_empty() {
             return invalid("issuer and audience must not be empty");
         }
+        for c in &self.clients {
+            validate_client_ttl(c, p)?;
+        }
+        if self
+            .key_rotation_interval
+            .is_some_and(|d| d < MIN_KEY_ROTATION_INTERVAL)
+        {
+            // The next key is published one interval before it signs; JWKS
+            // caches (ours say max-age=60) must see it before its tokens.
+            return invalid("key_rotation_interval must be at least 10m");
+        }
         Ok(())
     }
+}
+
+/// A client's access tokens may not outlive `max_access_ttl`: revocation
+/// entries are kept only that long.
+pub fn validate_client_ttl(client: &Client, policy: &Policy) -> Result<(), ConfigError> {
+    if client
+        .access_ttl_seconds
+        .is_some_and(|t| t < 1 || t > policy.max_access_ttl())
+    {
+        return Err(ConfigError::Invalid(format!(
+            "client {}: access_ttl must be between 1s and max_access_ttl ({}s)",
+            client.client_id,
+            policy.max_access_ttl()
+        )));
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -194,6 +323,15 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source: Box::new(source),
     })
+}
+
+/// Shortest scheduled key-rotation interval accepted.
+pub const MIN_KEY_ROTATION_INTERVAL: Duration = Duration::from_secs(600);
+
+/// A JOSE signing algorithm name: `EdDSA`, `ES256` or `RS256`.
+pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(s.trim())
+        .ok_or_else(|| format!("invalid signing algorithm {s:?}: expected EdDSA, ES256 or RS256"))
 }
 
 /// `600` (seconds) or a humantime duration such as `10m`, `14d`.
@@ -250,6 +388,44 @@ mod tests {
         assert_eq!(s.policy.access_ttl_seconds, 42);
         assert_eq!(s.policy.refresh.grace_seconds, 3);
         assert_eq!(s.policy.audience, "api");
+    }
+
+    #[test]
+    fn signing_algorithm_and_key_rotation_interval() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(
+            &path,
+            "signing_algorithm = \"ES256\"\nkey_rotation_interval = \"30d\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).expect("resolve");
+        assert_eq!(s.policy.signing_algorithm, Algorithm::Es256);
+        assert_eq!(
+            s.key_rotation_interval,
+            Some(Duration::from_secs(30 * 86400))
+        );
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            signing_algorithm: Some(Algorithm::Rs256),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).expect("resolve");
+        assert_eq!(s.policy.signing_algorithm, Algorithm::Rs256);
+        let defaults = Settings::resolve(&ServeArgs::default()).expect("resolve");
+        assert_eq!(defaults.policy.signing_algorithm, Algorithm::EdDsa);
+        assert_eq!(defaults.key_rotation_interval, None);
+
+        std::fs::write(&path, "signing_algorithm = \"HS256\"\n").expect("write");
+        assert!(Settings::resolve(&args).is_err());
+        std::fs::write(&path, "key_rotation_interval = \"1m\"\n").expect("write");
+        assert!(Settings::resolve(&args).is_err());
+        assert!(parse_algorithm("es256").is_err());
+        assert_eq!(parse_algorithm("EdDSA"), Ok(Algorithm::EdDsa));
     }
 
     #[test]

@@ -10,11 +10,18 @@ use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A domain error on Latchkey's own `/v1` API.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A domain error on an RFC 6749/7009/7662 endpoint, where the RFCs fix
+    /// the status codes (e.g. `invalid_grant` is 400 there).
+    #[error(transparent)]
+    OAuth(AuthError),
     /// The request itself is malformed (bad JSON, wrong types, bad header).
     #[error("{0}")]
     BadRequest(String),
+    #[error("grant_type is not supported (supported: refresh_token, client_credentials)")]
+    UnsupportedGrantType,
     #[error("request body is larger than the limit")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -32,50 +39,73 @@ struct ErrorBody<'a> {
 }
 
 const BEARER_REALM: &str = r#"Bearer realm="latchkey""#;
+const BASIC_REALM: &str = r#"Basic realm="latchkey""#;
+
+/// Status, error code and `WWW-Authenticate` challenge of a domain error.
+fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<String>) {
+    let bad = StatusCode::BAD_REQUEST;
+    match e {
+        AuthError::InvalidRequest(_) => (bad, "invalid_request", None),
+        AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken", None),
+        AuthError::WrongCurrentPassword => (bad, "invalid_grant", None),
+        AuthError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
+        AuthError::CursorExpired => (StatusCode::GONE, "cursor_expired", None),
+        // RFC 6749 §5.2: 400 on the token endpoint; on /v1 a 401 tells the
+        // app plainly to sign the user in again.
+        AuthError::InvalidCredentials | AuthError::InvalidGrant if oauth => {
+            (bad, "invalid_grant", None)
+        }
+        AuthError::InvalidCredentials | AuthError::InvalidGrant => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            Some(BEARER_REALM.to_owned()),
+        ),
+        AuthError::InvalidClient => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            Some(BASIC_REALM.to_owned()),
+        ),
+        AuthError::UnauthorizedClient => (bad, "unauthorized_client", None),
+        AuthError::InvalidScope => (bad, "invalid_scope", None),
+        AuthError::InvalidTarget => (bad, "invalid_target", None),
+        AuthError::InvalidToken(reason) => {
+            tracing::debug!(reason, "bearer token rejected");
+            (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                Some(format!(
+                    r#"{BEARER_REALM}, error="invalid_token", error_description="{}""#,
+                    token_description(reason)
+                )),
+            )
+        }
+        // RFC 6750 §3.1: no error code when no credentials were sent.
+        AuthError::MissingToken => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            Some(BEARER_REALM.to_owned()),
+        ),
+        AuthError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            None,
+        ),
+        AuthError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None)
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let description = self.to_string();
-        let (status, code, challenge): (StatusCode, &str, Option<String>) = match &self {
-            ApiError::Auth(e) => match e {
-                AuthError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", None),
-                AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken", None),
-                AuthError::WrongCurrentPassword => (StatusCode::BAD_REQUEST, "invalid_grant", None),
-                AuthError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
-                AuthError::CursorExpired => (StatusCode::GONE, "cursor_expired", None),
-                AuthError::InvalidCredentials | AuthError::InvalidGrant => (
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_grant",
-                    Some(BEARER_REALM.to_owned()),
-                ),
-                AuthError::InvalidToken(reason) => {
-                    tracing::debug!(reason, "bearer token rejected");
-                    (
-                        StatusCode::UNAUTHORIZED,
-                        "invalid_token",
-                        Some(format!(
-                            r#"{BEARER_REALM}, error="invalid_token", error_description="{}""#,
-                            token_description(reason)
-                        )),
-                    )
-                }
-                // RFC 6750 §3.1: no error code when no credentials were sent.
-                AuthError::MissingToken => (
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    Some(BEARER_REALM.to_owned()),
-                ),
-                AuthError::Unavailable => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    None,
-                ),
-                AuthError::Internal(detail) => {
-                    tracing::error!(%detail, "internal error");
-                    (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None)
-                }
-            },
+        let (status, code, challenge) = match &self {
+            ApiError::Auth(e) => classify(e, false),
+            ApiError::OAuth(e) => classify(e, true),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", None),
+            ApiError::UnsupportedGrantType => {
+                (StatusCode::BAD_REQUEST, "unsupported_grant_type", None)
+            }
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", None),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request", None)
@@ -86,9 +116,14 @@ impl IntoResponse for ApiError {
             }
         };
         let description = match &self {
-            ApiError::Auth(AuthError::InvalidToken(reason)) => token_description(reason).to_owned(),
-            ApiError::Auth(AuthError::Internal(_)) => "internal error".to_owned(),
-            _ => description,
+            ApiError::Auth(AuthError::InvalidToken(reason))
+            | ApiError::OAuth(AuthError::InvalidToken(reason)) => {
+                token_description(reason).to_owned()
+            }
+            ApiError::Auth(AuthError::Internal(_)) | ApiError::OAuth(AuthError::Internal(_)) => {
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
         };
         let mut response = (
             status,
@@ -100,6 +135,7 @@ impl IntoResponse for ApiError {
             .into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }

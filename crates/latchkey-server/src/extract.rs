@@ -6,7 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use latchkey_core::service::ClientContext;
+use latchkey_core::service::Origin;
 use latchkey_core::AuthError;
 use serde::de::DeserializeOwned;
 
@@ -102,10 +102,11 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
 /// Longest user agent kept on a session; storage per session stays bounded.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
-/// Who is signing in: user agent and peer address, for the session list.
-pub struct Client(pub ClientContext);
+/// Where a request came from: user agent and peer address, for the
+/// session list.
+pub struct RequestOrigin(pub Origin);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
@@ -118,6 +119,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Client(ClientContext { user_agent, ip }))
+        Ok(RequestOrigin(Origin { user_agent, ip }))
     }
 }

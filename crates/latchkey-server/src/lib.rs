@@ -4,11 +4,13 @@
 //! Handlers are thin: each parses its input, calls one
 //! [`latchkey_core::Authority`] method and shapes the answer.
 
+pub mod client_admin;
 pub mod config;
 mod data_dir;
 mod error;
 mod extract;
 mod hashing_pool;
+pub mod key_commands;
 mod routes;
 mod server;
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use latchkey_core::clock::SystemClock;
+use latchkey_server::client_admin::ClientsArgs;
 use latchkey_server::config::ServeArgs;
+use latchkey_server::key_commands::KeysArgs;
 use latchkey_server::{RunningServer, Settings};
 use tracing_subscriber::EnvFilter;
 
@@ -25,6 +27,11 @@ enum Command {
     Serve(ServeArgs),
     /// Check a configuration and print the resolved settings
     CheckConfig(ServeArgs),
+    /// Signing keys: `rotate` (current retires, next signs, a new next is
+    /// published) and `list`
+    Keys(KeysArgs),
+    /// Manage OAuth clients (apps)
+    Clients(ClientsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +46,17 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Clients(args) => {
+            let out = runtime()?.block_on(latchkey_server::client_admin::run(args))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Keys(args) => {
+            let out =
+                runtime()?.block_on(latchkey_server::key_commands::run(args, &SystemClock))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
         Command::CheckConfig(args) => {
             let settings = Settings::resolve(&args)?;
             println!("{settings:#?}");
@@ -49,11 +67,7 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let mut server = RunningServer::start(settings, Arc::new(SystemClock)).await?;
         tokio::select! {
             result = server.wait() => result.context("server stopped")?,
@@ -64,6 +78,13 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 async fn shutdown_signal() {

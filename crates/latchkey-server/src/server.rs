@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::clock::Clock;
+use latchkey_core::key_manager::KeyMaintenance;
 use latchkey_core::password::Argon2Hashing;
-use latchkey_core::store::StoreError;
+use latchkey_core::store::{Store as _, StoreError};
 use latchkey_core::{AuthError, Authority};
 use latchkey_store::SqliteStore;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, Settings};
-use crate::data_dir::{self, DataDirError};
+use crate::data_dir::{self, DataDir, DataDirError};
 use crate::hashing_pool::HashingPool;
 use crate::routes;
 
@@ -34,6 +35,18 @@ pub enum StartError {
     },
 }
 
+/// How often every node re-reads the signing keys from the store. Nodes do
+/// not notify each other: after a rotation (by another node, the CLI or the
+/// schedule) a node keeps signing with the old key for at most this long,
+/// and verifies tokens of a new key only once it has reloaded. The next key
+/// is published a whole rotation interval ahead, so only signing lags.
+/// 5 s keeps that lag small for one indexed read of a handful of rows.
+const RELOAD_KEYS_EVERY: Duration = Duration::from_secs(5);
+/// A retired key is kept this much longer than its tokens' lifetime plus
+/// leeway, for tokens signed by nodes that had not yet reloaded (two reload
+/// intervals, so one slow or missed reload is covered too).
+pub(crate) const KEY_PROPAGATION_SECONDS: i64 = 2 * RELOAD_KEYS_EVERY.as_secs() as i64;
+
 /// How often expired revocation entries and sessions are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the node catches up with revocations in the store (written by
@@ -44,6 +57,7 @@ const SYNC_REVOCATIONS_EVERY: Duration = Duration::from_millis(200);
 /// A server accepting connections; dropping it does not stop it, `stop` does.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    authority: Arc<Authority>,
     shutdown: Option<oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
     background: JoinHandle<()>,
@@ -53,20 +67,18 @@ impl RunningServer {
     /// Opens (or creates) the data directory and starts listening. `clock` is
     /// injectable so tests can move time.
     pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
-        settings.validate()?;
-        let dir = data_dir::prepare(&settings.data_dir)?;
-        let store = Arc::new(SqliteStore::open(&dir.database)?);
+        let (dir, store) = open_data(&settings, true)?;
+        for client in &settings.clients {
+            store.upsert_client(client).await?;
+        }
         let hasher = Arc::new(HashingPool::new(
             Argon2Hashing::new(settings.argon2)?,
             settings.hashing_threads,
         ));
-        let (authority, startup) =
+        let (authority, _startup) =
             Authority::open(store, clock, hasher, &dir.secret, settings.policy.clone()).await?;
         for what in &dir.created {
             tracing::info!("created {what}");
-        }
-        if let Some(kid) = &startup.created_signing_key {
-            tracing::info!(kid, "created signing key");
         }
         let authority = Arc::new(authority);
 
@@ -96,8 +108,12 @@ impl RunningServer {
                 })
                 .await
         });
-        let background = tokio::spawn(maintain(authority, feed_tx));
+        let rotate_every = settings
+            .key_rotation_interval
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let background = tokio::spawn(maintain(authority.clone(), feed_tx, rotate_every));
         Ok(Self {
+            authority,
             addr,
             shutdown: Some(shutdown),
             serve,
@@ -115,6 +131,19 @@ impl RunningServer {
         let _ = (&mut self.background).await;
     }
 
+    /// Runs one signing-key maintenance pass now (reload, scheduled
+    /// rotation, removal of expired retired keys) instead of waiting for the
+    /// next tick; for tests and operators' tooling.
+    pub async fn maintain_keys(
+        &self,
+        rotate_every: Option<i64>,
+    ) -> Result<KeyMaintenance, AuthError> {
+        self.authority
+            .keys()
+            .maintain(rotate_every, KEY_PROPAGATION_SECONDS)
+            .await
+    }
+
     /// Runs until the server stops by itself (it only does on error).
     pub async fn wait(&mut self) -> std::io::Result<()> {
         match (&mut self.serve).await {
@@ -124,9 +153,33 @@ impl RunningServer {
     }
 }
 
+/// Opens the data directory (creating it and the server secret when
+/// `create`) and the database: what `serve` and the `keys` commands share.
+pub(crate) fn open_data(
+    settings: &Settings,
+    create: bool,
+) -> Result<(DataDir, Arc<SqliteStore>), StartError> {
+    settings.validate()?;
+    if !create && !settings.data_dir.join(data_dir::DATABASE_FILE).exists() {
+        return Err(StartError::DataDir(DataDirError::Io {
+            path: settings.data_dir.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no database here; start `latchkey serve` once or pass --data-dir",
+            ),
+        }));
+    }
+    let dir = data_dir::prepare(&settings.data_dir)?;
+    let store = Arc::new(SqliteStore::open(&dir.database)?);
+    Ok((dir, store))
+}
+
 /// Background upkeep: keep the revocation set in step with the store (and
-/// wake long-polling feed readers), and prune what has expired.
-async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>) {
+/// wake long-polling feed readers), prune what has expired, and keep the
+/// signing keys in step (reload, scheduled rotation, removal).
+async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_every: Option<i64>) {
+    let mut keys = tokio::time::interval(RELOAD_KEYS_EVERY);
+    keys.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sync = tokio::time::interval(SYNC_REVOCATIONS_EVERY);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -140,6 +193,16 @@ async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>) {
                     let latest = authority.revocations_cursor();
                     std::mem::replace(cursor, latest) != latest
                 });
+            }
+            _ = keys.tick() => {
+                match authority.keys().maintain(rotate_every, KEY_PROPAGATION_SECONDS).await {
+                    Ok(done) => {
+                        if let Some(r) = done.rotated {
+                            tracing::info!(retired = %r.retired, current = %r.current, next = %r.next, "scheduled key rotation");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "signing-key maintenance failed"),
+                }
             }
             _ = prune.tick() => {
                 match authority.prune().await {

@@ -1,8 +1,11 @@
-//! `Store` implementations for Latchkey. Today: embedded SQLite
-//! ([`sqlite::SqliteStore`]), with group commit. No business rules live here:
-//! every method is one atomic read or conditional write that the domain in
-//! `latchkey-core` asks for.
+//! `Store` implementations for Latchkey: embedded SQLite
+//! ([`sqlite::SqliteStore`]), with group commit, and PostgreSQL
+//! ([`postgres::PostgresStore`]), for several nodes sharing one database.
+//! No business rules live here: every method is one atomic read or
+//! conditional write that the domain in `latchkey-core` asks for.
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

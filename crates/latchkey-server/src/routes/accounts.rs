@@ -4,18 +4,31 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use latchkey_core::service::GrantRequest;
 use latchkey_core::store::User;
 use serde::{Deserialize, Serialize};
 
 use super::tokens::TokenBody;
 use super::{no_store, AuthState};
 use crate::error::ApiError;
-use crate::extract::{BearerToken, Client, JsonBody};
+use crate::extract::{BearerToken, JsonBody, RequestOrigin};
 
 #[derive(Deserialize)]
-pub struct Credentials {
+pub struct SignUp {
     username: String,
     password: String,
+}
+
+/// Sign-in: credentials, and optionally the client (app) signing in with
+/// what it asks for. Without `client_id`, the default client.
+#[derive(Deserialize)]
+pub struct SignIn {
+    username: String,
+    password: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    audience: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -40,7 +53,7 @@ impl<'a> Account<'a> {
 
 pub async fn sign_up(
     State(auth): State<AuthState>,
-    JsonBody(body): JsonBody<Credentials>,
+    JsonBody(body): JsonBody<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth.sign_up(&body.username, &body.password).await?;
     Ok((StatusCode::CREATED, Json(Account::new(&user, false))).into_response())
@@ -48,10 +61,19 @@ pub async fn sign_up(
 
 pub async fn sign_in(
     State(auth): State<AuthState>,
-    Client(client): Client,
-    JsonBody(body): JsonBody<Credentials>,
+    RequestOrigin(origin): RequestOrigin,
+    JsonBody(body): JsonBody<SignIn>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let tokens = auth.sign_in(&body.username, &body.password, client).await?;
+    let client = auth
+        .client(body.client_id.as_deref(), body.client_secret.as_deref())
+        .await?;
+    let request = GrantRequest {
+        scope: body.scope.as_deref(),
+        audience: body.audience.as_deref(),
+    };
+    let tokens = auth
+        .sign_in(&body.username, &body.password, &client, &request, origin)
+        .await?;
     Ok((no_store(), Json(TokenBody::from(tokens))))
 }
 

@@ -4,6 +4,7 @@
 mod accounts;
 mod feed;
 mod meta;
+mod oauth;
 mod sessions;
 mod tokens;
 
@@ -57,6 +58,14 @@ pub fn router(app: App) -> Router {
         .route("/v1/sign-out", post(sessions::sign_out))
         .route("/v1/password", post(sessions::change_password))
         .route("/v1/revocations", get(feed::revocations))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
+        .route("/.well-known/openid-configuration", get(oauth::metadata))
         .route("/.well-known/jwks.json", get(meta::jwks))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))

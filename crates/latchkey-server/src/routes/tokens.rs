@@ -12,13 +12,19 @@ use super::{no_store, AuthState};
 use crate::error::ApiError;
 use crate::extract::{BearerToken, JsonBody};
 
+/// The token response of RFC 6749 §5.1, plus `expires_at` (unix seconds)
+/// so clients can refresh a little before expiry without their own clock
+/// arithmetic.
 #[derive(Serialize)]
 pub struct TokenBody {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
     expires_at: i64,
-    refresh_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    scope: String,
 }
 
 impl From<TokenResponse> for TokenBody {
@@ -29,26 +35,42 @@ impl From<TokenResponse> for TokenBody {
             expires_in: t.expires_in,
             expires_at: t.expires_at,
             refresh_token: t.refresh_token,
+            scope: t.scope,
         }
     }
 }
 
 #[derive(Deserialize)]
-pub struct RefreshTokenBody {
+pub struct RefreshRequest {
+    refresh_token: String,
+    /// The client the token was issued to; the default client when absent.
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// Narrower scope for the new access token.
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RevokeRequest {
     refresh_token: String,
 }
 
 pub async fn refresh(
     State(auth): State<AuthState>,
-    JsonBody(body): JsonBody<RefreshTokenBody>,
+    JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let tokens = auth.refresh(&body.refresh_token).await?;
+    let client = auth
+        .client(body.client_id.as_deref(), body.client_secret.as_deref())
+        .await?;
+    let tokens = auth
+        .refresh(&body.refresh_token, &client, body.scope.as_deref())
+        .await?;
     Ok((no_store(), Json(TokenBody::from(tokens))))
 }
 
 pub async fn revoke(
     State(auth): State<AuthState>,
-    JsonBody(body): JsonBody<RefreshTokenBody>,
+    JsonBody(body): JsonBody<RevokeRequest>,
 ) -> Result<StatusCode, ApiError> {
     auth.revoke_refresh_token(&body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -72,6 +72,18 @@ impl TestServer {
         Self::launch(self.settings.clone(), self.clock.clone(), self._dir.clone()).await
     }
 
+    /// Runs the node's signing-key maintenance now (reload from the store,
+    /// removal of retired keys whose tokens have expired) instead of waiting
+    /// for its periodic tick.
+    pub async fn maintain_keys(&self) -> latchkey_core::key_manager::KeyMaintenance {
+        self.server
+            .as_ref()
+            .expect("server running")
+            .maintain_keys(None)
+            .await
+            .expect("key maintenance")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

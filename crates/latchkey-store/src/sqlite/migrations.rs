@@ -61,6 +61,27 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO feed_state (id, pruned_through) VALUES (1, 0);
     CREATE INDEX sessions_by_expiry ON sessions(expires_at);
     "#,
+    // 3: OAuth clients; what each session was granted.
+    r#"
+    CREATE TABLE clients (
+        client_id            TEXT PRIMARY KEY,
+        kind                 TEXT NOT NULL,
+        secret_hash          BLOB,
+        audiences            TEXT NOT NULL,
+        scopes               TEXT NOT NULL,
+        access_ttl           INTEGER,
+        refresh_idle_timeout INTEGER,
+        session_lifetime     INTEGER,
+        created_at           INTEGER NOT NULL
+    ) STRICT;
+    ALTER TABLE sessions ADD COLUMN audience TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+    "#,
+    // 4: signing-key lifecycle: when a key started and stopped signing.
+    r#"
+    ALTER TABLE signing_keys ADD COLUMN activated_at INTEGER;
+    ALTER TABLE signing_keys ADD COLUMN retired_at INTEGER;
+    "#,
 ];
 
 /// Each migration runs in its own IMMEDIATE transaction that re-reads the

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
     FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
@@ -140,7 +141,7 @@ fn conversion(msg: String) -> rusqlite::Error {
 const USER_COLUMNS: &str =
     "u.id, u.username, u.username_key, u.password_hash, u.roles, u.created_at";
 const SESSION_COLUMNS: &str =
-    "s.id AS sid, s.user_id, s.client_id, s.counter, s.created_at AS s_created_at, \
+    "s.id AS sid, s.user_id, s.client_id, s.audience, s.scope, s.counter, s.created_at AS s_created_at, \
      s.last_refreshed_at, s.expires_at, s.user_agent, s.ip, s.revoked_at, s.revoke_reason";
 
 fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
@@ -161,6 +162,8 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         id: uuid_col(row, "sid")?,
         user_id: uuid_col(row, "user_id")?,
         client_id: row.get("client_id")?,
+        audience: row.get("audience")?,
+        scope: row.get("scope")?,
         counter: u64::try_from(counter).map_err(|e| conversion(e.to_string()))?,
         created_at: row.get("s_created_at")?,
         last_refreshed_at: row.get("last_refreshed_at")?,
@@ -233,8 +236,9 @@ impl Store for SqliteStore {
             .write(move |c| {
                 c.prepare_cached(
                     "INSERT INTO sessions (id, user_id, client_id, counter, created_at,
-                        last_refreshed_at, expires_at, user_agent, ip, revoked_at, revoke_reason)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        last_refreshed_at, expires_at, user_agent, ip, revoked_at, revoke_reason,
+                        audience, scope)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )?
                 .execute(params![
                     s.id.as_bytes(),
@@ -247,7 +251,9 @@ impl Store for SqliteStore {
                     s.user_agent,
                     s.ip,
                     s.revoked_at,
-                    s.revoke_reason
+                    s.revoke_reason,
+                    s.audience,
+                    s.scope
                 ])
                 .map(drop)
             })
@@ -475,10 +481,70 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?1"
+            ))?
+            .query_row([client_id], client_row)
+            .optional()
+        })
+    }
+
+    async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id"
+            ))?
+            .query_map([], client_row)?
+            .collect()
+        })
+    }
+
+    async fn insert_client(&self, client: &Client) -> Result<bool, StoreError> {
+        let client = client.clone();
+        self.writer
+            .write(move |c| write_client(c, &client, "INSERT OR IGNORE"))
+            .await
+    }
+
+    async fn upsert_client(&self, client: &Client) -> Result<(), StoreError> {
+        let client = client.clone();
+        self.writer
+            .write(move |c| write_client(c, &client, "INSERT OR REPLACE").map(drop))
+            .await
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let id = client_id.to_owned();
+        self.writer
+            .write(move |c| Ok(c.execute("DELETE FROM clients WHERE client_id = ?1", [id])? == 1))
+            .await
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8],
+    ) -> Result<bool, StoreError> {
+        let id = client_id.to_owned();
+        let hash = secret_hash.to_vec();
+        self.writer
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE clients SET secret_hash = ?2 WHERE client_id = ?1 AND kind = 'confidential'",
+                    params![id, hash],
+                )? == 1)
+            })
+            .await
+    }
+
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT kid, alg, state, sealed_private_key, public_key, created_at FROM signing_keys",
+            let mut stmt = c.prepare_cached(
+                "SELECT kid, alg, state, sealed_private_key, public_key, created_at,
+                        activated_at, retired_at
+                 FROM signing_keys",
             )?;
             let rows = stmt.query_map([], |r| {
                 let state: String = r.get(2)?;
@@ -490,6 +556,8 @@ impl Store for SqliteStore {
                     sealed_private_key: r.get(3)?,
                     public_key: r.get(4)?,
                     created_at: r.get(5)?,
+                    activated_at: r.get(6)?,
+                    retired_at: r.get(7)?,
                 })
             })?;
             rows.collect()
@@ -499,16 +567,146 @@ impl Store for SqliteStore {
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
         let k = key.clone();
         self.writer
+            .write(move |c| insert_signing_key(c, &k, false).map(drop))
+            .await
+    }
+
+    async fn insert_signing_key_if_none(&self, key: &StoredKey) -> Result<bool, StoreError> {
+        let k = key.clone();
+        self.writer
+            .write(move |c| insert_signing_key(c, &k, true))
+            .await
+    }
+
+    async fn rotate_signing_keys(
+        &self,
+        expected_current_kid: &str,
+        new_next: &StoredKey,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let expected = expected_current_kid.to_owned();
+        let next = new_next.clone();
+        // One writer step, so the check and the three writes are atomic.
+        self.writer
             .write(move |c| {
+                let current_ok: bool = c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE kid = ?1 AND state = 'current')",
+                    [&expected],
+                    |r| r.get(0),
+                )?;
+                let promote: Option<String> = c
+                    .query_row(
+                        "SELECT kid FROM signing_keys WHERE state = 'next'
+                         ORDER BY created_at, kid LIMIT 1",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let (true, Some(promote)) = (current_ok, promote) else {
+                    return Ok(false);
+                };
                 c.execute(
-                    "INSERT INTO signing_keys (kid, alg, state, sealed_private_key, public_key, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![k.kid, k.alg, k.state.as_str(), k.sealed_private_key, k.public_key, k.created_at],
-                )
-                .map(drop)
+                    "UPDATE signing_keys SET state = 'retired', retired_at = ?1 WHERE state = 'current'",
+                    [now],
+                )?;
+                c.execute(
+                    "UPDATE signing_keys SET state = 'current', activated_at = ?2 WHERE kid = ?1",
+                    params![promote, now],
+                )?;
+                insert_signing_key(c, &next, false)?;
+                Ok(true)
             })
             .await
     }
+
+    async fn delete_retired_keys_before(&self, before: UnixTime) -> Result<usize, StoreError> {
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?1",
+                    [before],
+                )
+            })
+            .await
+    }
+}
+
+const CLIENT_COLUMNS: &str = "client_id, kind, secret_hash, audiences, scopes, access_ttl, \
+     refresh_idle_timeout, session_lifetime, created_at";
+
+fn client_row(r: &Row<'_>) -> rusqlite::Result<Client> {
+    let kind: String = r.get("kind")?;
+    let list = |col: &str| -> rusqlite::Result<Vec<String>> {
+        let text: String = r.get(col)?;
+        serde_json::from_str(&text).map_err(|e| conversion(e.to_string()))
+    };
+    Ok(Client {
+        client_id: r.get("client_id")?,
+        kind: ClientKind::parse(&kind).ok_or_else(|| conversion(format!("client kind {kind}")))?,
+        secret_hash: r.get("secret_hash")?,
+        audiences: list("audiences")?,
+        scopes: list("scopes")?,
+        access_ttl_seconds: r.get("access_ttl")?,
+        refresh_idle_timeout_seconds: r.get("refresh_idle_timeout")?,
+        session_lifetime_seconds: r.get("session_lifetime")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+/// `verb` is `INSERT OR IGNORE` or `INSERT OR REPLACE`; true if a row was written.
+fn write_client(c: &Connection, client: &Client, verb: &str) -> rusqlite::Result<bool> {
+    let json = |v: &Vec<String>| {
+        serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    };
+    let n = c.execute(
+        &format!(
+            "{verb} INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        params![
+            client.client_id,
+            client.kind.as_str(),
+            client.secret_hash,
+            json(&client.audiences)?,
+            json(&client.scopes)?,
+            client.access_ttl_seconds,
+            client.refresh_idle_timeout_seconds,
+            client.session_lifetime_seconds,
+            client.created_at
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// With `unless_state_exists`, inserts only if no key is in the new key's
+/// state; true if a row was written.
+fn insert_signing_key(
+    c: &Connection,
+    k: &StoredKey,
+    unless_state_exists: bool,
+) -> rusqlite::Result<bool> {
+    let guard = if unless_state_exists {
+        " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = ?3)"
+    } else {
+        ""
+    };
+    let n = c.execute(
+        &format!(
+            "INSERT INTO signing_keys (kid, alg, state, sealed_private_key, public_key, created_at,
+                                       activated_at, retired_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8{guard}"
+        ),
+        params![
+            k.kid,
+            k.alg,
+            k.state.as_str(),
+            k.sealed_private_key,
+            k.public_key,
+            k.created_at,
+            k.activated_at,
+            k.retired_at
+        ],
+    )?;
+    Ok(n == 1)
 }
 
 fn revocation_row(r: &Row<'_>) -> rusqlite::Result<Revocation> {

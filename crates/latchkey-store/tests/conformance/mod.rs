@@ -99,6 +99,8 @@ fn session(user_id: Uuid) -> Session {
         id: Uuid::new_v4(),
         user_id,
         client_id: "web".to_owned(),
+        audience: "api".to_owned(),
+        scope: "read write".to_owned(),
         counter: 0,
         created_at: T0,
         last_refreshed_at: T0,
@@ -123,6 +125,8 @@ fn signing_key(kid: &str, state: KeyState) -> StoredKey {
         sealed_private_key: sealed,
         public_key: public,
         created_at: T0,
+        activated_at: (state == KeyState::Current).then_some(T0 + 1),
+        retired_at: (state == KeyState::Retired).then_some(T0 + 2),
     }
 }
 

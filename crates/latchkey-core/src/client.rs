@@ -1,0 +1,249 @@
+//! OAuth clients (apps): who may ask for tokens, for which audiences and
+//! scopes, with what lifetimes, and how a confidential client proves itself.
+
+use aws_lc_rs::digest;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+
+use crate::clock::UnixTime;
+use crate::secret::fill_random;
+use crate::AuthError;
+
+/// Client secrets start with this, so scanners and log maskers spot them.
+pub const SECRET_PREFIX: &str = "lkc_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// Cannot keep a secret (browser, mobile app): identifies itself only.
+    Public,
+    /// Has a secret and must authenticate with it.
+    Confidential,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Public => "public",
+            ClientKind::Confidential => "confidential",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "public" => Some(ClientKind::Public),
+            "confidential" => Some(ClientKind::Confidential),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub client_id: String,
+    pub kind: ClientKind,
+    /// SHA-256 of the secret. Secrets are 256 random bits, so a fast hash
+    /// is as good as a slow one and keeps token requests cheap.
+    pub secret_hash: Option<Vec<u8>>,
+    /// Audiences it may ask for; the first is the default. Empty: the
+    /// server's default audience.
+    pub audiences: Vec<String>,
+    /// Scopes it may ask for; all of them when it asks for none.
+    pub scopes: Vec<String>,
+    pub access_ttl_seconds: Option<i64>,
+    pub refresh_idle_timeout_seconds: Option<i64>,
+    pub session_lifetime_seconds: Option<i64>,
+    pub created_at: UnixTime,
+}
+
+/// What a client was granted: the `aud` and `scope` of its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub audience: String,
+    /// Space-separated, in the client's order; empty for none.
+    pub scope: String,
+}
+
+impl Client {
+    /// The implicit public client used when a request names none.
+    pub fn default_public(client_id: &str) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            kind: ClientKind::Public,
+            secret_hash: None,
+            audiences: Vec::new(),
+            scopes: Vec::new(),
+            access_ttl_seconds: None,
+            refresh_idle_timeout_seconds: None,
+            session_lifetime_seconds: None,
+            created_at: 0,
+        }
+    }
+
+    /// Checks a presented secret in constant time. A public client has no
+    /// secret, so presenting one is an error too.
+    pub fn authenticate(&self, presented: Option<&str>) -> Result<(), AuthError> {
+        match (self.kind, presented, &self.secret_hash) {
+            (ClientKind::Public, None, _) => Ok(()),
+            (ClientKind::Confidential, Some(secret), Some(stored))
+                if bool::from(hash_secret(secret).ct_eq(stored.as_slice())) =>
+            {
+                Ok(())
+            }
+            _ => Err(AuthError::InvalidClient),
+        }
+    }
+
+    /// The grant for a request: requested scopes must all be allowed,
+    /// a requested audience must be allowed.
+    pub fn grant(
+        &self,
+        requested_scope: Option<&str>,
+        requested_audience: Option<&str>,
+        default_audience: &str,
+    ) -> Result<Grant, AuthError> {
+        let audience = match requested_audience {
+            None => self
+                .audiences
+                .first()
+                .map(String::as_str)
+                .unwrap_or(default_audience),
+            Some(a) if self.audiences.iter().any(|x| x == a) => a,
+            Some(a) if self.audiences.is_empty() && a == default_audience => a,
+            Some(_) => {
+                return Err(AuthError::InvalidTarget);
+            }
+        };
+        let scope = match requested_scope {
+            None => self.scopes.join(" "),
+            Some(requested) => {
+                let requested = parse_scope(requested)?;
+                if !requested.iter().all(|s| self.scopes.iter().any(|a| a == s)) {
+                    return Err(AuthError::InvalidScope);
+                }
+                requested.join(" ")
+            }
+        };
+        Ok(Grant {
+            audience: audience.to_owned(),
+            scope,
+        })
+    }
+}
+
+/// Scope tokens per RFC 6749 §3.3: space-separated, printable ASCII other
+/// than `"` and `\`; duplicates collapse.
+pub fn parse_scope(s: &str) -> Result<Vec<&str>, AuthError> {
+    let mut out: Vec<&str> = Vec::new();
+    for token in s.split(' ').filter(|t| !t.is_empty()) {
+        if !token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        {
+            return Err(AuthError::InvalidScope);
+        }
+        if !out.contains(&token) {
+            out.push(token);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether every scope in `requested` is in `granted` (for narrowing on
+/// refresh).
+pub fn scope_within(requested: &str, granted: &str) -> Result<bool, AuthError> {
+    let granted = parse_scope(granted)?;
+    Ok(parse_scope(requested)?.iter().all(|s| granted.contains(s)))
+}
+
+/// A fresh secret and the hash to store; the secret is shown once.
+pub fn generate_secret() -> Result<(String, Vec<u8>), AuthError> {
+    let mut raw = [0u8; 32];
+    fill_random(&mut raw)?;
+    let secret = format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
+    let hash = hash_secret(&secret);
+    Ok((secret, hash))
+}
+
+pub fn hash_secret(secret: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// Client ids: 1-128 printable ASCII characters (they travel in Basic auth
+/// and forms, and appear in logs).
+pub fn validate_client_id(id: &str) -> Result<(), AuthError> {
+    if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        return Err(AuthError::InvalidRequest(
+            "client_id must be 1-128 printable ASCII characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn confidential() -> (Client, String) {
+        let (secret, hash) = generate_secret().expect("rng");
+        let c = Client {
+            kind: ClientKind::Confidential,
+            secret_hash: Some(hash),
+            audiences: vec!["api".into(), "billing".into()],
+            scopes: vec!["read".into(), "write".into()],
+            ..Client::default_public("svc")
+        };
+        (c, secret)
+    }
+
+    #[test]
+    fn secrets_authenticate() {
+        let (c, secret) = confidential();
+        assert!(secret.starts_with("lkc_"));
+        assert!(c.authenticate(Some(&secret)).is_ok());
+        assert!(c.authenticate(Some("lkc_wrong")).is_err());
+        assert!(c.authenticate(None).is_err());
+        let public = Client::default_public("web");
+        assert!(public.authenticate(None).is_ok());
+        assert!(public.authenticate(Some(&secret)).is_err());
+    }
+
+    #[test]
+    fn grants_stay_within_what_is_allowed() {
+        let (c, _) = confidential();
+        let g = c.grant(None, None, "latchkey").expect("grant");
+        assert_eq!(g.audience, "api");
+        assert_eq!(g.scope, "read write");
+        let g = c
+            .grant(Some("write"), Some("billing"), "latchkey")
+            .expect("grant");
+        assert_eq!(
+            (g.audience.as_str(), g.scope.as_str()),
+            ("billing", "write")
+        );
+        assert!(matches!(
+            c.grant(Some("admin"), None, "x"),
+            Err(AuthError::InvalidScope)
+        ));
+        assert!(matches!(
+            c.grant(None, Some("other"), "x"),
+            Err(AuthError::InvalidTarget)
+        ));
+        assert!(matches!(
+            c.grant(Some("re\"ad"), None, "x"),
+            Err(AuthError::InvalidScope)
+        ));
+        let public = Client::default_public("web");
+        let g = public.grant(None, None, "latchkey").expect("grant");
+        assert_eq!((g.audience.as_str(), g.scope.as_str()), ("latchkey", ""));
+    }
+
+    #[test]
+    fn scope_narrowing() {
+        assert_eq!(scope_within("read", "read write").ok(), Some(true));
+        assert_eq!(scope_within("read admin", "read write").ok(), Some(false));
+        assert_eq!(scope_within("", "").ok(), Some(true));
+    }
+}

@@ -1,0 +1,148 @@
+//! `latchkey clients …`: operators register, list, delete clients and
+//! rotate their secrets, working on the data directory's store directly (a
+//! running server sees the change on its next request).
+
+use clap::{Args, Subcommand, ValueEnum};
+use latchkey_core::client::{generate_secret, validate_client_id, Client, ClientKind};
+use latchkey_core::clock::{Clock, SystemClock};
+use latchkey_core::store::Store;
+use latchkey_store::SqliteStore;
+use serde_json::json;
+
+use crate::config::{parse_duration, validate_client_ttl, ServeArgs, Settings};
+use crate::data_dir;
+
+#[derive(Debug, Args)]
+pub struct ClientsArgs {
+    #[command(flatten)]
+    pub location: ServeArgs,
+    #[command(subcommand)]
+    pub action: ClientsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsAction {
+    /// Register a client; a confidential client's secret is printed once
+    Create(CreateArgs),
+    /// List registered clients (never their secrets)
+    List,
+    /// Delete a client; its sessions stop refreshing
+    Delete { client_id: String },
+    /// Replace a confidential client's secret; prints the new one once
+    RotateSecret { client_id: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Public,
+    Confidential,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub client_id: String,
+    #[arg(long = "type", value_enum, default_value = "public")]
+    pub kind: Kind,
+    /// Audience it may ask for (repeat; the first is the default)
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// Scope it may ask for (repeat)
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    #[arg(long, value_parser = parse_duration)]
+    pub access_ttl: Option<std::time::Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    pub refresh_idle_timeout: Option<std::time::Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    pub session_lifetime: Option<std::time::Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Start(#[from] crate::StartError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn describe(c: &Client) -> serde_json::Value {
+    json!({
+        "client_id": c.client_id,
+        "type": c.kind.as_str(),
+        "audiences": c.audiences,
+        "scopes": c.scopes,
+        "access_ttl": c.access_ttl_seconds,
+        "refresh_idle_timeout": c.refresh_idle_timeout_seconds,
+        "session_lifetime": c.session_lifetime_seconds,
+        "created_at": c.created_at,
+    })
+}
+
+/// Runs one action; returns what to print (JSON).
+pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
+    let settings = Settings::resolve(&args.location).map_err(crate::StartError::from)?;
+    let dir = data_dir::prepare(&settings.data_dir).map_err(crate::StartError::from)?;
+    let store = SqliteStore::open(&dir.database).map_err(crate::StartError::from)?;
+    let refused = |m: String| AdminError::Refused(m);
+    let store_err = |e| AdminError::Start(crate::StartError::Store(e));
+    match args.action {
+        ClientsAction::Create(a) => {
+            validate_client_id(&a.client_id).map_err(|e| refused(e.to_string()))?;
+            let kind = match a.kind {
+                Kind::Public => ClientKind::Public,
+                Kind::Confidential => ClientKind::Confidential,
+            };
+            let secret = match kind {
+                ClientKind::Confidential => {
+                    Some(generate_secret().map_err(|e| refused(e.to_string()))?)
+                }
+                ClientKind::Public => None,
+            };
+            let client = Client {
+                client_id: a.client_id,
+                kind,
+                secret_hash: secret.as_ref().map(|(_, hash)| hash.clone()),
+                audiences: a.audiences,
+                scopes: a.scopes,
+                access_ttl_seconds: a.access_ttl.map(secs),
+                refresh_idle_timeout_seconds: a.refresh_idle_timeout.map(secs),
+                session_lifetime_seconds: a.session_lifetime.map(secs),
+                created_at: SystemClock.now(),
+            };
+            validate_client_ttl(&client, &settings.policy).map_err(|e| refused(e.to_string()))?;
+            if !store.insert_client(&client).await.map_err(store_err)? {
+                return Err(refused(format!("client {} exists", client.client_id)));
+            }
+            let mut out = describe(&client);
+            if let Some((secret, _)) = secret {
+                out["client_secret"] = secret.into();
+            }
+            Ok(out)
+        }
+        ClientsAction::List => {
+            let clients = store.clients().await.map_err(store_err)?;
+            Ok(clients.iter().map(describe).collect())
+        }
+        ClientsAction::Delete { client_id } => {
+            if !store.delete_client(&client_id).await.map_err(store_err)? {
+                return Err(refused(format!("no client {client_id}")));
+            }
+            Ok(json!({ "deleted": client_id }))
+        }
+        ClientsAction::RotateSecret { client_id } => {
+            let (secret, hash) = generate_secret().map_err(|e| refused(e.to_string()))?;
+            if !store
+                .set_client_secret(&client_id, &hash)
+                .await
+                .map_err(store_err)?
+            {
+                return Err(refused(format!("no confidential client {client_id}")));
+            }
+            Ok(json!({ "client_id": client_id, "client_secret": secret }))
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `latchkey keys rotate` and `latchkey keys list`: signing-key operations
+//! on the data directory's database, opened directly as `serve` opens it
+//! (same flags, `LATCHKEY_*` variables and config file). Running nodes pick a
+//! rotation up on their next key reload, within seconds.
+
+use clap::{Args, Subcommand};
+use latchkey_core::clock::Clock;
+use latchkey_core::key_manager::{self, removable_at, Rotation};
+use latchkey_core::keys::{pick_current, KeySealer};
+use latchkey_core::store::Store;
+use serde_json::{json, Value};
+
+use crate::config::{ServeArgs, Settings};
+use crate::server::{open_data, KEY_PROPAGATION_SECONDS};
+use crate::StartError;
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub settings: ServeArgs,
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum KeysAction {
+    /// Rotate: the current key retires, the next key starts signing, a new
+    /// key (in the configured signing algorithm) is published as next
+    Rotate,
+    /// List the signing keys with their state and dates (never key material)
+    List,
+}
+
+/// Runs a `keys` subcommand; the result is printed as JSON.
+pub async fn run(args: KeysArgs, clock: &dyn Clock) -> Result<Value, StartError> {
+    let settings = Settings::resolve(&args.settings)?;
+    match args.action {
+        KeysAction::Rotate => Ok(match rotate_keys(&settings, clock).await? {
+            Some(r) => json!({
+                "rotated": true,
+                "retired": r.retired,
+                "current": r.current,
+                "next": r.next,
+                "algorithm": settings.policy.signing_algorithm.as_str(),
+            }),
+            None => json!({
+                "rotated": false,
+                "reason": "another rotation happened at the same moment; it stands",
+            }),
+        }),
+        KeysAction::List => Ok(json!({ "keys": list_keys(&settings, clock).await? })),
+    }
+}
+
+/// Rotates the signing keys in `settings.data_dir`'s database: a
+/// compare-and-set on the current key, so racing a node's scheduled rotation
+/// or another CLI rotates once. `None` if the other one won.
+pub async fn rotate_keys(
+    settings: &Settings,
+    clock: &dyn Clock,
+) -> Result<Option<Rotation>, StartError> {
+    let (dir, store) = open_data(settings, false)?;
+    let sealer = KeySealer::new(&dir.secret)?;
+    let rotated = key_manager::rotate(
+        store.as_ref(),
+        &sealer,
+        settings.policy.signing_algorithm,
+        clock.now(),
+    )
+    .await?;
+    Ok(rotated)
+}
+
+/// The signing keys, current first, then next, then retired (newest first),
+/// with when each retired key will be removed from the JWKS.
+pub async fn list_keys(settings: &Settings, clock: &dyn Clock) -> Result<Vec<Value>, StartError> {
+    let (_dir, store) = open_data(settings, false)?;
+    let mut keys = store.signing_keys().await?;
+    let signing = pick_current(&keys).map(|k| k.kid.clone());
+    let rank = |state: &str| match state {
+        "current" => 0,
+        "next" => 1,
+        _ => 2,
+    };
+    keys.sort_by(|a, b| {
+        rank(a.state.as_str())
+            .cmp(&rank(b.state.as_str()))
+            .then_with(|| b.retired_at.cmp(&a.retired_at))
+            .then_with(|| b.created_at.cmp(&a.created_at))
+    });
+    let retention = settings.policy.max_access_ttl() + settings.policy.leeway_seconds;
+    let now = clock.now();
+    Ok(keys
+        .iter()
+        .map(|k| {
+            json!({
+                "kid": k.kid,
+                "alg": k.alg,
+                "state": k.state.as_str(),
+                "signing": signing.as_deref() == Some(k.kid.as_str()),
+                "created_at": k.created_at,
+                "activated_at": k.activated_at,
+                "retired_at": k.retired_at,
+                "removable_at": removable_at(k.retired_at, retention, KEY_PROPAGATION_SECONDS),
+                "age_seconds": now.saturating_sub(k.activated_at.unwrap_or(k.created_at)),
+            })
+        })
+        .collect())
+}

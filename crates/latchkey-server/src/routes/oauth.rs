@@ -1,0 +1,255 @@
+//! The OAuth 2.0 surface: token (RFC 6749 §5–6, refresh_token and
+//! client_credentials grants), revocation (RFC 7009), introspection
+//! (RFC 7662) and server metadata (RFC 8414). Form bodies in, JSON out.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use latchkey_core::client::{Client, ClientKind};
+use latchkey_core::service::{GrantRequest, Introspection};
+use latchkey_core::AuthError;
+use serde_json::{json, Map, Value};
+
+use super::tokens::TokenBody;
+use super::{no_store, AuthState};
+use crate::error::ApiError;
+
+/// An `application/x-www-form-urlencoded` body. Repeated parameters are an
+/// error (RFC 6749 §3.2); empty ones count as absent (§3.1).
+pub struct Form(HashMap<String, String>);
+
+impl Form {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    fn require(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::BadRequest(format!("missing parameter {name}")))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(ApiError::BadRequest(
+                "expected Content-Type: application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("request body could not be read".into())
+            }
+        })?;
+        let mut params = HashMap::new();
+        for (name, value) in form_urlencoded::parse(&bytes) {
+            if value.is_empty() {
+                continue;
+            }
+            if params
+                .insert(name.to_string(), value.into_owned())
+                .is_some()
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "parameter {name} is repeated"
+                )));
+            }
+        }
+        Ok(Form(params))
+    }
+}
+
+/// Client credentials from `Authorization: Basic` (client_secret_basic) or
+/// the body (client_secret_post); using both is an error (RFC 6749 §2.3).
+struct ClientCredentials {
+    id: Option<String>,
+    secret: Option<String>,
+}
+
+fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<ClientCredentials, ApiError> {
+    let invalid = || ApiError::OAuth(AuthError::InvalidClient);
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(ClientCredentials {
+            id: form.get("client_id").map(str::to_owned),
+            secret: form.get("client_secret").map(str::to_owned),
+        });
+    };
+    if form.get("client_secret").is_some() {
+        return Err(ApiError::BadRequest(
+            "use one client authentication method, not two".into(),
+        ));
+    }
+    let value = value.to_str().map_err(|_| invalid())?;
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(invalid)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(invalid());
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| invalid())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
+    // §2.3.1: both halves are form-urlencoded before base64.
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let (id, secret) = (unescape(id), unescape(secret));
+    if form.get("client_id").is_some_and(|body_id| body_id != id) {
+        return Err(invalid());
+    }
+    Ok(ClientCredentials {
+        id: Some(id),
+        secret: (!secret.is_empty()).then_some(secret),
+    })
+}
+
+async fn authenticate_client(
+    auth: &AuthState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Client, ApiError> {
+    let creds = client_credentials(headers, form)?;
+    auth.client(creds.id.as_deref(), creds.secret.as_deref())
+        .await
+        .map_err(ApiError::OAuth)
+}
+
+pub async fn token(
+    State(auth): State<AuthState>,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, ApiError> {
+    let grant_type = form.require("grant_type")?;
+    let client = authenticate_client(&auth, &headers, &form).await?;
+    let scope = form.get("scope");
+    let tokens = match grant_type {
+        "refresh_token" => auth
+            .refresh(form.require("refresh_token")?, &client, scope)
+            .await
+            .map_err(ApiError::OAuth)?,
+        "client_credentials" => {
+            let request = GrantRequest {
+                scope,
+                // RFC 8707 names it `resource`; many clients say `audience`.
+                audience: form.get("audience").or(form.get("resource")),
+            };
+            auth.client_credentials(&client, &request)
+                .map_err(ApiError::OAuth)?
+        }
+        _ => return Err(ApiError::UnsupportedGrantType),
+    };
+    Ok((no_store(), Json(TokenBody::from(tokens))).into_response())
+}
+
+pub async fn revoke(
+    State(auth): State<AuthState>,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, ApiError> {
+    let token = form.require("token")?;
+    let client = authenticate_client(&auth, &headers, &form).await?;
+    auth.revoke_token(token, &client)
+        .await
+        .map_err(ApiError::OAuth)?;
+    Ok((StatusCode::OK, no_store()).into_response())
+}
+
+pub async fn introspect(
+    State(auth): State<AuthState>,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, ApiError> {
+    let token = form.require("token")?;
+    let client = authenticate_client(&auth, &headers, &form).await?;
+    if client.kind != ClientKind::Confidential {
+        return Err(ApiError::OAuth(AuthError::InvalidClient));
+    }
+    let issuer = &auth.policy().issuer;
+    let body = match auth.introspect(token).await.map_err(ApiError::OAuth)? {
+        Introspection::Inactive => json!({ "active": false }),
+        Introspection::Access(claims) => {
+            let mut v = serde_json::to_value(&claims).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("active".into(), Value::Bool(true));
+                obj.insert("token_type".into(), "Bearer".into());
+            }
+            v
+        }
+        Introspection::Refresh {
+            session,
+            user,
+            expires_at,
+        } => {
+            let mut obj = Map::new();
+            obj.insert("active".into(), Value::Bool(true));
+            obj.insert("token_type".into(), "refresh_token".into());
+            obj.insert("client_id".into(), session.client_id.into());
+            obj.insert("sub".into(), user.id.to_string().into());
+            obj.insert("username".into(), user.username.into());
+            obj.insert("iss".into(), issuer.clone().into());
+            obj.insert("iat".into(), session.created_at.into());
+            obj.insert("exp".into(), expires_at.into());
+            obj.insert("sid".into(), session.id.to_string().into());
+            if !session.scope.is_empty() {
+                obj.insert("scope".into(), session.scope.into());
+            }
+            Value::Object(obj)
+        }
+    };
+    Ok((no_store(), Json(body)).into_response())
+}
+
+/// RFC 8414 metadata; also served as `openid-configuration` for libraries
+/// that only look there (we are not an OpenID Provider: no ID tokens, no
+/// authorization endpoint, no userinfo).
+pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
+    let issuer = auth.policy().issuer.clone();
+    let base = issuer.trim_end_matches('/');
+    let mut algs: Vec<String> = auth.jwks()["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k["alg"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    algs.sort();
+    algs.dedup();
+    let client_auth = ["client_secret_basic", "client_secret_post", "none"];
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{base}/oauth/token"),
+            "revocation_endpoint": format!("{base}/oauth/revoke"),
+            "introspection_endpoint": format!("{base}/oauth/introspect"),
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "grant_types_supported": ["refresh_token", "client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": client_auth,
+            "revocation_endpoint_auth_methods_supported": client_auth,
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "access_token_signing_alg_values_supported": algs,
+        })),
+    )
+}

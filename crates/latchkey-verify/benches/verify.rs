@@ -1,0 +1,136 @@
+//! Cost of accepting one access token, layer by layer:
+//! (a) the bare Ed25519 check of the signing input (aws-lc-rs),
+//! (b) `latchkey_core::access_token::verify` (decoding, header and claims
+//!     rules around (a)),
+//! (c) `Verifier::verify`: (b) plus the key-set snapshot and the revocation
+//!     lookups, with 10 000 entries in the set.
+//! Target: (c) within 10 % of (a).
+//!
+//! `cargo bench -p latchkey-verify`
+
+use std::sync::LazyLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{Ed25519KeyPair, ParsedPublicKey, ED25519};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use divan::{black_box, Bencher};
+use latchkey_core::access_token::{
+    self, AccessClaims, Algorithm, Audience, Expectations, SigningKey, VerifyingKeys,
+};
+use latchkey_verify::{Options, Revocation, RevocationKind, Verifier};
+use serde_json::json;
+
+const ISSUER: &str = "https://auth.example.com";
+const AUDIENCE: &str = "api";
+const REVOKED_ENTRIES: usize = 10_000;
+
+struct Fixture {
+    token: String,
+    signing_input: Vec<u8>,
+    signature: Vec<u8>,
+    public: ParsedPublicKey,
+    keys: VerifyingKeys,
+    expect: Expectations,
+    verifier: Verifier,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("keygen");
+    let key = SigningKey::from_pkcs8("k1", Algorithm::EdDsa, pkcs8.as_ref()).expect("key");
+    let at = now();
+    // A token shaped like the server's: a session, a couple of roles.
+    let token = key.sign(&AccessClaims {
+        iss: ISSUER.into(),
+        sub: "3f1c9a52-8c1e-4a57-9d0b-6f1e2d3c4b5a".into(),
+        aud: Audience::One(AUDIENCE.into()),
+        exp: at + 3600,
+        iat: at,
+        nbf: None,
+        jti: "0b9e7d6c-5a4b-4c3d-8e2f-1a0b9c8d7e6f".into(),
+        client_id: "default".into(),
+        sid: Some("7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d".into()),
+        scope: None,
+        roles: vec!["user".into(), "billing".into()],
+    });
+    let (input, sig) = token.rsplit_once('.').expect("three parts");
+    let signature = URL_SAFE_NO_PAD.decode(sig).expect("b64");
+
+    let mut keys = VerifyingKeys::default();
+    keys.insert("k1", Algorithm::EdDsa, key.public_key())
+        .expect("insert");
+    let jwks = json!({"keys": [{
+        "kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(key.public_key()),
+    }]});
+    let verifier = Verifier::from_jwks(&jwks.to_string(), ISSUER, AUDIENCE, Options::default())
+        .expect("verifier");
+    for i in 0..REVOKED_ENTRIES {
+        let kind = if i % 2 == 0 {
+            RevocationKind::Session
+        } else {
+            RevocationKind::Token
+        };
+        verifier.insert_revocation(&Revocation {
+            kind,
+            id: format!("{i:08x}-revoked-{i}"),
+            expires_at: at + 3600,
+        });
+    }
+    assert_eq!(verifier.revocation_count(), REVOKED_ENTRIES);
+    assert!(verifier.verify(&token).is_ok(), "fixture token must verify");
+
+    Fixture {
+        public: ParsedPublicKey::new(&ED25519, key.public_key()).expect("public key"),
+        signing_input: input.as_bytes().to_vec(),
+        signature,
+        token,
+        keys,
+        expect: Expectations {
+            issuer: ISSUER.into(),
+            audience: Some(AUDIENCE.into()),
+            leeway: 30,
+        },
+        verifier,
+    }
+});
+
+/// (a)
+#[divan::bench(sample_count = 1000)]
+fn a_raw_ed25519_verify_sig(bencher: Bencher) {
+    let f = &*FIXTURE;
+    bencher.bench(|| {
+        f.public
+            .verify_sig(black_box(&f.signing_input), black_box(&f.signature))
+            .is_ok()
+    });
+}
+
+/// (b)
+#[divan::bench(sample_count = 1000)]
+fn b_core_access_token_verify(bencher: Bencher) {
+    let f = &*FIXTURE;
+    let at = now();
+    bencher.bench(|| access_token::verify(black_box(&f.token), &f.keys, &f.expect, at).is_ok());
+}
+
+/// (c)
+#[divan::bench(sample_count = 1000)]
+fn c_verifier_verify_10k_revoked(bencher: Bencher) {
+    let f = &*FIXTURE;
+    bencher.bench(|| f.verifier.verify(black_box(&f.token)).is_ok());
+}
+
+fn main() {
+    // Build the fixture (keygen, 10 000 inserts) outside any measurement.
+    LazyLock::force(&FIXTURE);
+    divan::main();
+}

@@ -1,0 +1,43 @@
+//! The library a resource server (an application's API) embeds to accept
+//! Latchkey access tokens without a network call per request.
+//!
+//! This crate owns the *client side* of token verification:
+//! - fetching the issuer's JWKS (`{issuer}/.well-known/jwks.json`), caching
+//!   the signing keys by `kid` (Ed25519 and whatever other algorithms core
+//!   supports), refetching on an unknown `kid` (rate-limited)
+//!   and on a timer, so rotated-in keys are picked up and removed keys stop
+//!   verifying;
+//! - following the revocation feed (`{issuer}/v1/revocations`) in a
+//!   background task, so a cancelled token or ended session is refused
+//!   within about a second, with a fail-open or fail-closed policy for when
+//!   the feed is unreachable;
+//! - the axum [`Claims`] extractor and the tower [`RequireBearer`] layer.
+//!
+//! The signature and claims rules themselves (RFC 8725 strictness, `typ`,
+//! `crit`, time checks, issuer and audience) are
+//! [`latchkey_core::access_token::verify`]'s; this crate only supplies the
+//! keys and the revocation state around it. Nothing server-side lives here.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), latchkey_verify::VerifyError> {
+//! let verifier = latchkey_verify::Verifier::new("http://127.0.0.1:8080", "my-api").await?;
+//! let claims = verifier.verify("eyJ...")?;
+//! println!("hello {}", claims.sub);
+//! # Ok(()) }
+//! ```
+//!
+//! HTTPS to the issuer needs the `rustls-tls` feature (on by default).
+
+mod bearer;
+mod error;
+mod feed;
+mod jwks;
+mod options;
+mod verifier;
+
+pub use bearer::{bearer_token, Claims, RequireBearer, RequireBearerService};
+pub use error::VerifyError;
+pub use latchkey_core::access_token::{AccessClaims, Audience};
+pub use latchkey_core::store::{Revocation, RevocationKind};
+pub use options::{FailMode, Options, MAX_FEED_WAIT};
+pub use verifier::Verifier;
