@@ -4,7 +4,7 @@
 //! [`PasswordHasher`].
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
@@ -152,6 +152,7 @@ pub struct Authority {
     revocations: RevocationSet,
     /// Feed cursor up to which `revocations` has caught up with the store.
     revocations_cursor: AtomicI64,
+    revocation_listener: OnceLock<Box<dyn Fn() + Send + Sync>>,
     expectations: Expectations,
     policy: Policy,
 }
@@ -203,6 +204,7 @@ impl Authority {
             keys,
             revocations,
             revocations_cursor: AtomicI64::new(snapshot.cursor),
+            revocation_listener: OnceLock::new(),
             expectations: Expectations {
                 issuer: policy.issuer.clone(),
                 // Checked per use: our own API wants our audience, while
@@ -525,6 +527,7 @@ impl Authority {
         };
         self.store.insert_revocation(&entry).await?;
         self.revocations.insert(&entry);
+        self.announce_revocation();
         Ok(())
     }
 
@@ -685,12 +688,15 @@ impl Authority {
             .store
             .revoke_sessions_of_user(user_id, except, now, reason, expires_at)
             .await?;
-        for id in ended {
+        for id in &ended {
             self.revocations.insert(&Revocation {
                 kind: RevocationKind::Session,
                 id: id.to_string(),
                 expires_at,
             });
+        }
+        if !ended.is_empty() {
+            self.announce_revocation();
         }
         Ok(())
     }
@@ -708,8 +714,21 @@ impl Authority {
             .await?
         {
             self.revocations.insert(&entry);
+            self.announce_revocation();
         }
         Ok(())
+    }
+
+    /// Registers what to call after this node records a revocation, so the
+    /// server can wake feed readers at once instead of at its next poll.
+    pub fn on_revocation(&self, listener: impl Fn() + Send + Sync + 'static) {
+        let _ = self.revocation_listener.set(Box::new(listener));
+    }
+
+    fn announce_revocation(&self) {
+        if let Some(listener) = self.revocation_listener.get() {
+            listener();
+        }
     }
 
     fn issue(

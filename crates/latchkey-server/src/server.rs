@@ -10,7 +10,7 @@ use latchkey_core::password::Argon2Hashing;
 use latchkey_core::store::{Store as _, StoreError};
 use latchkey_core::{AuthError, Authority};
 use latchkey_store::SqliteStore;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, Settings};
@@ -178,6 +178,11 @@ pub(crate) fn open_data(
 /// wake long-polling feed readers), prune what has expired, and keep the
 /// signing keys in step (reload, scheduled rotation, removal).
 async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_every: Option<i64>) {
+    // A revocation recorded here is synced at once rather than at the next
+    // tick, so feed readers learn of it in milliseconds.
+    let revoked = Arc::new(Notify::new());
+    let signal = revoked.clone();
+    authority.on_revocation(move || signal.notify_one());
     let mut keys = tokio::time::interval(RELOAD_KEYS_EVERY);
     keys.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sync = tokio::time::interval(SYNC_REVOCATIONS_EVERY);
@@ -185,15 +190,8 @@ async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_ev
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
-            _ = sync.tick() => {
-                if let Err(e) = authority.sync_revocations().await {
-                    tracing::warn!(error = %e, "revocation sync failed");
-                }
-                feed.send_if_modified(|cursor| {
-                    let latest = authority.revocations_cursor();
-                    std::mem::replace(cursor, latest) != latest
-                });
-            }
+            _ = sync.tick() => sync_revocations(&authority, &feed).await,
+            _ = revoked.notified() => sync_revocations(&authority, &feed).await,
             _ = keys.tick() => {
                 match authority.keys().maintain(rotate_every, KEY_PROPAGATION_SECONDS).await {
                     Ok(done) => {
@@ -213,4 +211,16 @@ async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_ev
             }
         }
     }
+}
+
+/// Catches the revocation set up with the store and wakes long-polling feed
+/// readers when the cursor moved.
+async fn sync_revocations(authority: &Authority, feed: &watch::Sender<i64>) {
+    if let Err(e) = authority.sync_revocations().await {
+        tracing::warn!(error = %e, "revocation sync failed");
+    }
+    feed.send_if_modified(|cursor| {
+        let latest = authority.revocations_cursor();
+        std::mem::replace(cursor, latest) != latest
+    });
 }

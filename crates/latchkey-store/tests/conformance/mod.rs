@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
-    KeyState, Revocation, RevocationKind, Session, Store, StoreError, StoredKey, User,
+    FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
+    StoredKey, User,
 };
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -56,6 +57,16 @@ macro_rules! store_conformance_tests {
             revoke_session_happens_once,
             concurrent_revoke_session_has_exactly_one_winner,
             live_revocations_excludes_expired_entries,
+            live_sessions_of_user_lists_only_that_users_live_sessions,
+            revoke_sessions_of_user_revokes_each_unrevoked_session_once,
+            concurrent_revoke_sessions_of_user_never_revokes_twice,
+            revocation_feed_snapshot_holds_every_live_entry,
+            revocation_feed_pages_return_each_entry_once_in_order,
+            revocation_feed_refuses_cursor_beyond_newest,
+            revocation_feed_refuses_cursor_older_than_pruned,
+            revocation_feed_snapshot_and_tail_lose_nothing_under_concurrent_inserts,
+            prune_deletes_expired_rows_in_batches,
+            prune_leaves_live_rows_alone,
             signing_keys_round_trip_and_kid_is_unique,
             concurrent_mixed_writes_are_all_visible,
             acknowledged_writes_survive_reopen,
@@ -712,6 +723,1213 @@ pub async fn live_revocations_excludes_expired_entries(backend: &impl Backend) {
             "live_revocations({at})"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Sessions of a user
+// ---------------------------------------------------------------------------
+
+/// `live_sessions_of_user(user, now)` returns exactly that user's sessions
+/// that are not revoked and whose `expires_at > now` (a session ending at
+/// `now` is over), every field intact, ordered by `created_at`; other
+/// users' sessions never appear, and an unknown user has none.
+pub async fn live_sessions_of_user_lists_only_that_users_live_sessions(backend: &impl Backend) {
+    let store = backend.open().await;
+    let owner = user("ivan");
+    let other = user("judith");
+    let idle = user("ken");
+    for u in [&owner, &other, &idle] {
+        must_insert_user(&*store, u).await;
+    }
+    let now = T0 + DAY;
+
+    // Inserted out of `created_at` order, with distinct `created_at`s.
+    let newest = Session {
+        created_at: T0 + 300,
+        last_refreshed_at: T0 + 300,
+        client_id: "newest".to_owned(),
+        ..session(owner.id)
+    };
+    let oldest = Session {
+        created_at: T0 - 300,
+        last_refreshed_at: T0 + 50,
+        counter: 12,
+        user_agent: None,
+        ip: None,
+        client_id: "oldest".to_owned(),
+        ..session(owner.id)
+    };
+    let middle = Session {
+        created_at: T0,
+        client_id: "middle".to_owned(),
+        ..session(owner.id)
+    };
+    let ends_next_second = Session {
+        created_at: T0 + 100,
+        expires_at: now + 1,
+        client_id: "ends-next-second".to_owned(),
+        ..session(owner.id)
+    };
+    let ends_at_now = Session {
+        created_at: T0 + 10,
+        expires_at: now,
+        ..session(owner.id)
+    };
+    let ended = Session {
+        created_at: T0 - 30 * DAY,
+        expires_at: now - DAY,
+        ..session(owner.id)
+    };
+    let revoked = Session {
+        created_at: T0 + 20,
+        revoked_at: Some(T0 + 30),
+        revoke_reason: Some("logout".to_owned()),
+        ..session(owner.id)
+    };
+    let others_live = Session {
+        created_at: T0 + 1,
+        ..session(other.id)
+    };
+    for s in [
+        &newest,
+        &ends_at_now,
+        &others_live,
+        &oldest,
+        &revoked,
+        &ends_next_second,
+        &ended,
+        &middle,
+    ] {
+        store.insert_session(s).await.expect("insert_session");
+    }
+
+    assert_eq!(
+        live_sessions(&*store, owner.id, now).await,
+        vec![
+            oldest.clone(),
+            middle.clone(),
+            ends_next_second.clone(),
+            newest.clone()
+        ],
+        "live sessions of the owner at now, by created_at"
+    );
+    assert_eq!(
+        live_sessions(&*store, owner.id, now - 1).await,
+        vec![
+            oldest.clone(),
+            middle.clone(),
+            ends_at_now.clone(),
+            ends_next_second.clone(),
+            newest.clone()
+        ],
+        "a second earlier the session ending at now is still live"
+    );
+    assert_eq!(
+        live_sessions(&*store, owner.id, now + 1).await,
+        vec![oldest.clone(), middle.clone(), newest.clone()],
+        "a second later the session ending then is over"
+    );
+    assert_eq!(
+        live_sessions(&*store, other.id, now).await,
+        vec![others_live.clone()]
+    );
+    assert_eq!(live_sessions(&*store, idle.id, now).await, Vec::new());
+    assert_eq!(
+        live_sessions(&*store, Uuid::new_v4(), now).await,
+        Vec::new()
+    );
+    // A session id is not a user id.
+    assert_eq!(live_sessions(&*store, middle.id, now).await, Vec::new());
+
+    // Revoking one takes it off the list, and only it.
+    assert!(store
+        .revoke_session(middle.id, now, "logout", &sid_entry(middle.id, now + 900))
+        .await
+        .expect("revoke_session"));
+    assert_eq!(
+        live_sessions(&*store, owner.id, now).await,
+        vec![oldest, ends_next_second, newest]
+    );
+    assert_eq!(
+        live_sessions(&*store, other.id, now).await,
+        vec![others_live]
+    );
+}
+
+/// `revoke_sessions_of_user(user, except, now, reason, entry_expires_at)`
+/// revokes every unrevoked session of the user but `except` (even one whose
+/// lifetime has ended: its access tokens may still be live), stamping
+/// `revoked_at` and `revoke_reason` only, records exactly one `sid` entry
+/// (expiring at `entry_expires_at`) per session it revoked, and returns
+/// exactly those ids. Sessions already revoked are neither returned nor
+/// given a second entry; other users' sessions are untouched. `None` spares
+/// no session; a user with nothing to revoke gets `[]` and no entry.
+pub async fn revoke_sessions_of_user_revokes_each_unrevoked_session_once(backend: &impl Backend) {
+    let store = backend.open().await;
+    let owner = user("laura");
+    let other = user("mike");
+    let idle = user("nora");
+    for u in [&owner, &other, &idle] {
+        must_insert_user(&*store, u).await;
+    }
+    let first = Session {
+        counter: 3,
+        last_refreshed_at: T0 + 40,
+        ..session(owner.id)
+    };
+    let kept = Session {
+        created_at: T0 + 1,
+        ..session(owner.id)
+    };
+    let third = Session {
+        created_at: T0 + 2,
+        user_agent: None,
+        ip: None,
+        ..session(owner.id)
+    };
+    let ended = Session {
+        created_at: T0 - 40 * DAY,
+        expires_at: T0 - DAY,
+        ..session(owner.id)
+    };
+    let already_revoked = Session {
+        revoked_at: Some(T0 - 5),
+        revoke_reason: Some("reuse".to_owned()),
+        ..session(owner.id)
+    };
+    let others = [session(other.id), session(other.id)];
+    for s in [&first, &kept, &third, &ended, &already_revoked]
+        .into_iter()
+        .chain(&others)
+    {
+        store.insert_session(s).await.expect("insert_session");
+    }
+    let before = snapshot(&*store, T0).await;
+    assert_eq!(before.entries, Vec::new());
+
+    // Everything but `kept`.
+    let now = T0 + 100;
+    let revoked = store
+        .revoke_sessions_of_user(owner.id, Some(kept.id), now, "password-change", T0 + 900)
+        .await
+        .expect("revoke_sessions_of_user");
+    assert_eq!(
+        sorted_ids(revoked),
+        sorted_ids(vec![first.id, third.id, ended.id]),
+        "the ids revoked"
+    );
+    for s in [&first, &third, &ended] {
+        assert_eq!(
+            get_session(&*store, s.id).await,
+            Session {
+                revoked_at: Some(now),
+                revoke_reason: Some("password-change".to_owned()),
+                ..s.clone()
+            }
+        );
+    }
+    assert_eq!(get_session(&*store, kept.id).await, kept);
+    assert_eq!(
+        get_session(&*store, already_revoked.id).await,
+        already_revoked
+    );
+    for s in &others {
+        assert_eq!(get_session(&*store, s.id).await, s.clone());
+    }
+    let (recorded, cursor) = tail_all(&*store, before.cursor, 100, T0).await;
+    assert_eq!(
+        sorted(recorded),
+        sorted(vec![
+            sid_entry(first.id, T0 + 900),
+            sid_entry(third.id, T0 + 900),
+            sid_entry(ended.id, T0 + 900),
+        ]),
+        "one sid entry per session revoked, and no other"
+    );
+    assert_eq!(
+        live(&*store, T0 + 899).await,
+        sorted(vec![
+            sid_entry(first.id, T0 + 900),
+            sid_entry(third.id, T0 + 900),
+            sid_entry(ended.id, T0 + 900),
+        ])
+    );
+    assert_eq!(
+        store
+            .live_sessions_of_user(owner.id, now)
+            .await
+            .expect("live_sessions_of_user"),
+        vec![kept.clone()]
+    );
+
+    // `None`: the one left goes too, and only it is returned and recorded.
+    let later = T0 + 200;
+    let revoked = store
+        .revoke_sessions_of_user(owner.id, None, later, "admin", T0 + 1_800)
+        .await
+        .expect("revoke_sessions_of_user");
+    assert_eq!(revoked, vec![kept.id]);
+    assert_eq!(
+        get_session(&*store, kept.id).await,
+        Session {
+            revoked_at: Some(later),
+            revoke_reason: Some("admin".to_owned()),
+            ..kept.clone()
+        }
+    );
+    assert_eq!(
+        get_session(&*store, first.id)
+            .await
+            .revoke_reason
+            .as_deref(),
+        Some("password-change"),
+        "an earlier revocation keeps its stamp"
+    );
+    let (recorded, cursor) = tail_all(&*store, cursor, 100, later).await;
+    assert_eq!(recorded, vec![sid_entry(kept.id, T0 + 1_800)]);
+
+    // Nothing left to revoke: `[]`, no entry, nothing changes.
+    for (user_id, except) in [
+        (owner.id, None),
+        (owner.id, Some(first.id)),
+        (idle.id, None),
+        (Uuid::new_v4(), None),
+    ] {
+        assert_eq!(
+            store
+                .revoke_sessions_of_user(user_id, except, T0 + 300, "again", T0 + 2_700)
+                .await
+                .expect("revoke_sessions_of_user"),
+            Vec::<Uuid>::new()
+        );
+    }
+    let (recorded, _) = tail_all(&*store, cursor, 100, T0 + 300).await;
+    assert_eq!(recorded, Vec::new(), "nothing revoked, nothing recorded");
+    assert_eq!(get_session(&*store, kept.id).await.revoked_at, Some(later));
+    for s in &others {
+        assert_eq!(get_session(&*store, s.id).await, s.clone());
+    }
+    assert_eq!(
+        store
+            .live_sessions_of_user(other.id, T0)
+            .await
+            .expect("live_sessions_of_user")
+            .len(),
+        others.len()
+    );
+}
+
+/// 16 concurrent `revoke_sessions_of_user` calls for one user with 30
+/// sessions (half sparing one session, half sparing none): every session is
+/// revoked by exactly one call, the one that returned it (its stamp is
+/// that call's), no call returns the session it spares, and the feed holds
+/// exactly one entry per session. Another user's sessions are untouched.
+pub async fn concurrent_revoke_sessions_of_user_never_revokes_twice(backend: &impl Backend) {
+    const SESSIONS: usize = 30;
+    const RACERS: usize = 16;
+    let store = backend.open().await;
+    let owner = user("olivia");
+    let other = user("pat");
+    must_insert_user(&*store, &owner).await;
+    must_insert_user(&*store, &other).await;
+    let sessions: Vec<Session> = (0..SESSIONS)
+        .map(|i| Session {
+            created_at: T0 + i as i64,
+            ..session(owner.id)
+        })
+        .collect();
+    let others: Vec<Session> = (0..3).map(|_| session(other.id)).collect();
+    for s in sessions.iter().chain(&others) {
+        store.insert_session(s).await.expect("insert_session");
+    }
+    let before = snapshot(&*store, T0).await;
+
+    let start = Arc::new(Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let start = Arc::clone(&start);
+            let except = (i % 2 == 1).then(|| sessions[i].id);
+            let owner_id = owner.id;
+            let now = T0 + 1_000 + i as i64;
+            let reason = format!("racer-{i}");
+            tokio::spawn(async move {
+                start.wait().await;
+                let revoked = store
+                    .revoke_sessions_of_user(owner_id, except, now, &reason, T0 + 5_000)
+                    .await;
+                (except, now, reason, revoked)
+            })
+        })
+        .collect();
+
+    let mut by_session: BTreeMap<Uuid, Vec<(UnixTime, String)>> = BTreeMap::new();
+    for task in tasks {
+        let (except, now, reason, revoked) = task.await.expect("racer task");
+        let revoked = revoked.expect("revoke_sessions_of_user must not fail under contention");
+        for id in revoked {
+            assert_ne!(
+                Some(id),
+                except,
+                "a call must not revoke the session it spares"
+            );
+            by_session
+                .entry(id)
+                .or_default()
+                .push((now, reason.clone()));
+        }
+    }
+    let twice: Vec<_> = by_session.iter().filter(|(_, w)| w.len() > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "sessions revoked by more than one call: {twice:?}"
+    );
+    assert_eq!(
+        by_session.keys().copied().collect::<Vec<_>>(),
+        sorted_ids(sessions.iter().map(|s| s.id).collect()),
+        "every session of the user must be revoked by some call"
+    );
+    for s in &sessions {
+        let (now, reason) = by_session[&s.id][0].clone();
+        assert_eq!(
+            get_session(&*store, s.id).await,
+            Session {
+                revoked_at: Some(now),
+                revoke_reason: Some(reason),
+                ..s.clone()
+            },
+            "the stamp must be that of the call that returned the session"
+        );
+    }
+    for s in &others {
+        assert_eq!(get_session(&*store, s.id).await, s.clone());
+    }
+
+    let (recorded, _) = tail_all(&*store, before.cursor, 7, T0).await;
+    assert_eq!(
+        sorted(recorded),
+        sorted(
+            sessions
+                .iter()
+                .map(|s| sid_entry(s.id, T0 + 5_000))
+                .collect()
+        ),
+        "exactly one entry per session"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Revocation feed
+// ---------------------------------------------------------------------------
+
+/// `revocation_feed(None, now, _)` is a snapshot of every entry with
+/// `expires_at > now` (of both kinds, every field, whatever `limit`) and a
+/// cursor from which a tail returns nothing until something new is
+/// recorded; then exactly the new entries, oldest first. An empty store has
+/// a snapshot too.
+pub async fn revocation_feed_snapshot_holds_every_live_entry(backend: &impl Backend) {
+    let store = backend.open().await;
+    let now = T0 + 1_000;
+    let empty = snapshot(&*store, now).await;
+    assert_eq!(empty.entries, Vec::new());
+    assert_eq!(
+        feed(&*store, Some(empty.cursor), now, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor: empty.cursor
+        }),
+        "the snapshot cursor of an empty store must be usable"
+    );
+
+    let entry = |kind, id: &str, expires_at| Revocation {
+        kind,
+        id: id.to_owned(),
+        expires_at,
+    };
+    let gone = entry(RevocationKind::Token, "jti-gone", now - 1);
+    let at_now = entry(RevocationKind::Session, "sid-at-now", now);
+    let next = entry(RevocationKind::Session, "sid-next", now + 1);
+    let later = entry(RevocationKind::Token, "jti-later", now + 900);
+    let later_sid = entry(RevocationKind::Session, "jti-later", now + 900);
+    let many: Vec<Revocation> = (0..12)
+        .map(|i| entry(RevocationKind::Token, &format!("jti-{i:02}"), now + DAY + i))
+        .collect();
+    let all: Vec<Revocation> = [gone, at_now, next.clone(), later.clone(), later_sid.clone()]
+        .into_iter()
+        .chain(many.iter().cloned())
+        .collect();
+    for e in &all {
+        store.insert_revocation(e).await.expect("insert_revocation");
+    }
+
+    let mut expected = vec![next, later, later_sid];
+    expected.extend(many.iter().cloned());
+    // `limit` bounds tails, not the snapshot.
+    for limit in [1, 5, 1_000] {
+        let snap = snapshot_with_limit(&*store, now, limit).await;
+        assert_eq!(
+            sorted(snap.entries),
+            sorted(expected.clone()),
+            "snapshot at {now} with limit {limit}"
+        );
+    }
+    let snap = snapshot(&*store, now).await;
+    assert_eq!(
+        sorted(snapshot(&*store, now - DAY).await.entries),
+        sorted(all.clone()),
+        "an earlier `now` sees the expired entries too"
+    );
+    assert_eq!(
+        sorted(snapshot(&*store, now + DAY + 6).await.entries),
+        sorted(many[7..].to_vec())
+    );
+
+    // From an up-to-date cursor: nothing, same cursor.
+    assert_eq!(
+        feed(&*store, Some(snap.cursor), now, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor: snap.cursor
+        })
+    );
+    // The old empty-store cursor tails every entry, in insertion order.
+    // (Read at an earlier `now`, so that whether a tail skips entries that
+    // have expired does not matter here.)
+    let (from_start, end) = tail_all(&*store, empty.cursor, 100, now - DAY).await;
+    assert_eq!(from_start, all);
+    assert_eq!(end, snap.cursor, "the tail ends where the snapshot is");
+
+    let fresh = vec![
+        entry(RevocationKind::Session, "sid-fresh", now + 60),
+        entry(RevocationKind::Token, "jti-fresh", now + 120),
+    ];
+    for e in &fresh {
+        store.insert_revocation(e).await.expect("insert_revocation");
+    }
+    let page = feed(&*store, Some(snap.cursor), now, 10)
+        .await
+        .expect("the snapshot cursor must still be valid");
+    assert_eq!(page.entries, fresh);
+    assert_ne!(
+        page.cursor, snap.cursor,
+        "the cursor moves past new entries"
+    );
+    assert_eq!(
+        feed(&*store, Some(page.cursor), now, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor: page.cursor
+        })
+    );
+    assert_eq!(snapshot(&*store, now).await.cursor, page.cursor);
+}
+
+/// Paging through the feed with small limits (1, 2, 3, 7) returns every
+/// entry exactly once, in insertion order, at most `limit` per page (and a
+/// full page while more remain), each page's cursor being where the next
+/// starts; the last page's cursor tails nothing. A limit of `usize::MAX`
+/// returns the rest at once.
+pub async fn revocation_feed_pages_return_each_entry_once_in_order(backend: &impl Backend) {
+    const ENTRIES: i64 = 23;
+    let store = backend.open().await;
+    let start = snapshot(&*store, T0).await.cursor;
+    let all: Vec<Revocation> = (0..ENTRIES)
+        .map(|i| Revocation {
+            kind: if i % 3 == 0 {
+                RevocationKind::Session
+            } else {
+                RevocationKind::Token
+            },
+            id: format!("feed-{i:02}"),
+            // Not in insertion order: the feed is ordered by insertion.
+            expires_at: T0 + DAY + (i * 7919) % 101,
+        })
+        .collect();
+    for e in &all {
+        store.insert_revocation(e).await.expect("insert_revocation");
+    }
+
+    for limit in [1usize, 2, 3, 7] {
+        let mut cursor = start;
+        let mut seen = Vec::new();
+        loop {
+            let page = feed(&*store, Some(cursor), T0, limit)
+                .await
+                .unwrap_or_else(|| panic!("limit {limit}: cursor {cursor} refused"));
+            let remaining = all.len() - seen.len();
+            assert_eq!(
+                page.entries.len(),
+                remaining.min(limit),
+                "limit {limit}: page size after {} entries",
+                seen.len()
+            );
+            if page.entries.is_empty() {
+                assert_eq!(
+                    page.cursor, cursor,
+                    "limit {limit}: empty page keeps the cursor"
+                );
+                break;
+            }
+            assert_ne!(page.cursor, cursor, "limit {limit}: the cursor must move");
+            seen.extend(page.entries);
+            cursor = page.cursor;
+            assert!(seen.len() <= all.len(), "limit {limit}: too many entries");
+        }
+        assert_eq!(seen, all, "limit {limit}: every entry once, in order");
+        assert_eq!(
+            cursor,
+            snapshot(&*store, T0).await.cursor,
+            "limit {limit}: paging ends where a snapshot is"
+        );
+    }
+
+    let page = feed(&*store, Some(start), T0, usize::MAX)
+        .await
+        .expect("start cursor");
+    assert_eq!(page.entries, all);
+
+    // Resuming from the middle continues from there.
+    let first = feed(&*store, Some(start), T0, 10)
+        .await
+        .expect("start cursor");
+    assert_eq!(first.entries, all[..10].to_vec());
+    let (rest, _) = tail_all(&*store, first.cursor, 4, T0).await;
+    assert_eq!(rest, all[10..].to_vec());
+}
+
+/// A cursor beyond the newest entry (one the store never handed out) →
+/// `Ok(None)`, on an empty store and on one with entries, so that the
+/// reader starts again from a snapshot; the newest cursor itself works.
+pub async fn revocation_feed_refuses_cursor_beyond_newest(backend: &impl Backend) {
+    let store = backend.open().await;
+    let empty = snapshot(&*store, T0).await.cursor;
+    for beyond in [empty + 1, empty + 1_000, i64::MAX] {
+        assert_eq!(
+            feed(&*store, Some(beyond), T0, 10).await,
+            None,
+            "cursor {beyond} on an empty store (newest {empty})"
+        );
+    }
+    for i in 0..3 {
+        store
+            .insert_revocation(&Revocation {
+                kind: RevocationKind::Token,
+                id: format!("jti-{i}"),
+                expires_at: T0 + DAY,
+            })
+            .await
+            .expect("insert_revocation");
+    }
+    let newest = snapshot(&*store, T0).await.cursor;
+    for beyond in [newest + 1, newest + 1_000, i64::MAX] {
+        assert_eq!(
+            feed(&*store, Some(beyond), T0, 10).await,
+            None,
+            "cursor {beyond} beyond the newest ({newest})"
+        );
+    }
+    assert_eq!(
+        feed(&*store, Some(newest), T0, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor: newest
+        })
+    );
+}
+
+/// Once `prune` has deleted entries recorded after a cursor, that cursor →
+/// `Ok(None)` (its reader would silently miss them), while the cursor of a
+/// reader that was up to date still works and sees what comes next, and a
+/// fresh snapshot holds exactly the surviving live entries.
+pub async fn revocation_feed_refuses_cursor_older_than_pruned(backend: &impl Backend) {
+    let store = backend.open().await;
+    let entry = |id: &str, expires_at| Revocation {
+        kind: RevocationKind::Token,
+        id: id.to_owned(),
+        expires_at,
+    };
+    let kept_early = entry("jti-kept-early", T0 + DAY);
+    store
+        .insert_revocation(&kept_early)
+        .await
+        .expect("insert_revocation");
+    let old = snapshot(&*store, T0).await.cursor;
+    let short = [entry("jti-short-1", T0 + 60), entry("jti-short-2", T0 + 61)];
+    let kept = entry("jti-kept", T0 + DAY);
+    for e in short.iter().chain([&kept]) {
+        store.insert_revocation(e).await.expect("insert_revocation");
+    }
+    let current = snapshot(&*store, T0).await.cursor;
+
+    let deleted = prune_all(
+        &*store,
+        PruneBefore {
+            revocations: T0 + 61,
+            sessions: T0 - DAY,
+            batch: 100,
+        },
+    )
+    .await;
+    assert_eq!(deleted, 2);
+
+    assert_eq!(
+        feed(&*store, Some(old), T0, 10).await,
+        None,
+        "a cursor older than pruned entries must be refused"
+    );
+    assert_eq!(
+        feed(&*store, Some(current), T0, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor: current
+        }),
+        "the current cursor must still work"
+    );
+    let snap = snapshot(&*store, T0).await;
+    assert_eq!(sorted(snap.entries), sorted(vec![kept_early, kept]));
+
+    let after = entry("jti-after-prune", T0 + DAY);
+    store
+        .insert_revocation(&after)
+        .await
+        .expect("insert_revocation");
+    assert_eq!(
+        tail_all(&*store, current, 10, T0).await.0,
+        vec![after.clone()]
+    );
+    assert_eq!(tail_all(&*store, snap.cursor, 10, T0).await.0, vec![after]);
+    assert_eq!(
+        feed(&*store, Some(old), T0, 10).await,
+        None,
+        "still refused"
+    );
+}
+
+/// A reader that takes a snapshot while 8 writers record 200 entries, then
+/// keeps tailing (limit 7) from its cursor until the writers are done and a
+/// last tail is empty, ends up with every acknowledged entry (and the ones
+/// recorded before) exactly once; the tail returns each writer's entries in
+/// the order they were acknowledged. Three rounds, the snapshot taken at a
+/// different moment each time.
+pub async fn revocation_feed_snapshot_and_tail_lose_nothing_under_concurrent_inserts(
+    backend: &impl Backend,
+) {
+    const WRITERS: usize = 8;
+    const PER_WRITER: usize = 25;
+    let store = backend.open().await;
+    let mut everything = Vec::new();
+    for i in 0..20 {
+        let e = Revocation {
+            kind: RevocationKind::Session,
+            id: format!("pre-{i:02}"),
+            expires_at: T0 + DAY,
+        };
+        store
+            .insert_revocation(&e)
+            .await
+            .expect("insert_revocation");
+        everything.push(e);
+    }
+
+    for round in 0..3u64 {
+        let start = Arc::new(Barrier::new(WRITERS + 1));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let store = Arc::clone(&store);
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let mut acknowledged = Vec::new();
+                    for k in 0..PER_WRITER {
+                        let e = Revocation {
+                            kind: if k % 2 == 0 {
+                                RevocationKind::Token
+                            } else {
+                                RevocationKind::Session
+                            },
+                            id: format!("r{round}-w{w}-{k:03}"),
+                            expires_at: T0 + DAY + k as i64,
+                        };
+                        store.insert_revocation(&e).await?;
+                        acknowledged.push(e);
+                    }
+                    Ok::<_, StoreError>(acknowledged)
+                })
+            })
+            .collect();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let store = Arc::clone(&store);
+            let start = Arc::clone(&start);
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                start.wait().await;
+                // Let some writes land first, more in each round.
+                for _ in 0..round * 5 {
+                    tokio::task::yield_now().await;
+                }
+                let snap = store
+                    .revocation_feed(None, T0, 7)
+                    .await
+                    .expect("revocation_feed")
+                    .expect("a snapshot is always available");
+                let mut tail = Vec::new();
+                let mut cursor = snap.cursor;
+                loop {
+                    // Read `done` before the tail: an empty tail after the
+                    // writers finished means everything has been seen.
+                    let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                    let page = store
+                        .revocation_feed(Some(cursor), T0, 7)
+                        .await
+                        .expect("revocation_feed")
+                        .unwrap_or_else(|| panic!("cursor {cursor} refused mid-tail"));
+                    if page.entries.is_empty() {
+                        assert_eq!(page.cursor, cursor);
+                        if finished {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    } else {
+                        assert_ne!(
+                            page.cursor, cursor,
+                            "a page of entries must move the cursor"
+                        );
+                    }
+                    tail.extend(page.entries);
+                    assert!(tail.len() <= 10_000, "the tail never ends");
+                    cursor = page.cursor;
+                }
+                (snap.entries, tail)
+            })
+        };
+
+        let mut acknowledged = Vec::new();
+        for w in writers {
+            acknowledged.push(
+                w.await
+                    .expect("writer task")
+                    .expect("insert_revocation must not fail"),
+            );
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (snap, tail) = reader.await.expect("reader task");
+        everything.extend(acknowledged.iter().flatten().cloned());
+
+        let mut seen = snap.clone();
+        seen.extend(tail.iter().cloned());
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &seen {
+            *counts.entry(e.id.clone()).or_default() += 1;
+        }
+        let missing: Vec<&Revocation> = everything
+            .iter()
+            .filter(|e| !counts.contains_key(&e.id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: {} of {} entries lost by snapshot ({}) + tail ({}): {missing:?}",
+            missing.len(),
+            everything.len(),
+            snap.len(),
+            tail.len()
+        );
+        let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            duplicated.is_empty(),
+            "round {round}: entries seen more than once: {duplicated:?}"
+        );
+        assert_eq!(
+            sorted(seen),
+            sorted(everything.clone()),
+            "round {round}: exactly the entries recorded"
+        );
+        // Within the tail, each writer's entries come in acknowledgement order.
+        for (w, mine) in acknowledged.iter().enumerate() {
+            let order: Vec<usize> = tail
+                .iter()
+                .filter_map(|e| mine.iter().position(|m| m == e))
+                .collect();
+            assert!(
+                order.windows(2).all(|p| p[0] < p[1]),
+                "round {round}: writer {w}'s entries out of order in the tail: {order:?}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pruning
+// ---------------------------------------------------------------------------
+
+/// `prune` deletes revocation entries with `expires_at <= revocations` and
+/// sessions with `expires_at <= sessions` (each by its own bound, revoked or
+/// not), at most `batch` of each per call, and returns how many rows went;
+/// repeated calls finish the job and then return 0. Live rows are left
+/// alone, every field intact. Afterwards a pruned session is gone, an old
+/// feed cursor is refused while a fresh snapshot works.
+pub async fn prune_deletes_expired_rows_in_batches(backend: &impl Backend) {
+    const BATCH: usize = 3;
+    let store = backend.open().await;
+    let owner = user("quinn");
+    let other = user("rosa");
+    must_insert_user(&*store, &owner).await;
+    must_insert_user(&*store, &other).await;
+    let rev_cutoff = T0 + 1_000;
+    let session_cutoff = T0 + 10 * DAY;
+    let old_cursor = snapshot(&*store, T0).await.cursor;
+
+    // Revocations: 7 expired (one exactly at the cutoff), 3 live (one a
+    // second after it). Expired ones are mixed with live ones in insertion
+    // order.
+    let rev = |i: usize, expires_at| Revocation {
+        kind: [RevocationKind::Token, RevocationKind::Session][i % 2],
+        id: format!("prune-{i:02}"),
+        expires_at,
+    };
+    let mut expired_revs = Vec::new();
+    let mut live_revs = Vec::new();
+    for i in 0..10 {
+        let e = match i {
+            0 => rev(i, rev_cutoff),
+            3 => rev(i, rev_cutoff + 1),
+            6 => rev(i, session_cutoff + DAY),
+            8 => rev(i, rev_cutoff + 60),
+            _ => rev(i, T0 - i as i64 * 100),
+        };
+        if e.expires_at <= rev_cutoff {
+            expired_revs.push(e.clone());
+        } else {
+            live_revs.push(e.clone());
+        }
+        store
+            .insert_revocation(&e)
+            .await
+            .expect("insert_revocation");
+    }
+    assert_eq!((expired_revs.len(), live_revs.len()), (7, 3));
+
+    // Sessions: 5 ended (one exactly at the cutoff, one revoked, one of the
+    // other user), 4 live (one a second after the cutoff, one revoked, one
+    // ending before the revocation cutoff would allow).
+    let ended = vec![
+        Session {
+            expires_at: session_cutoff,
+            ..session(owner.id)
+        },
+        Session {
+            expires_at: T0 - DAY,
+            ..session(owner.id)
+        },
+        Session {
+            expires_at: T0 + DAY,
+            revoked_at: Some(T0),
+            revoke_reason: Some("logout".to_owned()),
+            ..session(owner.id)
+        },
+        Session {
+            expires_at: T0 + 2 * DAY,
+            ..session(other.id)
+        },
+        Session {
+            expires_at: rev_cutoff,
+            ..session(owner.id)
+        },
+    ];
+    let live_sessions = vec![
+        Session {
+            expires_at: session_cutoff + 1,
+            ..session(owner.id)
+        },
+        Session {
+            expires_at: session_cutoff + 30 * DAY,
+            revoked_at: Some(T0),
+            revoke_reason: Some("admin".to_owned()),
+            ..session(owner.id)
+        },
+        Session {
+            expires_at: session_cutoff + DAY,
+            ..session(other.id)
+        },
+        Session {
+            created_at: T0 + 5,
+            expires_at: session_cutoff + 2 * DAY,
+            ..session(owner.id)
+        },
+    ];
+    for s in ended.iter().chain(&live_sessions) {
+        store.insert_session(s).await.expect("insert_session");
+    }
+
+    let before = PruneBefore {
+        revocations: rev_cutoff,
+        sessions: session_cutoff,
+        batch: BATCH,
+    };
+    // Every entry still there, whatever its expiry.
+    let everything_before = T0 - 100 * DAY;
+
+    // One call: `batch` of each kind.
+    let first = store.prune(before).await.expect("prune");
+    assert_eq!(
+        first,
+        2 * BATCH,
+        "the first call deletes a full batch of each"
+    );
+    assert_eq!(
+        live(&*store, everything_before).await.len(),
+        expired_revs.len() + live_revs.len() - BATCH
+    );
+    assert_eq!(
+        existing_sessions(&*store, &ended).await,
+        ended.len() - BATCH
+    );
+
+    // Repeated calls finish the job, each within its batches.
+    let mut total = first;
+    let mut calls = 1;
+    loop {
+        let n = store.prune(before).await.expect("prune");
+        assert!(n <= 2 * BATCH, "one call deleted {n} rows, batch {BATCH}");
+        if n == 0 {
+            break;
+        }
+        total += n;
+        calls += 1;
+        assert!(calls <= 10, "prune never finishes");
+    }
+    assert_eq!(
+        total,
+        expired_revs.len() + ended.len(),
+        "rows deleted in all"
+    );
+    assert_eq!(store.prune(before).await.expect("prune"), 0);
+
+    // Live rows untouched, expired ones gone.
+    assert_eq!(
+        live(&*store, everything_before).await,
+        sorted(live_revs.clone())
+    );
+    for s in &ended {
+        assert_eq!(
+            store.session(s.id).await.expect("session"),
+            None,
+            "a pruned session must be gone"
+        );
+        assert_eq!(
+            store
+                .session_and_user(s.id)
+                .await
+                .expect("session_and_user"),
+            None
+        );
+    }
+    for s in &live_sessions {
+        assert_eq!(get_session(&*store, s.id).await, s.clone());
+    }
+    assert_eq!(
+        store
+            .live_sessions_of_user(owner.id, T0)
+            .await
+            .expect("live_sessions_of_user"),
+        vec![live_sessions[0].clone(), live_sessions[3].clone()]
+    );
+    // Users are never pruned.
+    for u in [&owner, &other] {
+        assert_eq!(
+            store.user_by_id(u.id).await.expect("user_by_id"),
+            Some(u.clone())
+        );
+    }
+
+    // The feed: the old cursor is refused, a fresh snapshot works.
+    assert_eq!(feed(&*store, Some(old_cursor), T0, 10).await, None);
+    let snap = snapshot(&*store, T0).await;
+    assert_eq!(sorted(snap.entries), sorted(live_revs.clone()));
+    assert_eq!(
+        feed(&*store, Some(snap.cursor), T0, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor: snap.cursor
+        })
+    );
+}
+
+/// `prune` with nothing at or before its bounds returns 0 and changes
+/// nothing; each bound applies to its own kind only (a session bound does
+/// not delete revocation entries, nor the reverse). Pruning sessions leaves
+/// feed cursors valid, and so does pruning entries a cursor had passed.
+pub async fn prune_leaves_live_rows_alone(backend: &impl Backend) {
+    let store = backend.open().await;
+    let owner = user("sam");
+    must_insert_user(&*store, &owner).await;
+    let s = Session {
+        expires_at: T0 + DAY,
+        ..session(owner.id)
+    };
+    store.insert_session(&s).await.expect("insert_session");
+    let e = sid_entry(s.id, T0 + DAY);
+    store
+        .insert_revocation(&e)
+        .await
+        .expect("insert_revocation");
+    let cursor = snapshot(&*store, T0).await.cursor;
+
+    // Nothing ended before T0 + DAY - 1; and each bound only for its kind.
+    for before in [
+        PruneBefore {
+            revocations: T0 + DAY - 1,
+            sessions: T0 + DAY - 1,
+            batch: 100,
+        },
+        PruneBefore {
+            revocations: T0 - DAY,
+            sessions: T0 + DAY - 1,
+            batch: 1,
+        },
+    ] {
+        assert_eq!(store.prune(before).await.expect("prune"), 0, "{before:?}");
+    }
+    assert_eq!(get_session(&*store, s.id).await, s);
+    assert_eq!(live(&*store, T0).await, vec![e.clone()]);
+
+    // Session bound reached, revocation bound not: only the session goes.
+    assert_eq!(
+        store
+            .prune(PruneBefore {
+                revocations: T0,
+                sessions: T0 + DAY,
+                batch: 100,
+            })
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(store.session(s.id).await.expect("session"), None);
+    assert_eq!(live(&*store, T0).await, vec![e.clone()]);
+    assert_eq!(
+        feed(&*store, Some(cursor), T0, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor
+        }),
+        "pruning sessions only does not invalidate feed cursors"
+    );
+
+    // Revocation bound reached: the entry goes.
+    assert_eq!(
+        store
+            .prune(PruneBefore {
+                revocations: T0 + DAY,
+                sessions: T0,
+                batch: 100,
+            })
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(live(&*store, T0 - DAY).await, Vec::new());
+    assert_eq!(
+        feed(&*store, Some(cursor), T0, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor
+        }),
+        "a reader that had seen every pruned entry keeps its cursor"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Feed and session helpers
+// ---------------------------------------------------------------------------
+
+fn sorted_ids(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.sort();
+    ids
+}
+
+async fn live_sessions(store: &dyn Store, user_id: Uuid, now: UnixTime) -> Vec<Session> {
+    store
+        .live_sessions_of_user(user_id, now)
+        .await
+        .expect("live_sessions_of_user")
+}
+
+/// How many of `sessions` still exist.
+async fn existing_sessions(store: &dyn Store, sessions: &[Session]) -> usize {
+    let mut n = 0;
+    for s in sessions {
+        if store.session(s.id).await.expect("session").is_some() {
+            n += 1;
+        }
+    }
+    n
+}
+
+async fn feed(
+    store: &dyn Store,
+    after: Option<i64>,
+    now: UnixTime,
+    limit: usize,
+) -> Option<FeedPage> {
+    store
+        .revocation_feed(after, now, limit)
+        .await
+        .expect("revocation_feed")
+}
+
+async fn snapshot_with_limit(store: &dyn Store, now: UnixTime, limit: usize) -> FeedPage {
+    feed(store, None, now, limit)
+        .await
+        .expect("revocation_feed(None) must always give a snapshot")
+}
+
+async fn snapshot(store: &dyn Store, now: UnixTime) -> FeedPage {
+    snapshot_with_limit(store, now, 100).await
+}
+
+/// Tails the feed from `cursor`, `limit` at a time, until a page is empty;
+/// returns the entries in feed order and the final cursor.
+async fn tail_all(
+    store: &dyn Store,
+    mut cursor: i64,
+    limit: usize,
+    now: UnixTime,
+) -> (Vec<Revocation>, i64) {
+    let mut entries = Vec::new();
+    loop {
+        let page = feed(store, Some(cursor), now, limit)
+            .await
+            .unwrap_or_else(|| panic!("feed cursor {cursor} refused"));
+        assert!(
+            page.entries.len() <= limit,
+            "a page of {} entries for limit {limit}",
+            page.entries.len()
+        );
+        if page.entries.is_empty() {
+            assert_eq!(page.cursor, cursor, "an empty page keeps the cursor");
+            return (entries, cursor);
+        }
+        assert_ne!(
+            page.cursor, cursor,
+            "a page of entries must move the cursor"
+        );
+        entries.extend(page.entries);
+        assert!(entries.len() <= 100_000, "the feed never ends");
+        cursor = page.cursor;
+    }
+}
+
+/// Prunes until a call deletes nothing; returns the rows deleted in all.
+async fn prune_all(store: &dyn Store, before: PruneBefore) -> usize {
+    let mut total = 0;
+    for _ in 0..1_000 {
+        match store.prune(before).await.expect("prune") {
+            0 => return total,
+            n => total += n,
+        }
+    }
+    panic!("prune never finished");
 }
 
 // ---------------------------------------------------------------------------
