@@ -5,12 +5,10 @@
 use clap::{Args, Subcommand, ValueEnum};
 use latchkey_core::client::{generate_secret, validate_client_id, Client, ClientKind};
 use latchkey_core::clock::{Clock, SystemClock};
-use latchkey_core::store::Store;
-use latchkey_store::SqliteStore;
 use serde_json::json;
 
 use crate::config::{parse_duration, validate_client_ttl, ServeArgs, Settings};
-use crate::data_dir;
+use crate::server::open_data;
 
 #[derive(Debug, Args)]
 pub struct ClientsArgs {
@@ -85,8 +83,7 @@ fn describe(c: &Client) -> serde_json::Value {
 /// Runs one action; returns what to print (JSON).
 pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
     let settings = Settings::resolve(&args.location).map_err(crate::StartError::from)?;
-    let dir = data_dir::prepare(&settings.data_dir).map_err(crate::StartError::from)?;
-    let store = SqliteStore::open(&dir.database).map_err(crate::StartError::from)?;
+    let (_dir, store) = open_data(&settings, true).await?;
     let refused = |m: String| AdminError::Refused(m);
     let store_err = |e| AdminError::Start(crate::StartError::Store(e));
     match args.action {

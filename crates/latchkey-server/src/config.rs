@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Rotate the signing key when it has signed this long, e.g. `30d` [default: off]
     #[arg(long, global = true, env = "LATCHKEY_KEY_ROTATION_INTERVAL", value_parser = parse_duration)]
     pub key_rotation_interval: Option<Duration>,
+    /// PostgreSQL URL (`postgres://user@host/db`) to share one database
+    /// between nodes [default: SQLite in the data directory]
+    #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// TOML config file
     #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -94,6 +98,9 @@ struct FileConfig {
     max_access_ttl: Option<Duration>,
     #[serde(default)]
     clients: Vec<ClientFile>,
+    database_url: Option<String>,
+    /// PostgreSQL pool size of this node.
+    database_max_connections: Option<usize>,
 }
 
 /// A `[[clients]]` entry: clients declared here are (re)written to the
@@ -180,6 +187,13 @@ pub struct Settings {
     pub clients: Vec<Client>,
     /// Scheduled signing-key rotation; `None`: only by `latchkey keys rotate`.
     pub key_rotation_interval: Option<Duration>,
+    /// `Some`: PostgreSQL (a cluster of nodes); `None`: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    pub database_max_connections: usize,
+    /// The server secret itself (file format), from `LATCHKEY_SERVER_SECRET`,
+    /// for platforms that hand secrets over as environment variables; it
+    /// takes the place of `<data_dir>/server-secret`.
+    pub server_secret: Option<String>,
 }
 
 impl Settings {
@@ -195,6 +209,9 @@ impl Settings {
                 .unwrap_or(2),
             clients: Vec::new(),
             key_rotation_interval: None,
+            database_url: None,
+            database_max_connections: 16,
+            server_secret: None,
         }
     }
 
@@ -223,6 +240,12 @@ impl Settings {
         if let Some(client_id) = file.client_id {
             p.client_id = client_id;
         }
+        s.database_url = args.database_url.clone().or(file.database_url);
+        if let Some(n) = file.database_max_connections {
+            s.database_max_connections = n.max(1);
+        }
+        s.server_secret = std::env::var("LATCHKEY_SERVER_SECRET").ok();
+        let p = &mut s.policy;
         if let Some(d) = args.access_ttl.or(file.access_ttl) {
             p.access_ttl_seconds = secs(d);
         }

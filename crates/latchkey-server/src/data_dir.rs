@@ -27,7 +27,10 @@ pub enum DataDirError {
     Secret { path: PathBuf, message: String },
 }
 
-pub fn prepare(dir: &Path) -> Result<DataDir, DataDirError> {
+/// Opens (creating when missing) the data directory and its server secret.
+/// `secret_override` (the secret's file text from the environment) replaces
+/// the file and is never written to disk.
+pub fn prepare(dir: &Path, secret_override: Option<&str>) -> Result<DataDir, DataDirError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| DataDirError::Io { path, source }
@@ -38,7 +41,14 @@ pub fn prepare(dir: &Path) -> Result<DataDir, DataDirError> {
         created.push(format!("data directory {}", dir.display()));
     }
     let secret_path = dir.join(SECRET_FILE);
-    let secret = match read_secret(&secret_path)? {
+    let stored = match secret_override {
+        Some(text) => Some(
+            ServerSecret::parse(text)
+                .map_err(|e| secret_error(Path::new("LATCHKEY_SERVER_SECRET"), e))?,
+        ),
+        None => read_secret(&secret_path)?,
+    };
+    let secret = match stored {
         Some(secret) => secret,
         None => {
             let secret = ServerSecret::generate().map_err(|e| secret_error(&secret_path, e))?;
@@ -55,12 +65,8 @@ pub fn prepare(dir: &Path) -> Result<DataDir, DataDirError> {
             }
         }
     };
-    let database = dir.join(DATABASE_FILE);
-    if !database.exists() {
-        created.push(format!("database {}", database.display()));
-    }
     Ok(DataDir {
-        database,
+        database: dir.join(DATABASE_FILE),
         secret,
         created,
     })

@@ -7,7 +7,6 @@ use clap::{Args, Subcommand};
 use latchkey_core::clock::Clock;
 use latchkey_core::key_manager::{self, removable_at, Rotation};
 use latchkey_core::keys::{pick_current, KeySealer};
-use latchkey_core::store::Store;
 use serde_json::{json, Value};
 
 use crate::config::{ServeArgs, Settings};
@@ -59,7 +58,7 @@ pub async fn rotate_keys(
     settings: &Settings,
     clock: &dyn Clock,
 ) -> Result<Option<Rotation>, StartError> {
-    let (dir, store) = open_data(settings, false)?;
+    let (dir, store) = open_data(settings, false).await?;
     let sealer = KeySealer::new(&dir.secret)?;
     let rotated = key_manager::rotate(
         store.as_ref(),
@@ -74,7 +73,7 @@ pub async fn rotate_keys(
 /// The signing keys, current first, then next, then retired (newest first),
 /// with when each retired key will be removed from the JWKS.
 pub async fn list_keys(settings: &Settings, clock: &dyn Clock) -> Result<Vec<Value>, StartError> {
-    let (_dir, store) = open_data(settings, false)?;
+    let (_dir, store) = open_data(settings, false).await?;
     let mut keys = store.signing_keys().await?;
     let signing = pick_current(&keys).map(|k| k.kid.clone());
     let rank = |state: &str| match state {

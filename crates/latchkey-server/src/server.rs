@@ -7,9 +7,10 @@ use std::time::Duration;
 use latchkey_core::clock::Clock;
 use latchkey_core::key_manager::KeyMaintenance;
 use latchkey_core::password::Argon2Hashing;
-use latchkey_core::store::{Store as _, StoreError};
+use latchkey_core::store::{Store, StoreError};
 use latchkey_core::{AuthError, Authority};
-use latchkey_store::SqliteStore;
+use latchkey_store::postgres::PostgresOptions;
+use latchkey_store::{PostgresStore, SqliteStore};
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -67,7 +68,7 @@ impl RunningServer {
     /// Opens (or creates) the data directory and starts listening. `clock` is
     /// injectable so tests can move time.
     pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
-        let (dir, store) = open_data(&settings, true)?;
+        let (dir, store) = open_data(&settings, true).await?;
         for client in &settings.clients {
             store.upsert_client(client).await?;
         }
@@ -75,10 +76,13 @@ impl RunningServer {
             Argon2Hashing::new(settings.argon2)?,
             settings.hashing_threads,
         ));
-        let (authority, _startup) =
+        let (authority, startup) =
             Authority::open(store, clock, hasher, &dir.secret, settings.policy.clone()).await?;
         for what in &dir.created {
             tracing::info!("created {what}");
+        }
+        for kid in &startup.created_signing_keys {
+            tracing::info!(kid, "created signing key");
         }
         let authority = Arc::new(authority);
 
@@ -154,23 +158,39 @@ impl RunningServer {
 }
 
 /// Opens the data directory (creating it and the server secret when
-/// `create`) and the database: what `serve` and the `keys` commands share.
-pub(crate) fn open_data(
+/// `create`) and the store it names: SQLite in the directory, or PostgreSQL
+/// at `database_url`. What `serve` and the operator commands share.
+pub(crate) async fn open_data(
     settings: &Settings,
     create: bool,
-) -> Result<(DataDir, Arc<SqliteStore>), StartError> {
+) -> Result<(DataDir, Arc<dyn Store>), StartError> {
     settings.validate()?;
-    if !create && !settings.data_dir.join(data_dir::DATABASE_FILE).exists() {
+    let sqlite_missing = settings.database_url.is_none()
+        && !settings.data_dir.join(data_dir::DATABASE_FILE).exists();
+    if !create && (sqlite_missing || !settings.data_dir.exists()) {
         return Err(StartError::DataDir(DataDirError::Io {
             path: settings.data_dir.clone(),
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                "no database here; start `latchkey serve` once or pass --data-dir",
+                "no data here; start `latchkey serve` once or pass --data-dir",
             ),
         }));
     }
-    let dir = data_dir::prepare(&settings.data_dir)?;
-    let store = Arc::new(SqliteStore::open(&dir.database)?);
+    let mut dir = data_dir::prepare(&settings.data_dir, settings.server_secret.as_deref())?;
+    if settings.database_url.is_none() && !dir.database.exists() {
+        dir.created
+            .push(format!("database {}", dir.database.display()));
+    }
+    let store: Arc<dyn Store> = match &settings.database_url {
+        Some(url) => {
+            let options = PostgresOptions {
+                max_connections: settings.database_max_connections,
+                ..PostgresOptions::default()
+            };
+            Arc::new(PostgresStore::connect(url, options).await?)
+        }
+        None => Arc::new(SqliteStore::open(&dir.database)?),
+    };
     Ok((dir, store))
 }
 
