@@ -68,24 +68,7 @@ impl RunningServer {
     /// Opens (or creates) the data directory and starts listening. `clock` is
     /// injectable so tests can move time.
     pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
-        let (dir, store) = open_data(&settings, true).await?;
-        for client in &settings.clients {
-            store.upsert_client(client).await?;
-        }
-        let hasher = Arc::new(HashingPool::new(
-            Argon2Hashing::new(settings.argon2)?,
-            settings.hashing_threads,
-        ));
-        let (authority, startup) =
-            Authority::open(store, clock, hasher, &dir.secret, settings.policy.clone()).await?;
-        for what in &dir.created {
-            tracing::info!("created {what}");
-        }
-        for kid in &startup.created_signing_keys {
-            tracing::info!(kid, "created signing key");
-        }
-        let authority = Arc::new(authority);
-
+        // Bind first: with port 0 the default issuer must name the real port.
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -96,7 +79,29 @@ impl RunningServer {
             addr: settings.listen,
             source,
         })?;
-        tracing::info!(%addr, issuer = %settings.policy.issuer, data_dir = %settings.data_dir.display(), "listening");
+        let mut policy = settings.policy.clone();
+        if policy.issuer == format!("http://{}", settings.listen) {
+            policy.issuer = format!("http://{addr}");
+        }
+        let (dir, store) = open_data(&settings, true).await?;
+        for client in &settings.clients {
+            store.upsert_client(client).await?;
+        }
+        let hasher = Arc::new(HashingPool::new(
+            Argon2Hashing::new(settings.argon2)?,
+            settings.hashing_threads,
+        ));
+        let (authority, startup) =
+            Authority::open(store, clock, hasher, &dir.secret, policy.clone()).await?;
+        for what in &dir.created {
+            tracing::info!("created {what}");
+        }
+        for kid in &startup.created_signing_keys {
+            tracing::info!(kid, "created signing key");
+        }
+        let authority = Arc::new(authority);
+
+        tracing::info!(%addr, issuer = %policy.issuer, data_dir = %settings.data_dir.display(), "listening");
 
         let (shutdown, stopped) = oneshot::channel::<()>();
         let (feed_tx, feed_updates) = watch::channel(authority.revocations_cursor());
