@@ -87,7 +87,7 @@ impl KeySealer {
 
 /// A new key pair as an unencrypted PKCS#8 document (only ever held in
 /// memory until it is sealed).
-fn generate_pkcs8(alg: Algorithm) -> Result<Vec<u8>, AuthError> {
+pub fn generate_pkcs8(alg: Algorithm) -> Result<Vec<u8>, AuthError> {
     let fail = |_| AuthError::Internal(format!("{alg} key generation failed"));
     let rng = SystemRandom::new();
     Ok(match alg {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -20,11 +21,72 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(JsonBody(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("request body could not be read".into())
+            }
+        })?;
+        // serde_json limits the depth of what it deserialises, but skips
+        // unknown fields without that limit: check the whole body first.
+        if nesting_exceeds(&bytes, MAX_JSON_DEPTH) {
+            return Err(ApiError::BadRequest(format!(
+                "request body nests deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| JsonBody(v))
+            .map_err(json_rejection)
+    }
+}
+
+/// No request body of ours nests more than a couple of levels.
+const MAX_JSON_DEPTH: usize = 32;
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+}
+
+/// Whether arrays and objects nest deeper than `max` anywhere in `json`
+/// (brackets inside strings do not count). Linear, allocation-free.
+fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
+    false
 }
 
 /// Like [`JsonBody`], but an empty body means `T::default()`: for requests
@@ -52,9 +114,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
-        }
         JsonRejection::JsonDataError(e) => ApiError::BadRequest(format!(
             "request body does not match the expected shape: {}",
             e.body_text()
@@ -120,5 +179,18 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string());
         Ok(RequestOrigin(Origin { user_agent, ip }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_exceeds;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert!(!nesting_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(nesting_exceeds(br#"{"a":[1,{"b":[2]}]}"#, 3));
+        assert!(!nesting_exceeds(br#"{"a":"[[[[[[[[\"[[[["}"#, 1));
+        assert!(nesting_exceeds("[".repeat(10_000).as_bytes(), 32));
     }
 }

@@ -16,6 +16,27 @@ use serde_json::{json, Value};
 const ISSUER: &str = "http://latchkey.test";
 const AUDIENCE: &str = "latchkey";
 
+/// The real server in-process on 127.0.0.1:0, SQLite in `dir`.
+async fn start_server(dir: &tempfile::TempDir) -> (RunningServer, String) {
+    let mut settings = Settings::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        dir.path().join("data"),
+    );
+    settings.policy.issuer = ISSUER.into();
+    settings.policy.audience = AUDIENCE.into();
+    // Cheap hashing: these tests are about tokens, not passwords.
+    settings.argon2 = Argon2Cost {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let server = RunningServer::start(settings, Arc::new(SystemClock))
+        .await
+        .expect("server starts");
+    let base = format!("http://{}", server.addr);
+    (server, base)
+}
+
 async fn sign_in(http: &reqwest::Client, base: &str, user: &str) -> Value {
     let creds = json!({"username": user, "password": "correct horse battery"});
     let r = http
@@ -38,22 +59,7 @@ async fn sign_in(http: &reqwest::Client, base: &str, user: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_the_real_server() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = Settings::new(
-        "127.0.0.1:0".parse().expect("addr"),
-        dir.path().join("data"),
-    );
-    settings.policy.issuer = ISSUER.into();
-    settings.policy.audience = AUDIENCE.into();
-    // Cheap hashing: this test is about tokens, not passwords.
-    settings.argon2 = Argon2Cost {
-        memory_kib: 256,
-        iterations: 1,
-        parallelism: 1,
-    };
-    let server = RunningServer::start(settings, Arc::new(SystemClock))
-        .await
-        .expect("server starts");
-    let base = format!("http://{}", server.addr);
+    let (server, base) = start_server(&dir).await;
     let http = reqwest::Client::new();
 
     let verifier = Verifier::with_options(
@@ -125,20 +131,7 @@ async fn follows_the_real_server() {
 async fn sign_out_reaches_the_verifier_within_two_seconds() {
     const TRIALS: usize = 100;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = Settings::new(
-        "127.0.0.1:0".parse().expect("addr"),
-        dir.path().join("data"),
-    );
-    settings.policy.issuer = ISSUER.into();
-    settings.argon2 = Argon2Cost {
-        memory_kib: 256,
-        iterations: 1,
-        parallelism: 1,
-    };
-    let server = RunningServer::start(settings, Arc::new(SystemClock))
-        .await
-        .expect("server starts");
-    let base = format!("http://{}", server.addr);
+    let (server, base) = start_server(&dir).await;
     let http = reqwest::Client::new();
     let verifier =
         Verifier::with_options(&base, AUDIENCE, Options::default().expected_issuer(ISSUER))

@@ -1,0 +1,74 @@
+//! Microbenchmarks of the operations on every hot path, so regressions show:
+//! minting an access token, decoding and checking a refresh token, verifying
+//! an access token. `cargo bench -p latchkey-core`.
+
+use latchkey_core::access_token::{
+    self, AccessClaims, Algorithm, Audience, Expectations, SigningKey, VerifyingKeys,
+};
+use latchkey_core::keys::generate_pkcs8;
+use latchkey_core::refresh_token::RefreshTokenCodec;
+use latchkey_core::secret::ServerSecret;
+use uuid::Uuid;
+
+fn main() {
+    divan::main();
+}
+
+const NOW: i64 = 1_800_000_000;
+
+fn claims() -> AccessClaims {
+    AccessClaims {
+        iss: "http://127.0.0.1:8080".into(),
+        sub: Uuid::new_v4().to_string(),
+        aud: Audience::One("latchkey".into()),
+        exp: NOW + 600,
+        iat: NOW,
+        nbf: None,
+        jti: Uuid::new_v4().simple().to_string(),
+        client_id: "default".into(),
+        sid: Some(Uuid::new_v4().to_string()),
+        scope: None,
+        roles: Vec::new(),
+    }
+}
+
+fn key(alg: Algorithm) -> SigningKey {
+    let pkcs8 = generate_pkcs8(alg).expect("keygen");
+    SigningKey::from_pkcs8("bench", alg, &pkcs8).expect("key")
+}
+
+#[divan::bench(args = [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256])]
+fn mint_access_token(bencher: divan::Bencher, alg: Algorithm) {
+    let key = key(alg);
+    let claims = claims();
+    bencher.bench(|| key.sign(divan::black_box(&claims)));
+}
+
+#[divan::bench(args = [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256])]
+fn verify_access_token(bencher: divan::Bencher, alg: Algorithm) {
+    let key = key(alg);
+    let token = key.sign(&claims());
+    let mut keys = VerifyingKeys::default();
+    keys.insert(key.kid(), alg, key.public_key())
+        .expect("insert");
+    let expect = Expectations {
+        issuer: "http://127.0.0.1:8080".into(),
+        audience: Some("latchkey".into()),
+        leeway: 30,
+    };
+    bencher.bench(|| access_token::verify(divan::black_box(&token), &keys, &expect, NOW));
+}
+
+#[divan::bench]
+fn refresh_token_encode(bencher: divan::Bencher) {
+    let codec = RefreshTokenCodec::new(&ServerSecret::generate().expect("rng")).expect("codec");
+    let sid = Uuid::new_v4();
+    bencher.bench(|| codec.encode(divan::black_box(sid), 42));
+}
+
+#[divan::bench]
+fn refresh_token_decode_and_mac(bencher: divan::Bencher) {
+    let codec = RefreshTokenCodec::new(&ServerSecret::generate().expect("rng")).expect("codec");
+    let token = codec.encode(Uuid::new_v4(), 42);
+    bencher.bench(|| codec.decode(divan::black_box(&token)));
+}
