@@ -19,7 +19,7 @@ use latchkey_core::Authority;
 use tokio::sync::watch;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::error::ApiError;
 
@@ -77,8 +77,13 @@ pub fn router(app: App) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        // Paths and methods only: tokens never travel in URLs here.
-        .layer(TraceLayer::new_for_http())
+        // Paths and methods only: tokens never travel in URLs here. A 5xx
+        // is a warning: a 503 while the database restarts is expected, and
+        // real failures are logged as errors where they happen.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
