@@ -3,8 +3,9 @@
 //! through [`Store`], time through [`Clock`], hashing through
 //! [`PasswordHasher`].
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use uuid::Uuid;
 
@@ -153,11 +154,17 @@ pub struct Authority {
     /// Feed cursor up to which `revocations` has caught up with the store.
     revocations_cursor: AtomicI64,
     revocation_listener: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Registered clients by id with when they were read: a refresh should
+    /// not pay a database read for data that changes a few times a year.
+    clients: RwLock<HashMap<String, (Client, UnixTime)>>,
     expectations: Expectations,
     policy: Policy,
 }
 
 const MAX_ROTATION_ATTEMPTS: usize = 3;
+/// How long a node trusts its copy of a client: deleted clients and rotated
+/// secrets reach every node within this.
+const CLIENT_CACHE_SECONDS: i64 = 5;
 /// Most revocation-feed entries in one page.
 pub const FEED_PAGE_LIMIT: usize = 1000;
 /// Most rows one pruning pass deletes per table.
@@ -205,6 +212,7 @@ impl Authority {
             revocations,
             revocations_cursor: AtomicI64::new(snapshot.cursor),
             revocation_listener: OnceLock::new(),
+            clients: RwLock::default(),
             expectations: Expectations {
                 issuer: policy.issuer.clone(),
                 // Checked per use: our own API wants our audience, while
@@ -260,10 +268,30 @@ impl Authority {
         secret: Option<&str>,
     ) -> Result<Client, AuthError> {
         let id = client_id.unwrap_or(&self.policy.client_id);
-        let client = match self.store.client(id).await? {
+        let now = self.clock.now();
+        let cached = self
+            .clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|(_, fetched)| now - fetched < CLIENT_CACHE_SECONDS)
+            .map(|(client, _)| client.clone());
+        let client = match cached {
             Some(c) => c,
-            None if id == self.policy.client_id => Client::default_public(id),
-            None => return Err(AuthError::InvalidClient),
+            None => {
+                let client = match self.store.client(id).await? {
+                    Some(c) => c,
+                    None if id == self.policy.client_id => Client::default_public(id),
+                    // Unknown ids are not cached: a flood of them must not
+                    // grow memory.
+                    None => return Err(AuthError::InvalidClient),
+                };
+                self.clients
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.to_owned(), (client.clone(), now));
+                client
+            }
         };
         client.authenticate(secret)?;
         Ok(client)
