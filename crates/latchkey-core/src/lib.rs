@@ -19,6 +19,7 @@ pub mod rotation;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod throttle;
 pub mod username;
 
 pub use error::AuthError;

@@ -19,6 +19,7 @@ use crate::revocation::RevocationSet;
 use crate::rotation::{decide, RefreshDecision, RefreshRules};
 use crate::secret::ServerSecret;
 use crate::store::{FeedPage, PruneBefore, Revocation, RevocationKind, Session, Store, User};
+use crate::throttle::{self, ThrottlePolicy};
 use crate::username::Username;
 use crate::AuthError;
 
@@ -43,6 +44,8 @@ pub struct Policy {
     /// Algorithm of newly generated signing keys; changing it takes effect
     /// through rotation (see [`crate::key_manager`]).
     pub signing_algorithm: access_token::Algorithm,
+    /// Failed sign-ins per account and per address (see [`crate::throttle`]).
+    pub throttle: ThrottlePolicy,
 }
 
 impl Policy {
@@ -62,6 +65,7 @@ impl Policy {
             leeway_seconds: 30,
             max_access_ttl_seconds: None,
             signing_algorithm: access_token::Algorithm::EdDsa,
+            throttle: ThrottlePolicy::default(),
         }
     }
 
@@ -281,6 +285,27 @@ impl Authority {
     ) -> Result<TokenResponse, AuthError> {
         let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
         let password = Password::for_check(password)?;
+        let throttling = self.policy.throttle.enabled;
+        let account_key = throttle::account_key(username);
+        let address_key = from.ip.as_deref().map(throttle::address_key);
+        let mut account_has_failures = false;
+        if throttling {
+            let keys: Vec<String> = std::iter::once(account_key.clone())
+                .chain(address_key.clone())
+                .collect();
+            let entries = self.store.throttle_entries(&keys).await?;
+            if let Some(retry_after_seconds) = throttle::blocked_for(&entries, self.clock.now()) {
+                tracing::info!(
+                    ip = from.ip.as_deref().unwrap_or("-"),
+                    retry_after_seconds,
+                    "sign-in throttled"
+                );
+                return Err(AuthError::Throttled {
+                    retry_after_seconds,
+                });
+            }
+            account_has_failures = entries.iter().any(|e| e.key == account_key);
+        }
         let user = match Username::parse(username) {
             Ok(name) => self.store.user_by_key(&name.key).await?,
             Err(_) => None,
@@ -294,8 +319,17 @@ impl Authority {
             .await?;
         let (user, needs_rehash) = match (user, check) {
             (Some(u), PasswordCheck::Match { needs_rehash }) => (u, needs_rehash),
-            _ => return Err(AuthError::InvalidCredentials),
+            _ => {
+                if throttling {
+                    self.record_sign_in_failure(&account_key, address_key.as_deref())
+                        .await?;
+                }
+                return Err(AuthError::InvalidCredentials);
+            }
         };
+        if account_has_failures {
+            self.store.clear_sign_in_failures(&account_key).await?;
+        }
         if needs_rehash {
             let phc = self.hasher.hash(password).await?;
             self.store.set_password_hash(user.id, &phc).await?;
@@ -329,6 +363,45 @@ impl Authority {
             &session.scope,
             now,
         ))
+    }
+
+    /// Counts a failed sign-in against the account and the address.
+    async fn record_sign_in_failure(
+        &self,
+        account_key: &str,
+        address_key: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let rules = self.policy.throttle;
+        let keys = std::iter::once((account_key, rules.account))
+            .chain(address_key.map(|k| (k, rules.address)));
+        for (key, rule) in keys {
+            let entry = self
+                .store
+                .record_sign_in_failure(key, now, rule.window_seconds, &rule.delays())
+                .await?;
+            if entry.blocked_until > now {
+                tracing::info!(
+                    failures = entry.failures,
+                    blocked_for_seconds = entry.blocked_until - now,
+                    kind = if key == account_key {
+                        "account"
+                    } else {
+                        "address"
+                    },
+                    "sign-in failures over the allowance; key blocked"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears an account's failed sign-in counter (operator unlock); `true`
+    /// if it had one.
+    pub async fn unlock_account(store: &dyn Store, username: &str) -> Result<bool, AuthError> {
+        Ok(store
+            .clear_sign_in_failures(&throttle::account_key(username))
+            .await?)
     }
 
     /// Rotates a refresh token; see [`crate::rotation`] for the rules. The
@@ -665,14 +738,24 @@ impl Authority {
     pub async fn prune(&self) -> Result<usize, AuthError> {
         let now = self.clock.now();
         self.revocations.prune(now);
-        Ok(self
+        let rules = self.policy.throttle;
+        let window = rules
+            .account
+            .window_seconds
+            .max(rules.address.window_seconds);
+        let counters = self
             .store
-            .prune(PruneBefore {
-                revocations: now,
-                sessions: now,
-                batch: PRUNE_BATCH,
-            })
-            .await?)
+            .prune_sign_in_failures(now.saturating_sub(window), now, PRUNE_BATCH)
+            .await?;
+        Ok(counters
+            + self
+                .store
+                .prune(PruneBefore {
+                    revocations: now,
+                    sessions: now,
+                    batch: PRUNE_BATCH,
+                })
+                .await?)
     }
 
     async fn end_sessions_of(

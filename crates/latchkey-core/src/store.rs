@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::client::Client;
 use crate::clock::UnixTime;
+pub use crate::throttle::ThrottleEntry;
 
 #[derive(Debug, Clone, Error)]
 pub enum StoreError {
@@ -226,6 +227,32 @@ pub trait Store: Send + Sync {
     /// Deletes expired revocation entries and ended sessions, a batch at a
     /// time; returns how many rows went.
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError>;
+
+    /// The sign-in throttling counters of those `keys` that have one.
+    async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError>;
+    /// Records one failed sign-in under `key` in one atomic upsert and
+    /// returns the counter after it: the count restarts at 1 if the last
+    /// failure was at least `window_seconds` before `now`, else grows by
+    /// one; `last_failure_at` becomes `now`; `blocked_until` becomes the
+    /// later of what it was and `now + delays[min(failures, delays.len() -
+    /// 1)]` (the table comes from [`crate::throttle::ThrottleRule::delays`]).
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window_seconds: i64,
+        delays: &[i64],
+    ) -> Result<ThrottleEntry, StoreError>;
+    /// Deletes `key`'s counter; `true` if there was one.
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError>;
+    /// Deletes up to `batch` counters whose last failure was before `before`
+    /// and whose block ended by `now`; returns how many went.
+    async fn prune_sign_in_failures(
+        &self,
+        before: UnixTime,
+        now: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError>;
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;

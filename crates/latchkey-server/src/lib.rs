@@ -11,8 +11,10 @@ mod error;
 mod extract;
 mod hashing_pool;
 pub mod key_commands;
+pub mod rate_limit;
 mod routes;
 mod server;
+pub mod user_admin;
 
 pub use config::Settings;
 pub use server::{RunningServer, StartError};

@@ -8,6 +8,7 @@ use latchkey_core::clock::SystemClock;
 use latchkey_server::client_admin::ClientsArgs;
 use latchkey_server::config::ServeArgs;
 use latchkey_server::key_commands::KeysArgs;
+use latchkey_server::user_admin::UsersArgs;
 use latchkey_server::{RunningServer, Settings};
 use tracing_subscriber::EnvFilter;
 
@@ -32,6 +33,9 @@ enum Command {
     Keys(KeysArgs),
     /// Manage OAuth clients (apps)
     Clients(ClientsArgs),
+    /// Operator commands on accounts: `unlock <username>` clears its failed
+    /// sign-in counter
+    Users(UsersArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +52,11 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(&args),
         Command::Clients(args) => {
             let out = runtime()?.block_on(latchkey_server::client_admin::run(args))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Users(args) => {
+            let out = runtime()?.block_on(latchkey_server::user_admin::run(args))?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }

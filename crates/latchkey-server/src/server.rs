@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::config::{ConfigError, Settings};
 use crate::data_dir::{self, DataDir, DataDirError};
 use crate::hashing_pool::HashingPool;
+use crate::rate_limit::RateLimiter;
 use crate::routes;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,8 @@ impl RunningServer {
         let app = routes::router(routes::App {
             auth: authority.clone(),
             feed_updates,
+            sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
+            tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
         })
         .into_make_service_with_connect_info::<SocketAddr>();
         let serve = tokio::spawn(async move {

@@ -43,7 +43,7 @@ use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
     FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
-    StoredKey, User,
+    StoredKey, ThrottleEntry, User,
 };
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
@@ -443,6 +443,16 @@ fn client_row(row: &Row) -> Result<Client, StoreError> {
     })
 }
 
+fn throttle_row(row: &Row) -> Result<ThrottleEntry, StoreError> {
+    let failures: i64 = col(row, "failures")?;
+    Ok(ThrottleEntry {
+        key: col(row, "key")?,
+        failures: u32::try_from(failures.max(0)).unwrap_or(u32::MAX),
+        last_failure_at: col(row, "last_failure_at")?,
+        blocked_until: col(row, "blocked_until")?,
+    })
+}
+
 fn counter_param(c: u64) -> Result<i64, StoreError> {
     i64::try_from(c).map_err(|e| StoreError::Backend(format!("counter {c}: {e}")))
 }
@@ -774,6 +784,75 @@ impl Store for PostgresStore {
             None => 0,
         };
         usize::try_from(deleted).map_err(|e| StoreError::Backend(format!("deleted rows: {e}")))
+    }
+
+    async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
+        self.query(
+            "SELECT key, failures, last_failure_at, blocked_until
+             FROM sign_in_failures WHERE key = ANY($1)",
+            &[&keys],
+        )
+        .await?
+        .iter()
+        .map(throttle_row)
+        .collect()
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window_seconds: i64,
+        delays: &[i64],
+    ) -> Result<ThrottleEntry, StoreError> {
+        let delays: &[i64] = if delays.is_empty() { &[0] } else { delays };
+        let delays =
+            serde_json::to_string(delays).map_err(|e| StoreError::Backend(e.to_string()))?;
+        // Every SET expression sees the row as it was: the new count is
+        // spelled out again where the delay is looked up.
+        let row = self
+            .query_opt(
+                "INSERT INTO sign_in_failures AS f (key, failures, last_failure_at, blocked_until)
+                 VALUES ($1, 1, $2::bigint, $2::bigint + (($4::text::jsonb)
+                     ->> LEAST(1, jsonb_array_length($4::text::jsonb) - 1))::bigint)
+                 ON CONFLICT (key) DO UPDATE SET
+                     failures = CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint THEN 1
+                                     ELSE f.failures + 1 END,
+                     last_failure_at = $2::bigint,
+                     blocked_until = GREATEST(f.blocked_until, $2::bigint + (($4::text::jsonb)
+                         ->> LEAST(CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint THEN 1
+                                        ELSE f.failures + 1 END,
+                                   jsonb_array_length($4::text::jsonb) - 1)::int)::bigint)
+                 RETURNING key, failures, last_failure_at, blocked_until",
+                &[&key, &now, &window_seconds, &delays],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Backend("upsert returned no row".into()))?;
+        throttle_row(&row)
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .execute("DELETE FROM sign_in_failures WHERE key = $1", &[&key])
+            .await?
+            == 1)
+    }
+
+    async fn prune_sign_in_failures(
+        &self,
+        before: UnixTime,
+        now: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let n = self
+            .execute(
+                "DELETE FROM sign_in_failures WHERE key IN (
+                     SELECT key FROM sign_in_failures
+                     WHERE last_failure_at < $1 AND blocked_until <= $2 LIMIT $3)",
+                &[&before, &now, &limit_param(batch)],
+            )
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {

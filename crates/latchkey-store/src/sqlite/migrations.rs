@@ -82,6 +82,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE signing_keys ADD COLUMN activated_at INTEGER;
     ALTER TABLE signing_keys ADD COLUMN retired_at INTEGER;
     "#,
+    // 5: failed sign-in counters, per account and per client address.
+    r#"
+    CREATE TABLE sign_in_failures (
+        key             TEXT PRIMARY KEY,
+        failures        INTEGER NOT NULL,
+        last_failure_at INTEGER NOT NULL,
+        blocked_until   INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX sign_in_failures_by_time ON sign_in_failures(last_failure_at);
+    "#,
 ];
 
 /// Each migration runs in its own IMMEDIATE transaction that re-reads the
