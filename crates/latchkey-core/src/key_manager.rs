@@ -284,7 +284,8 @@ mod tests {
     use crate::client::Client;
     use crate::clock::ManualClock;
     use crate::store::{
-        FeedPage, PruneBefore, Revocation, Session, StoreError, ThrottleEntry, User,
+        FailureSchedule, FeedPage, PruneBefore, Revocation, Session, StoreError, ThrottleEntry,
+        User,
     };
 
     /// Just enough of a store for the key lifecycle: the key table, with the
@@ -389,8 +390,7 @@ mod tests {
             &self,
             _: &str,
             _: UnixTime,
-            _: i64,
-            _: &[i64],
+            _: &FailureSchedule,
         ) -> Result<ThrottleEntry, StoreError> {
             unused()
         }

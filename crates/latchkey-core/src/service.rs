@@ -378,7 +378,7 @@ impl Authority {
         for (key, rule) in keys {
             let entry = self
                 .store
-                .record_sign_in_failure(key, now, rule.window_seconds, &rule.delays())
+                .record_sign_in_failure(key, now, &rule.schedule())
                 .await?;
             if entry.blocked_until > now {
                 tracing::info!(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::client::Client;
 use crate::clock::UnixTime;
-pub use crate::throttle::ThrottleEntry;
+pub use crate::throttle::{FailureSchedule, ThrottleEntry};
 
 #[derive(Debug, Clone, Error)]
 pub enum StoreError {
@@ -232,16 +232,15 @@ pub trait Store: Send + Sync {
     async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError>;
     /// Records one failed sign-in under `key` in one atomic upsert and
     /// returns the counter after it: the count restarts at 1 if the last
-    /// failure was at least `window_seconds` before `now`, else grows by
-    /// one; `last_failure_at` becomes `now`; `blocked_until` becomes the
-    /// later of what it was and `now + delays[min(failures, delays.len() -
-    /// 1)]` (the table comes from [`crate::throttle::ThrottleRule::delays`]).
+    /// failure was at least `schedule.window_seconds` before `now`, else
+    /// grows by one; `last_failure_at` becomes `now`; `blocked_until`
+    /// becomes the later of what it was and `now +
+    /// schedule.delay_after(failures)` (see [`FailureSchedule`]).
     async fn record_sign_in_failure(
         &self,
         key: &str,
         now: UnixTime,
-        window_seconds: i64,
-        delays: &[i64],
+        schedule: &FailureSchedule,
     ) -> Result<ThrottleEntry, StoreError>;
     /// Deletes `key`'s counter; `true` if there was one.
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError>;

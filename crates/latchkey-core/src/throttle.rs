@@ -12,7 +12,7 @@
 //! time; the operator command `latchkey users unlock <name>` clears it at
 //! once.
 //!
-//! Everything here is pure: the store applies [`ThrottleRule::delays`] in
+//! Everything here is pure: the store applies [`ThrottleRule::schedule`] in
 //! one atomic upsert, so this module is the only place the policy lives.
 
 use crate::clock::UnixTime;
@@ -35,9 +35,11 @@ impl ThrottleRule {
     /// How long the `failures`-th failure within a window blocks the key:
     /// 0 within the allowance, then `base · 2^(excess − 1)` up to the cap.
     pub fn delay_after(&self, failures: u32) -> i64 {
-        let Some(excess) = failures.checked_sub(self.free_failures) else {
-            return 0;
-        };
+        self.delay_for_excess(failures.saturating_sub(self.free_failures))
+    }
+
+    /// The block after the `excess`-th failure over the allowance (0 for 0).
+    fn delay_for_excess(&self, excess: u32) -> i64 {
         if excess == 0 {
             return 0;
         }
@@ -48,23 +50,46 @@ impl ThrottleRule {
             .min(self.max_delay_seconds.max(0))
     }
 
-    /// [`Self::delay_after`] as a table indexed by the failure count: the
-    /// store picks entry `min(failures, len − 1)` (the last entry is the cap,
-    /// which every later failure keeps), so the rule is applied inside one
-    /// atomic write without the store knowing it.
-    pub fn delays(&self) -> Vec<i64> {
-        let mut table = Vec::new();
-        let mut failures = 0u32;
+    /// What the store needs to apply this rule inside one atomic write,
+    /// without knowing the rule.
+    pub fn schedule(&self) -> FailureSchedule {
+        let mut delays = Vec::new();
+        let mut excess = 0u32;
         loop {
-            let d = self.delay_after(failures);
-            table.push(d);
-            if (d >= self.max_delay_seconds && failures > self.free_failures)
-                || failures >= self.free_failures.saturating_add(64)
-            {
-                return table;
+            let d = self.delay_for_excess(excess);
+            delays.push(d);
+            if (excess > 0 && d >= self.max_delay_seconds) || excess >= 64 {
+                break;
             }
-            failures += 1;
+            excess += 1;
         }
+        FailureSchedule {
+            window_seconds: self.window_seconds,
+            free_failures: self.free_failures,
+            delays,
+        }
+    }
+}
+
+/// A [`ThrottleRule`] as the store applies it: a failure makes the count
+/// `failures` (restarting at 1 when the previous failure is `window_seconds`
+/// old) and blocks the key for `delays[min(max(failures − free_failures,
+/// 0), delays.len() − 1)]` seconds; `delays[0]` is 0 and the last entry is
+/// the cap, which every later failure keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureSchedule {
+    pub window_seconds: i64,
+    pub free_failures: u32,
+    pub delays: Vec<i64>,
+}
+
+impl FailureSchedule {
+    /// The delay the store must pick after the `failures`-th failure (the
+    /// reference for store implementations and their tests).
+    pub fn delay_after(&self, failures: u32) -> i64 {
+        let excess = failures.saturating_sub(self.free_failures) as usize;
+        let last = self.delays.len().saturating_sub(1);
+        self.delays.get(excess.min(last)).copied().unwrap_or(0)
     }
 }
 
@@ -173,15 +198,19 @@ mod tests {
     }
 
     #[test]
-    fn delay_table_matches_the_rule_and_ends_at_the_cap() {
-        for free in [0, 1, 5, 50] {
+    fn schedule_matches_the_rule_and_ends_at_the_cap() {
+        for free in [0, 1, 5, 50, u32::MAX - 3, u32::MAX] {
             let r = rule(free);
-            let table = r.delays();
-            let last = table.len() - 1;
-            assert_eq!(table[last], 900);
-            for f in 0..(last as u32 + 40) {
-                let picked = table[(f as usize).min(last)];
-                assert_eq!(picked, r.delay_after(f), "free {free}, failure {f}");
+            let schedule = r.schedule();
+            assert_eq!(schedule.delays[0], 0);
+            assert_eq!(schedule.delays.last(), Some(&900));
+            assert!(schedule.delays.len() <= 12, "{free}");
+            for f in (0..80u32).map(|k| free.saturating_sub(3).saturating_add(k)) {
+                assert_eq!(
+                    schedule.delay_after(f),
+                    r.delay_after(f),
+                    "free {free}, failure {f}"
+                );
             }
         }
         // A cap that is never reached still gives a bounded table.
@@ -189,7 +218,7 @@ mod tests {
             max_delay_seconds: i64::MAX,
             ..rule(2)
         };
-        assert!(r.delays().len() <= 2 + 65);
+        assert_eq!(r.schedule().delays.len(), 65);
     }
 
     #[test]

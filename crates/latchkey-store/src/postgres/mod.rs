@@ -45,6 +45,7 @@ use latchkey_core::store::{
     FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
     StoredKey, ThrottleEntry, User,
 };
+use latchkey_core::throttle::FailureSchedule;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 use uuid::Uuid;
@@ -802,29 +803,35 @@ impl Store for PostgresStore {
         &self,
         key: &str,
         now: UnixTime,
-        window_seconds: i64,
-        delays: &[i64],
+        schedule: &FailureSchedule,
     ) -> Result<ThrottleEntry, StoreError> {
-        let delays: &[i64] = if delays.is_empty() { &[0] } else { delays };
+        let delays: &[i64] = if schedule.delays.is_empty() {
+            &[0]
+        } else {
+            &schedule.delays
+        };
         let delays =
             serde_json::to_string(delays).map_err(|e| StoreError::Backend(e.to_string()))?;
-        // Every SET expression sees the row as it was: the new count is
-        // spelled out again where the delay is looked up.
+        let free = i64::from(schedule.free_failures);
+        // Every SET expression sees the row as it was, so the new count is
+        // spelled out again where the delay is looked up:
+        // delays[least(greatest(count - free, 0), len - 1)].
         let row = self
             .query_opt(
                 "INSERT INTO sign_in_failures AS f (key, failures, last_failure_at, blocked_until)
                  VALUES ($1, 1, $2::bigint, $2::bigint + (($4::text::jsonb)
-                     ->> LEAST(1, jsonb_array_length($4::text::jsonb) - 1))::bigint)
+                     ->> LEAST(GREATEST(1 - $5::bigint, 0),
+                               jsonb_array_length($4::text::jsonb) - 1)::int)::bigint)
                  ON CONFLICT (key) DO UPDATE SET
                      failures = CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint THEN 1
                                      ELSE f.failures + 1 END,
                      last_failure_at = $2::bigint,
                      blocked_until = GREATEST(f.blocked_until, $2::bigint + (($4::text::jsonb)
-                         ->> LEAST(CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint THEN 1
-                                        ELSE f.failures + 1 END,
+                         ->> LEAST(GREATEST(CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint
+                                                 THEN 1 ELSE f.failures + 1 END - $5::bigint, 0),
                                    jsonb_array_length($4::text::jsonb) - 1)::int)::bigint)
                  RETURNING key, failures, last_failure_at, blocked_until",
-                &[&key, &now, &window_seconds, &delays],
+                &[&key, &now, &schedule.window_seconds, &delays, &free],
             )
             .await?
             .ok_or_else(|| StoreError::Backend("upsert returned no row".into()))?;

@@ -15,6 +15,7 @@ use latchkey_core::store::{
     FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
     StoredKey, ThrottleEntry, User,
 };
+use latchkey_core::throttle::FailureSchedule;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -501,30 +502,31 @@ impl Store for SqliteStore {
         &self,
         key: &str,
         now: UnixTime,
-        window_seconds: i64,
-        delays: &[i64],
+        schedule: &FailureSchedule,
     ) -> Result<ThrottleEntry, StoreError> {
         let key = key.to_owned();
-        let delays = delay_table(delays)?;
+        let delays = delay_table(&schedule.delays)?;
+        let (window, free) = (schedule.window_seconds, schedule.free_failures);
         self.writer
             .write(move |c| {
-                // Every SET expression sees the row as it was: the new count
-                // is spelled out again where the delay is looked up.
+                // Every SET expression sees the row as it was, so the new
+                // count is spelled out again where the delay is looked up:
+                // delays[min(max(count - free, 0), len - 1)].
                 c.prepare_cached(
                     "INSERT INTO sign_in_failures (key, failures, last_failure_at, blocked_until)
-                     VALUES (?1, 1, ?2,
-                             ?2 + json_extract(?4, '$[' || min(1, json_array_length(?4) - 1) || ']'))
+                     VALUES (?1, 1, ?2, ?2 + json_extract(?4,
+                         '$[' || min(max(1 - ?5, 0), json_array_length(?4) - 1) || ']'))
                      ON CONFLICT (key) DO UPDATE SET
                          failures = CASE WHEN last_failure_at + ?3 <= ?2 THEN 1
                                          ELSE failures + 1 END,
                          last_failure_at = ?2,
                          blocked_until = max(blocked_until, ?2 + json_extract(?4,
-                             '$[' || min(CASE WHEN last_failure_at + ?3 <= ?2 THEN 1
-                                              ELSE failures + 1 END,
+                             '$[' || min(max(CASE WHEN last_failure_at + ?3 <= ?2 THEN 1
+                                                  ELSE failures + 1 END - ?5, 0),
                                          json_array_length(?4) - 1) || ']'))
                      RETURNING key, failures, last_failure_at, blocked_until",
                 )?
-                .query_row(params![key, now, window_seconds, delays], throttle_row)
+                .query_row(params![key, now, window, delays, free], throttle_row)
             })
             .await
     }

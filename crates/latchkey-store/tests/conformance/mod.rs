@@ -75,6 +75,7 @@ macro_rules! store_conformance_tests {
             sign_in_failures_count_block_and_decay,
             concurrent_sign_in_failures_are_all_counted,
             sign_in_failures_clear_and_prune,
+            sign_in_failures_follow_the_schedule_core_defines,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -2559,13 +2560,20 @@ async fn first_opens_round(backend: &(impl Backend + Sync), round: usize) {
 // Sign-in throttling counters
 // ---------------------------------------------------------------------------
 
-/// 2 free failures, then 1, 2, 4 s, capped at 4.
-const DELAYS: &[i64] = &[0, 0, 0, 1, 2, 4];
 const WINDOW: i64 = 900;
+
+/// 2 free failures, then 1, 2, 4 s, capped at 4.
+fn schedule() -> latchkey_core::store::FailureSchedule {
+    latchkey_core::store::FailureSchedule {
+        window_seconds: WINDOW,
+        free_failures: 2,
+        delays: vec![0, 1, 2, 4],
+    }
+}
 
 async fn fail(store: &dyn Store, key: &str, now: UnixTime) -> latchkey_core::store::ThrottleEntry {
     store
-        .record_sign_in_failure(key, now, WINDOW, DELAYS)
+        .record_sign_in_failure(key, now, &schedule())
         .await
         .expect("record failure")
 }
@@ -2684,4 +2692,54 @@ pub async fn sign_in_failures_clear_and_prune(backend: &impl Backend) {
         .expect("read");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].key, "user:d");
+}
+
+/// The delay the store picks is the one `FailureSchedule::delay_after`
+/// (core's reference) names, for schedules at the edges.
+pub async fn sign_in_failures_follow_the_schedule_core_defines(backend: &impl Backend) {
+    use latchkey_core::throttle::ThrottleRule;
+    let store = backend.open().await;
+    for (i, free) in [0u32, 1, 5, u32::MAX].into_iter().enumerate() {
+        let schedule = ThrottleRule {
+            free_failures: free,
+            window_seconds: WINDOW,
+            base_delay_seconds: 3,
+            max_delay_seconds: 100,
+        }
+        .schedule();
+        let key = format!("user:schedule{i}");
+        for n in 1..=12u32 {
+            let now = T0 + i64::from(n);
+            let e = store
+                .record_sign_in_failure(&key, now, &schedule)
+                .await
+                .expect("record failure");
+            assert_eq!(e.failures, n);
+            assert!(
+                e.blocked_until >= now + schedule.delay_after(n),
+                "free {free}, failure {n}: {e:?}"
+            );
+            if n > 1 && schedule.delay_after(n) > schedule.delay_after(n - 1) {
+                assert_eq!(
+                    e.blocked_until,
+                    now + schedule.delay_after(n),
+                    "free {free}, failure {n}"
+                );
+            }
+        }
+    }
+    // An empty table blocks for nothing rather than failing.
+    let e = store
+        .record_sign_in_failure(
+            "user:empty",
+            T0,
+            &latchkey_core::store::FailureSchedule {
+                window_seconds: WINDOW,
+                free_failures: 0,
+                delays: Vec::new(),
+            },
+        )
+        .await
+        .expect("record failure");
+    assert_eq!(e.blocked_until, T0);
 }
