@@ -284,8 +284,8 @@ mod tests {
     use crate::client::Client;
     use crate::clock::ManualClock;
     use crate::store::{
-        FailureSchedule, FeedPage, PruneBefore, Revocation, Session, StoreError, ThrottleEntry,
-        User,
+        AuditEvent, AuditQuery, FailureSchedule, FeedPage, PruneBefore, Revocation, Session,
+        StoreError, ThrottleEntry, User,
     };
 
     /// Just enough of a store for the key lifecycle: the key table, with the
@@ -403,6 +403,12 @@ mod tests {
             _: UnixTime,
             _: usize,
         ) -> Result<usize, StoreError> {
+            unused()
+        }
+        async fn insert_audit_event(&self, _: &AuditEvent) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn audit_events(&self, _: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
             unused()
         }
         async fn client(&self, _: &str) -> Result<Option<Client>, StoreError> {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 use uuid::Uuid;
 
+pub use crate::audit::{AuditEvent, AuditQuery};
 use crate::client::Client;
 use crate::clock::UnixTime;
 pub use crate::throttle::{FailureSchedule, ThrottleEntry};
@@ -252,6 +253,11 @@ pub trait Store: Send + Sync {
         now: UnixTime,
         batch: usize,
     ) -> Result<usize, StoreError>;
+
+    /// Appends an event to the audit log.
+    async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The newest `query.limit` events matching `query`, oldest first.
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;

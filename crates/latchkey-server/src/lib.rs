@@ -4,6 +4,7 @@
 //! Handlers are thin: each parses its input, calls one
 //! [`latchkey_core::Authority`] method and shapes the answer.
 
+pub mod audit_command;
 pub mod client_admin;
 pub mod config;
 mod data_dir;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use latchkey_core::clock::SystemClock;
+use latchkey_server::audit_command::AuditArgs;
 use latchkey_server::client_admin::ClientsArgs;
 use latchkey_server::config::ServeArgs;
 use latchkey_server::key_commands::KeysArgs;
@@ -36,6 +37,9 @@ enum Command {
     /// Operator commands on accounts: `unlock <username>` clears its failed
     /// sign-in counter
     Users(UsersArgs),
+    /// Recent authentication events as JSON lines, oldest first
+    /// (`--user NAME`, `--since 1h`, `--limit N`)
+    Audit(AuditArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +57,14 @@ fn main() -> anyhow::Result<()> {
         Command::Clients(args) => {
             let out = runtime()?.block_on(latchkey_server::client_admin::run(args))?;
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Audit(args) => {
+            let events =
+                runtime()?.block_on(latchkey_server::audit_command::run(args, &SystemClock))?;
+            for event in events {
+                println!("{event}");
+            }
             Ok(())
         }
         Command::Users(args) => {

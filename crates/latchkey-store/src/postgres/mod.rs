@@ -39,6 +39,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Transaction,
 };
+use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
@@ -454,6 +455,21 @@ fn throttle_row(row: &Row) -> Result<ThrottleEntry, StoreError> {
     })
 }
 
+fn audit_row(row: &Row) -> Result<AuditEvent, StoreError> {
+    let kind: &str = col(row, "kind")?;
+    let outcome: &str = col(row, "outcome")?;
+    Ok(AuditEvent {
+        at: col(row, "at")?,
+        kind: AuditKind::parse(kind)
+            .ok_or_else(|| StoreError::Backend(format!("audit kind {kind}")))?,
+        outcome: Outcome::parse(outcome)
+            .ok_or_else(|| StoreError::Backend(format!("audit outcome {outcome}")))?,
+        user_id: col(row, "user_id")?,
+        session_id: col(row, "session_id")?,
+        ip: col(row, "ip")?,
+    })
+}
+
 fn counter_param(c: u64) -> Result<i64, StoreError> {
     i64::try_from(c).map_err(|e| StoreError::Backend(format!("counter {c}: {e}")))
 }
@@ -860,6 +876,39 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn insert_audit_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &e.at,
+                &e.kind.as_str(),
+                &e.outcome.as_str(),
+                &e.user_id,
+                &e.session_id,
+                &e.ip,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut events = self
+            .query(
+                "SELECT at, kind, outcome, user_id, session_id, ip FROM audit_events
+                 WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR at >= $2)
+                 ORDER BY seq DESC LIMIT $3",
+                &[&query.user_id, &query.since, &limit_param(query.limit)],
+            )
+            .await?
+            .iter()
+            .map(audit_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        Ok(events)
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {

@@ -92,6 +92,20 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX sign_in_failures_by_time ON sign_in_failures(last_failure_at);
     "#,
+    // 6: the audit log (never a secret or a token).
+    r#"
+    CREATE TABLE audit_events (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        user_id    BLOB,
+        session_id BLOB,
+        ip         TEXT
+    ) STRICT;
+    CREATE INDEX audit_events_by_user ON audit_events(user_id, seq);
+    CREATE INDEX audit_events_by_time ON audit_events(at);
+    "#,
 ];
 
 /// Each migration runs in its own IMMEDIATE transaction that re-reads the

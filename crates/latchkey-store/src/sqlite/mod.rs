@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
@@ -559,6 +560,43 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let e = event.clone();
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    e.at,
+                    e.kind.as_str(),
+                    e.outcome.as_str(),
+                    e.user_id.as_ref().map(|u| u.as_bytes().to_vec()),
+                    e.session_id.as_ref().map(|u| u.as_bytes().to_vec()),
+                    e.ip
+                ])
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let user = query.user_id.map(|u| u.as_bytes().to_vec());
+        let mut events = self.read(|c| {
+            c.prepare_cached(
+                "SELECT at, kind, outcome, user_id, session_id, ip FROM audit_events
+                 WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR at >= ?2)
+                 ORDER BY seq DESC LIMIT ?3",
+            )?
+            .query_map(params![user, query.since, limit], audit_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        events.reverse();
+        Ok(events)
+    }
+
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         self.read(|c| {
             c.prepare_cached(&format!(
@@ -817,4 +855,24 @@ fn throttle_row(r: &Row<'_>) -> rusqlite::Result<ThrottleEntry> {
 fn delay_table(delays: &[i64]) -> Result<String, StoreError> {
     let delays: &[i64] = if delays.is_empty() { &[0] } else { delays };
     serde_json::to_string(delays).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
+    let uuid = |col: &str| -> rusqlite::Result<Option<Uuid>> {
+        let bytes: Option<Vec<u8>> = r.get(col)?;
+        bytes
+            .map(|b| Uuid::from_slice(&b).map_err(|e| conversion(e.to_string())))
+            .transpose()
+    };
+    let kind: String = r.get("kind")?;
+    let outcome: String = r.get("outcome")?;
+    Ok(AuditEvent {
+        at: r.get("at")?,
+        kind: AuditKind::parse(&kind).ok_or_else(|| conversion(format!("audit kind {kind}")))?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| conversion(format!("audit outcome {outcome}")))?,
+        user_id: uuid("user_id")?,
+        session_id: uuid("session_id")?,
+        ip: r.get("ip")?,
+    })
 }

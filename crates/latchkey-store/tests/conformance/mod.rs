@@ -76,6 +76,7 @@ macro_rules! store_conformance_tests {
             concurrent_sign_in_failures_are_all_counted,
             sign_in_failures_clear_and_prune,
             sign_in_failures_follow_the_schedule_core_defines,
+            audit_events_round_trip_and_filter,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -2742,4 +2743,74 @@ pub async fn sign_in_failures_follow_the_schedule_core_defines(backend: &impl Ba
         .await
         .expect("record failure");
     assert_eq!(e.blocked_until, T0);
+}
+
+// ---------------------------------------------------------------------------
+// Audit log
+// ---------------------------------------------------------------------------
+
+pub async fn audit_events_round_trip_and_filter(backend: &impl Backend) {
+    use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
+    let store = backend.open().await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut written = Vec::new();
+    for (i, kind) in AuditKind::ALL.into_iter().enumerate() {
+        for (j, outcome) in [Outcome::Success, Outcome::Failure, Outcome::Throttled]
+            .into_iter()
+            .enumerate()
+        {
+            let n = (i * 3 + j) as i64;
+            let event = AuditEvent {
+                at: T0 + n,
+                kind,
+                outcome,
+                user_id: match n % 3 {
+                    0 => Some(alice),
+                    1 => Some(bob),
+                    _ => None,
+                },
+                session_id: (n % 2 == 0).then(Uuid::new_v4),
+                ip: (n % 4 != 0).then(|| format!("10.0.0.{n}")),
+            };
+            store.insert_audit_event(&event).await.expect("insert");
+            written.push(event);
+        }
+    }
+    let query = |user_id, since, limit| AuditQuery {
+        user_id,
+        since,
+        limit,
+    };
+    let all = store
+        .audit_events(&query(None, None, 1000))
+        .await
+        .expect("read");
+    assert_eq!(all, written);
+    let last = store
+        .audit_events(&query(None, None, 4))
+        .await
+        .expect("read");
+    assert_eq!(last, written[written.len() - 4..].to_vec());
+    let alices = store
+        .audit_events(&query(Some(alice), None, 1000))
+        .await
+        .expect("read");
+    assert_eq!(
+        alices,
+        written
+            .iter()
+            .filter(|e| e.user_id == Some(alice))
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    let recent_bob = store
+        .audit_events(&query(Some(bob), Some(T0 + 10), 2))
+        .await
+        .expect("read");
+    let expected: Vec<_> = written
+        .iter()
+        .filter(|e| e.user_id == Some(bob) && e.at >= T0 + 10)
+        .cloned()
+        .collect();
+    assert_eq!(recent_bob, expected[expected.len() - 2..].to_vec());
 }
