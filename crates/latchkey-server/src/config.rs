@@ -113,7 +113,23 @@ struct FileConfig {
     database_max_connections: Option<usize>,
     throttle: Option<ThrottleFile>,
     rate_limits: Option<RateLimitsFile>,
+    /// Prefer `LATCHKEY_PASSWORD_PEPPER`: a secret in a config file tends
+    /// to end up in places secrets should not.
+    password_pepper: Option<String>,
 }
+
+/// A secret setting: its `Debug` (and so `check-config`) never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretSetting(pub String);
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Shortest pepper accepted (bytes); 32 random bytes are recommended.
+pub const MIN_PEPPER_BYTES: usize = 16;
 
 /// `[throttle]`: failed sign-ins (shared by all nodes through the store).
 #[derive(Debug, Default, Deserialize)]
@@ -253,6 +269,10 @@ pub struct Settings {
     pub database_max_connections: usize,
     /// Per-address request limits of this node.
     pub rate_limits: RateLimits,
+    /// Secret mixed into every new password hash (HMAC-SHA256 of the
+    /// password before Argon2), from `LATCHKEY_PASSWORD_PEPPER` or the
+    /// file's `password_pepper`. Once set, never change or drop it.
+    pub password_pepper: Option<SecretSetting>,
     /// The server secret itself (file format), from `LATCHKEY_SERVER_SECRET`,
     /// for platforms that hand secrets over as environment variables; it
     /// takes the place of `<data_dir>/server-secret`.
@@ -275,6 +295,7 @@ impl Settings {
             database_url: None,
             database_max_connections: 16,
             rate_limits: RateLimits::default(),
+            password_pepper: None,
             server_secret: None,
         }
     }
@@ -350,6 +371,11 @@ impl Settings {
                 parallelism: a.parallelism,
             };
         }
+        s.password_pepper = std::env::var("LATCHKEY_PASSWORD_PEPPER")
+            .ok()
+            .or(file.password_pepper)
+            .filter(|p| !p.is_empty())
+            .map(SecretSetting);
         if let Some(t) = file.throttle {
             t.apply(&mut s.policy.throttle);
         }
@@ -382,6 +408,15 @@ impl Settings {
         }
         for c in &self.clients {
             validate_client_ttl(c, p)?;
+        }
+        if self
+            .password_pepper
+            .as_ref()
+            .is_some_and(|p| p.0.len() < MIN_PEPPER_BYTES)
+        {
+            return invalid(
+                "password_pepper must be at least 16 bytes (32 random bytes recommended)",
+            );
         }
         for rule in [p.throttle.account, p.throttle.address] {
             if rule.window_seconds < 1 || rule.base_delay_seconds < 1 {
@@ -561,6 +596,16 @@ mod tests {
         assert_eq!(t.account.max_delay_seconds, 300);
         assert_eq!(s.rate_limits.sign_up_per_minute, 0);
         assert_eq!(s.rate_limits.tokens_per_minute, 1000);
+        assert_eq!(s.password_pepper, None);
+        std::fs::write(&path, "password_pepper = \"0123456789abcdef0123\"\n").expect("write");
+        let s = Settings::resolve(&args).expect("resolve");
+        assert_eq!(
+            s.password_pepper,
+            Some(SecretSetting("0123456789abcdef0123".into()))
+        );
+        assert!(!format!("{s:?}").contains("0123456789abcdef"));
+        std::fs::write(&path, "password_pepper = \"short\"\n").expect("write");
+        assert!(Settings::resolve(&args).is_err());
         std::fs::write(&path, "[throttle]\nmax_delay = \"0s\"\n").expect("write");
         assert!(Settings::resolve(&args).is_err());
     }

@@ -89,7 +89,10 @@ impl RunningServer {
             store.upsert_client(client).await?;
         }
         let hasher = Arc::new(HashingPool::new(
-            Argon2Hashing::new(settings.argon2)?,
+            Argon2Hashing::with_pepper(
+                settings.argon2,
+                settings.password_pepper.as_ref().map(|p| p.0.as_bytes()),
+            )?,
             settings.hashing_threads,
         ));
         let (authority, startup) =
