@@ -31,7 +31,8 @@ db="$url?options=-csearch_path%3D$schema"
 bases=()
 for n in $(seq 1 "$nodes"); do
     "$bin/latchkey" --log-json serve --listen 127.0.0.1:0 --data-dir "$work/data" \
-        --issuer http://latchkey.bench --database-url "$db" >"$work/node$n.log" 2>&1 &
+        --issuer http://latchkey.bench --database-url "$db" \
+        --sign-up-rate-limit 0 --tokens-rate-limit 0 >"$work/node$n.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 100); do
         addr="$(grep -o '"message":"listening","addr":"[^"]*"' "$work/node$n.log" | sed 's/.*"addr":"\([^"]*\)"/\1/' || true)"

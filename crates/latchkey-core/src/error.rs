@@ -60,6 +60,12 @@ pub enum AuthError {
     #[error("cursor expired; start again from a snapshot")]
     CursorExpired,
 
+    /// Too many failed sign-ins for this account or from this address:
+    /// refused without checking the password. Unknown and existing accounts
+    /// are throttled alike.
+    #[error("too many failed sign-ins; try again in {retry_after_seconds} s")]
+    Throttled { retry_after_seconds: i64 },
+
     #[error("storage is temporarily unavailable")]
     Unavailable,
 

@@ -283,7 +283,10 @@ mod tests {
     use crate::access_token::{verify, AccessClaims, Audience, Expectations};
     use crate::client::Client;
     use crate::clock::ManualClock;
-    use crate::store::{FeedPage, PruneBefore, Revocation, Session, StoreError, User};
+    use crate::store::{
+        AuditEvent, AuditQuery, FailureSchedule, FeedPage, PruneBefore, Revocation, Session,
+        StoreError, ThrottleEntry, User,
+    };
 
     /// Just enough of a store for the key lifecycle: the key table, with the
     /// same conditional-write semantics as the real stores.
@@ -378,6 +381,34 @@ mod tests {
             unused()
         }
         async fn prune(&self, _: PruneBefore) -> Result<usize, StoreError> {
+            unused()
+        }
+        async fn throttle_entries(&self, _: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
+            unused()
+        }
+        async fn record_sign_in_failure(
+            &self,
+            _: &str,
+            _: UnixTime,
+            _: &FailureSchedule,
+        ) -> Result<ThrottleEntry, StoreError> {
+            unused()
+        }
+        async fn clear_sign_in_failures(&self, _: &str) -> Result<bool, StoreError> {
+            unused()
+        }
+        async fn prune_sign_in_failures(
+            &self,
+            _: UnixTime,
+            _: UnixTime,
+            _: usize,
+        ) -> Result<usize, StoreError> {
+            unused()
+        }
+        async fn insert_audit_event(&self, _: &AuditEvent) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn audit_events(&self, _: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
             unused()
         }
         async fn client(&self, _: &str) -> Result<Option<Client>, StoreError> {

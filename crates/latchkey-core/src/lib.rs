@@ -7,6 +7,7 @@
 //! CPU-heavy password work that the caller runs on a bounded pool.
 
 pub mod access_token;
+pub mod audit;
 pub mod client;
 pub mod clock;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod rotation;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod throttle;
 pub mod username;
 
 pub use error::AuthError;

@@ -37,6 +37,11 @@ impl Password {
                 "password must be at least {MIN_PASSWORD_CHARS} characters"
             )));
         }
+        if is_common(&p.0) {
+            return Err(AuthError::InvalidRequest(
+                "password is too common: it is one of the 10000 most used passwords".into(),
+            ));
+        }
         Ok(p)
     }
 
@@ -54,6 +59,20 @@ impl Password {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+}
+
+/// The 10 000 most common passwords, most common first, lower-cased: the
+/// head of the list Django ships (`django/contrib/auth/common-passwords.txt.gz`,
+/// compiled by Royce Williams from breach corpora). Only entries of at least
+/// [`MIN_PASSWORD_CHARS`] characters (3 905 of them) can matter here.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// Whether `password` (compared case-insensitively) is on the list.
+pub fn is_common(password: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let set = SET.get_or_init(|| COMMON_PASSWORDS.lines().collect());
+    set.contains(password.to_lowercase().as_str())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,23 +114,42 @@ impl Default for Argon2Cost {
     }
 }
 
+/// Marks a stored hash whose input was `HMAC-SHA256(pepper, password)`
+/// rather than the password itself.
+pub const PEPPERED_PREFIX: &str = "pepper1:";
+
 /// The synchronous Argon2id work behind [`PasswordHasher`].
+///
+/// With a pepper (a secret kept outside the database), new hashes are of
+/// `HMAC-SHA256(pepper, password)` and stored as [`PEPPERED_PREFIX`] + PHC,
+/// so a stolen database cannot be attacked offline without the pepper too.
+/// Hashes without the prefix (made before the pepper was set) still verify
+/// and are re-hashed with the pepper at the next sign-in. Once set, the
+/// pepper must never change or go: peppered hashes cannot be checked
+/// without it, and their owners would have to reset their passwords.
 #[derive(Debug, Clone)]
 pub struct Argon2Hashing {
     cost: Argon2Cost,
     argon: Argon2<'static>,
+    pepper: Option<aws_lc_rs::hmac::Key>,
     /// A hash of a random password at `cost`, for unknown users.
     dummy_phc: String,
 }
 
 impl Argon2Hashing {
     pub fn new(cost: Argon2Cost) -> Result<Self, AuthError> {
+        Self::with_pepper(cost, None)
+    }
+
+    /// As [`Self::new`], peppering new hashes when `pepper` is given.
+    pub fn with_pepper(cost: Argon2Cost, pepper: Option<&[u8]>) -> Result<Self, AuthError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut hashing = Self {
             cost,
             argon,
+            pepper: pepper.map(|p| aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, p)),
             dummy_phc: String::new(),
         };
         let mut random = [0u8; 32];
@@ -125,9 +163,18 @@ impl Argon2Hashing {
         crate::secret::fill_random(&mut salt)?;
         let salt =
             SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
+        let (input, prefix) = match &self.pepper {
+            Some(key) => (
+                aws_lc_rs::hmac::sign(key, password.as_bytes())
+                    .as_ref()
+                    .to_vec(),
+                PEPPERED_PREFIX,
+            ),
+            None => (password.as_bytes().to_vec(), ""),
+        };
         self.argon
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
+            .hash_password(&input, &salt)
+            .map(|h| format!("{prefix}{h}"))
             .map_err(|e| AuthError::Internal(format!("argon2 hash: {e}")))
     }
 
@@ -136,18 +183,35 @@ impl Argon2Hashing {
             Some(p) => (p, true),
             None => (self.dummy_phc.as_str(), false),
         };
+        let (phc, input, upgrade) = match (phc.strip_prefix(PEPPERED_PREFIX), &self.pepper) {
+            (Some(phc), Some(key)) => (
+                phc,
+                aws_lc_rs::hmac::sign(key, password.as_bytes())
+                    .as_ref()
+                    .to_vec(),
+                false,
+            ),
+            (Some(_), None) => {
+                tracing::error!("a peppered password hash, but no pepper is configured");
+                if known {
+                    let _ = self.verify(password, None);
+                }
+                return PasswordCheck::Mismatch;
+            }
+            // Made before the pepper was set: re-hash with it on success.
+            (None, pepper) => (phc, password.as_bytes().to_vec(), pepper.is_some()),
+        };
         let Ok(parsed) = PasswordHash::new(phc) else {
             // A corrupt stored hash: still spend the time, then refuse.
-            let _ = self.verify(password, None);
+            if known {
+                let _ = self.verify(password, None);
+            }
             return PasswordCheck::Mismatch;
         };
-        let matched = self
-            .argon
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let matched = self.argon.verify_password(&input, &parsed).is_ok();
         if matched && known {
             PasswordCheck::Match {
-                needs_rehash: !self.is_current(&parsed),
+                needs_rehash: upgrade || !self.is_current(&parsed),
             }
         } else {
             PasswordCheck::Mismatch
@@ -179,6 +243,59 @@ mod tests {
             parallelism: 1,
         })
         .expect("params")
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        for p in [
+            "password",
+            "PassWord1",
+            "12345678",
+            "iloveyou",
+            "qwertyuiop",
+        ] {
+            let e = Password::new_for_account(p).expect_err(p);
+            assert!(e.to_string().contains("too common"), "{p}: {e}");
+        }
+        assert!(Password::new_for_account("correct horse battery").is_ok());
+        // Sign-in still takes them (accounts from before the list).
+        assert!(Password::for_check("password").is_ok());
+        assert_eq!(COMMON_PASSWORDS.lines().count(), 10_000);
+    }
+
+    #[test]
+    fn pepper_hashes_verify_and_old_hashes_upgrade() {
+        let cost = Argon2Cost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let plain = Argon2Hashing::new(cost).expect("hashing");
+        let peppered = Argon2Hashing::with_pepper(cost, Some(b"pepper pepper pepper")).expect("h");
+        let other = Argon2Hashing::with_pepper(cost, Some(b"another pepper......")).expect("h");
+        let p = Password::new_for_account("correct horse battery").expect("policy");
+        let wrong = Password::new_for_account("not the password").expect("policy");
+
+        let new = peppered.hash(&p).expect("hash");
+        assert!(new.starts_with(PEPPERED_PREFIX));
+        assert_eq!(
+            peppered.verify(&p, Some(&new)),
+            PasswordCheck::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(peppered.verify(&wrong, Some(&new)), PasswordCheck::Mismatch);
+        // Another pepper, or none, cannot check it.
+        assert_eq!(other.verify(&p, Some(&new)), PasswordCheck::Mismatch);
+        assert_eq!(plain.verify(&p, Some(&new)), PasswordCheck::Mismatch);
+        // A hash from before the pepper still verifies, and asks for a rehash.
+        let old = plain.hash(&p).expect("hash");
+        assert_eq!(
+            peppered.verify(&p, Some(&old)),
+            PasswordCheck::Match { needs_rehash: true }
+        );
+        assert_eq!(peppered.verify(&wrong, Some(&old)), PasswordCheck::Mismatch);
+        assert_eq!(peppered.verify(&p, None), PasswordCheck::Mismatch);
     }
 
     #[test]

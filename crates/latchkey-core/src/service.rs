@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use uuid::Uuid;
 
 use crate::access_token::{self, AccessClaims, Audience, Expectations};
+use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::client::{parse_scope, scope_within, Client, ClientKind};
 use crate::clock::{Clock, UnixTime};
 use crate::key_manager::KeyManager;
@@ -20,6 +21,7 @@ use crate::revocation::RevocationSet;
 use crate::rotation::{decide, RefreshDecision, RefreshRules};
 use crate::secret::ServerSecret;
 use crate::store::{FeedPage, PruneBefore, Revocation, RevocationKind, Session, Store, User};
+use crate::throttle::{self, ThrottlePolicy};
 use crate::username::Username;
 use crate::AuthError;
 
@@ -44,6 +46,8 @@ pub struct Policy {
     /// Algorithm of newly generated signing keys; changing it takes effect
     /// through rotation (see [`crate::key_manager`]).
     pub signing_algorithm: access_token::Algorithm,
+    /// Failed sign-ins per account and per address (see [`crate::throttle`]).
+    pub throttle: ThrottlePolicy,
 }
 
 impl Policy {
@@ -63,6 +67,7 @@ impl Policy {
             leeway_seconds: 30,
             max_access_ttl_seconds: None,
             signing_algorithm: access_token::Algorithm::EdDsa,
+            throttle: ThrottlePolicy::default(),
         }
     }
 
@@ -242,7 +247,23 @@ impl Authority {
         &self.keys
     }
 
-    pub async fn sign_up(&self, username: &str, password: &str) -> Result<User, AuthError> {
+    pub async fn sign_up(
+        &self,
+        username: &str,
+        password: &str,
+        from: &Origin,
+    ) -> Result<User, AuthError> {
+        let result = self.create_account(username, password).await;
+        let (outcome, user_id) = match &result {
+            Ok(user) => (Outcome::Success, Some(user.id)),
+            Err(_) => (Outcome::Failure, None),
+        };
+        self.audit(AuditKind::SignUp, outcome, user_id, None, from)
+            .await;
+        result
+    }
+
+    async fn create_account(&self, username: &str, password: &str) -> Result<User, AuthError> {
         let name = Username::parse(username)?;
         let password = Password::new_for_account(password)?;
         let user = User {
@@ -309,6 +330,29 @@ impl Authority {
     ) -> Result<TokenResponse, AuthError> {
         let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
         let password = Password::for_check(password)?;
+        let throttling = self.policy.throttle.enabled;
+        let account_key = throttle::account_key(username);
+        let address_key = from.ip.as_deref().map(throttle::address_key);
+        let mut account_has_failures = false;
+        if throttling {
+            let keys: Vec<String> = std::iter::once(account_key.clone())
+                .chain(address_key.clone())
+                .collect();
+            let entries = self.store.throttle_entries(&keys).await?;
+            if let Some(retry_after_seconds) = throttle::blocked_for(&entries, self.clock.now()) {
+                tracing::info!(
+                    ip = from.ip.as_deref().unwrap_or("-"),
+                    retry_after_seconds,
+                    "sign-in throttled"
+                );
+                self.audit(AuditKind::SignIn, Outcome::Throttled, None, None, &from)
+                    .await;
+                return Err(AuthError::Throttled {
+                    retry_after_seconds,
+                });
+            }
+            account_has_failures = entries.iter().any(|e| e.key == account_key);
+        }
         let user = match Username::parse(username) {
             Ok(name) => self.store.user_by_key(&name.key).await?,
             Err(_) => None,
@@ -322,8 +366,25 @@ impl Authority {
             .await?;
         let (user, needs_rehash) = match (user, check) {
             (Some(u), PasswordCheck::Match { needs_rehash }) => (u, needs_rehash),
-            _ => return Err(AuthError::InvalidCredentials),
+            (user, _) => {
+                self.audit(
+                    AuditKind::SignIn,
+                    Outcome::Failure,
+                    user.map(|u| u.id),
+                    None,
+                    &from,
+                )
+                .await;
+                if throttling {
+                    self.record_sign_in_failure(&account_key, address_key.as_deref())
+                        .await?;
+                }
+                return Err(AuthError::InvalidCredentials);
+            }
         };
+        if account_has_failures {
+            self.store.clear_sign_in_failures(&account_key).await?;
+        }
         if needs_rehash {
             let phc = self.hasher.hash(password).await?;
             self.store.set_password_hash(user.id, &phc).await?;
@@ -343,12 +404,20 @@ impl Authority {
             created_at: now,
             last_refreshed_at: now,
             expires_at: now.saturating_add(lifetime),
-            user_agent: from.user_agent,
-            ip: from.ip,
+            user_agent: from.user_agent.clone(),
+            ip: from.ip.clone(),
             revoked_at: None,
             revoke_reason: None,
         };
         self.store.insert_session(&session).await?;
+        self.audit(
+            AuditKind::SignIn,
+            Outcome::Success,
+            Some(user.id),
+            Some(session.id),
+            &from,
+        )
+        .await;
         Ok(self.issue(
             &session,
             &user,
@@ -359,6 +428,45 @@ impl Authority {
         ))
     }
 
+    /// Counts a failed sign-in against the account and the address.
+    async fn record_sign_in_failure(
+        &self,
+        account_key: &str,
+        address_key: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let rules = self.policy.throttle;
+        let keys = std::iter::once((account_key, rules.account))
+            .chain(address_key.map(|k| (k, rules.address)));
+        for (key, rule) in keys {
+            let entry = self
+                .store
+                .record_sign_in_failure(key, now, &rule.schedule())
+                .await?;
+            if entry.blocked_until > now {
+                tracing::info!(
+                    failures = entry.failures,
+                    blocked_for_seconds = entry.blocked_until - now,
+                    kind = if key == account_key {
+                        "account"
+                    } else {
+                        "address"
+                    },
+                    "sign-in failures over the allowance; key blocked"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears an account's failed sign-in counter (operator unlock); `true`
+    /// if it had one.
+    pub async fn unlock_account(store: &dyn Store, username: &str) -> Result<bool, AuthError> {
+        Ok(store
+            .clear_sign_in_failures(&throttle::account_key(username))
+            .await?)
+    }
+
     /// Rotates a refresh token; see [`crate::rotation`] for the rules. The
     /// token must be presented by the client it was issued to; `scope` may
     /// narrow the new access token's scope, never widen it.
@@ -367,11 +475,46 @@ impl Authority {
         refresh_token: &str,
         client: &Client,
         scope: Option<&str>,
+        from: &Origin,
     ) -> Result<TokenResponse, AuthError> {
-        let presented = self
-            .refresh_codec
-            .decode(refresh_token)
-            .ok_or(AuthError::InvalidGrant)?;
+        let Some(presented) = self.refresh_codec.decode(refresh_token) else {
+            self.audit(AuditKind::Refresh, Outcome::Failure, None, None, from)
+                .await;
+            return Err(AuthError::InvalidGrant);
+        };
+        let mut session_seen = None;
+        let result = self
+            .rotate(&presented, client, scope, from, &mut session_seen)
+            .await;
+        match &result {
+            Ok(_) => {}
+            // Recorded as such where it was detected.
+            Err(AuthError::InvalidGrant) if session_seen.is_some_and(|(_, reuse)| reuse) => {}
+            Err(_) => {
+                let user = session_seen.map(|(user, _)| user);
+                self.audit(
+                    AuditKind::Refresh,
+                    Outcome::Failure,
+                    user,
+                    Some(presented.session_id),
+                    from,
+                )
+                .await;
+            }
+        }
+        result
+    }
+
+    /// The rotation itself; `seen` learns the session's user, and whether
+    /// this was a reuse, for the audit log.
+    async fn rotate(
+        &self,
+        presented: &crate::refresh_token::RefreshTokenClaims,
+        client: &Client,
+        scope: Option<&str>,
+        origin: &Origin,
+        seen: &mut Option<(Uuid, bool)>,
+    ) -> Result<TokenResponse, AuthError> {
         let rules = RefreshRules {
             idle_timeout_seconds: client
                 .refresh_idle_timeout_seconds
@@ -383,6 +526,7 @@ impl Authority {
             else {
                 return Err(AuthError::InvalidGrant);
             };
+            *seen = Some((session.user_id, false));
             if session.client_id != client.client_id {
                 return Err(AuthError::InvalidGrant);
             }
@@ -397,11 +541,13 @@ impl Authority {
             match decide(&session, presented.counter, now, &rules) {
                 RefreshDecision::Rotate { from } => {
                     if self.store.advance_session(session.id, from, now).await? {
+                        self.audit_refresh(&session, origin).await;
                         return Ok(self.issue(&session, &user, client, from + 1, &scope, now));
                     }
                     // Another request rotated first; decide again on its result.
                 }
                 RefreshDecision::ReissueCurrent => {
+                    self.audit_refresh(&session, origin).await;
                     return Ok(self.issue(&session, &user, client, session.counter, &scope, now));
                 }
                 RefreshDecision::Reuse => {
@@ -410,6 +556,15 @@ impl Authority {
                         user_id = %session.user_id,
                         "refresh token reuse detected; session revoked"
                     );
+                    *seen = Some((session.user_id, true));
+                    self.audit(
+                        AuditKind::ReuseDetected,
+                        Outcome::Success,
+                        Some(session.user_id),
+                        Some(session.id),
+                        origin,
+                    )
+                    .await;
                     self.end_session(session.id, "refresh_token_reuse").await?;
                     return Err(AuthError::InvalidGrant);
                 }
@@ -453,28 +608,74 @@ impl Authority {
 
     /// Ends the session a refresh token belongs to. Unknown or forged tokens
     /// are ignored (RFC 7009: the client cannot do anything about them).
-    pub async fn revoke_refresh_token(&self, refresh_token: &str) -> Result<(), AuthError> {
-        if let Some(claims) = self.refresh_codec.decode(refresh_token) {
-            self.end_session(claims.session_id, "revoked").await?;
-        }
+    pub async fn revoke_refresh_token(
+        &self,
+        refresh_token: &str,
+        from: &Origin,
+    ) -> Result<(), AuthError> {
+        let Some(claims) = self.refresh_codec.decode(refresh_token) else {
+            self.audit(AuditKind::Revoke, Outcome::Failure, None, None, from)
+                .await;
+            return Ok(());
+        };
+        let user = self
+            .store
+            .session(claims.session_id)
+            .await?
+            .map(|s| s.user_id);
+        self.end_session(claims.session_id, "revoked").await?;
+        let outcome = if user.is_some() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        self.audit(
+            AuditKind::Revoke,
+            outcome,
+            user,
+            Some(claims.session_id),
+            from,
+        )
+        .await;
         Ok(())
     }
 
     /// RFC 7009 revocation of either kind of token by the client it was
     /// issued to. The hint only picks which kind to try first; tokens of
     /// other clients, unknown and invalid tokens are silently ignored.
-    pub async fn revoke_token(&self, token: &str, client: &Client) -> Result<(), AuthError> {
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        client: &Client,
+        from: &Origin,
+    ) -> Result<(), AuthError> {
         if let Some(claims) = self.refresh_codec.decode(token) {
-            if let Some(session) = self.store.session(claims.session_id).await? {
-                if session.client_id == client.client_id {
+            match self.store.session(claims.session_id).await? {
+                Some(session) if session.client_id == client.client_id => {
                     self.end_session(session.id, "revoked").await?;
+                    self.audit(
+                        AuditKind::Revoke,
+                        Outcome::Success,
+                        Some(session.user_id),
+                        Some(session.id),
+                        from,
+                    )
+                    .await;
+                }
+                _ => {
+                    self.audit(AuditKind::Revoke, Outcome::Failure, None, None, from)
+                        .await
                 }
             }
             return Ok(());
         }
-        if let Ok(claims) = self.verify_access_token(token) {
-            if claims.client_id == client.client_id {
-                self.cancel_access_token(&claims).await?;
+        match self.verify_access_token(token) {
+            Ok(claims) if claims.client_id == client.client_id => {
+                self.cancel_access_token(&claims, from).await?;
+            }
+            _ => {
+                self.audit(AuditKind::Revoke, Outcome::Failure, None, None, from)
+                    .await
             }
         }
         Ok(())
@@ -547,7 +748,11 @@ impl Authority {
 
     /// Cancels one access token before it expires (by `jti`, so any
     /// re-encoding of the same token is cancelled too).
-    pub async fn cancel_access_token(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+    pub async fn cancel_access_token(
+        &self,
+        claims: &AccessClaims,
+        from: &Origin,
+    ) -> Result<(), AuthError> {
         let entry = Revocation {
             kind: RevocationKind::Token,
             id: claims.jti.clone(),
@@ -556,6 +761,14 @@ impl Authority {
         self.store.insert_revocation(&entry).await?;
         self.revocations.insert(&entry);
         self.announce_revocation();
+        self.audit(
+            AuditKind::Revoke,
+            Outcome::Success,
+            subject(claims).ok(),
+            session_of(claims).ok(),
+            from,
+        )
+        .await;
         Ok(())
     }
 
@@ -591,23 +804,48 @@ impl Authority {
 
     /// Ends one of the caller's sessions. Someone else's session, an unknown
     /// id and an already ended one all look the same: not found.
-    pub async fn end_own_session(&self, caller: &AccessClaims, id: &str) -> Result<(), AuthError> {
+    pub async fn end_own_session(
+        &self,
+        caller: &AccessClaims,
+        id: &str,
+        from: &Origin,
+    ) -> Result<(), AuthError> {
         let user_id = subject(caller)?;
-        let id = Uuid::parse_str(id).map_err(|_| AuthError::NotFound)?;
-        match self.store.session(id).await? {
-            Some(s) if s.user_id == user_id && s.revoked_at.is_none() => {
-                self.end_session(id, "signed_out").await
-            }
-            _ => Err(AuthError::NotFound),
-        }
+        let session = Uuid::parse_str(id).ok();
+        let result = match session {
+            Some(id) => match self.store.session(id).await? {
+                Some(s) if s.user_id == user_id && s.revoked_at.is_none() => {
+                    self.end_session(id, "signed_out").await
+                }
+                _ => Err(AuthError::NotFound),
+            },
+            None => Err(AuthError::NotFound),
+        };
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        self.audit(AuditKind::SignOut, outcome, Some(user_id), session, from)
+            .await;
+        result
     }
 
     pub async fn sign_out(
         &self,
         caller: &AccessClaims,
         scope: SignOutScope,
+        from: &Origin,
     ) -> Result<(), AuthError> {
         let current = session_of(caller)?;
+        self.audit(
+            AuditKind::SignOut,
+            Outcome::Success,
+            subject(caller).ok(),
+            Some(current),
+            from,
+        )
+        .await;
         match scope {
             SignOutScope::Current => self.end_session(current, "signed_out").await,
             SignOutScope::Others => {
@@ -620,6 +858,32 @@ impl Authority {
 
     /// Changes the password and ends every session but the caller's.
     pub async fn change_password(
+        &self,
+        caller: &AccessClaims,
+        current_password: &str,
+        new_password: &str,
+        from: &Origin,
+    ) -> Result<(), AuthError> {
+        let result = self
+            .set_new_password(caller, current_password, new_password)
+            .await;
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        self.audit(
+            AuditKind::PasswordChange,
+            outcome,
+            subject(caller).ok(),
+            session_of(caller).ok(),
+            from,
+        )
+        .await;
+        result
+    }
+
+    async fn set_new_password(
         &self,
         caller: &AccessClaims,
         current_password: &str,
@@ -693,14 +957,24 @@ impl Authority {
     pub async fn prune(&self) -> Result<usize, AuthError> {
         let now = self.clock.now();
         self.revocations.prune(now);
-        Ok(self
+        let rules = self.policy.throttle;
+        let window = rules
+            .account
+            .window_seconds
+            .max(rules.address.window_seconds);
+        let counters = self
             .store
-            .prune(PruneBefore {
-                revocations: now,
-                sessions: now,
-                batch: PRUNE_BATCH,
-            })
-            .await?)
+            .prune_sign_in_failures(now.saturating_sub(window), now, PRUNE_BATCH)
+            .await?;
+        Ok(counters
+            + self
+                .store
+                .prune(PruneBefore {
+                    revocations: now,
+                    sessions: now,
+                    batch: PRUNE_BATCH,
+                })
+                .await?)
     }
 
     async fn end_sessions_of(
@@ -745,6 +1019,50 @@ impl Authority {
             self.announce_revocation();
         }
         Ok(())
+    }
+
+    /// Records an audit event: a `latchkey::audit` tracing line and a row in
+    /// the store. A failure to store it is logged, never the request's
+    /// failure (the event itself has already happened).
+    async fn audit(
+        &self,
+        kind: AuditKind,
+        outcome: Outcome,
+        user_id: Option<Uuid>,
+        session_id: Option<Uuid>,
+        from: &Origin,
+    ) {
+        let event = AuditEvent {
+            at: self.clock.now(),
+            kind,
+            outcome,
+            user_id,
+            session_id,
+            ip: from.ip.clone(),
+        };
+        event.emit();
+        if let Err(e) = self.store.insert_audit_event(&event).await {
+            tracing::warn!(error = %e, kind = kind.as_str(), "audit event not stored");
+        }
+    }
+
+    async fn audit_refresh(&self, session: &Session, from: &Origin) {
+        self.audit(
+            AuditKind::Refresh,
+            Outcome::Success,
+            Some(session.user_id),
+            Some(session.id),
+            from,
+        )
+        .await;
+    }
+
+    /// The most recent audit events (see [`crate::audit::AuditQuery`]).
+    pub async fn audit_events(
+        store: &dyn Store,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<Vec<AuditEvent>, AuthError> {
+        Ok(store.audit_events(query).await?)
     }
 
     /// Registers what to call after this node records a revocation, so the

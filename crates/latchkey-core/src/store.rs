@@ -7,8 +7,10 @@ use async_trait::async_trait;
 use thiserror::Error;
 use uuid::Uuid;
 
+pub use crate::audit::{AuditEvent, AuditQuery};
 use crate::client::Client;
 use crate::clock::UnixTime;
+pub use crate::throttle::{FailureSchedule, ThrottleEntry};
 
 #[derive(Debug, Clone, Error)]
 pub enum StoreError {
@@ -226,6 +228,36 @@ pub trait Store: Send + Sync {
     /// Deletes expired revocation entries and ended sessions, a batch at a
     /// time; returns how many rows went.
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError>;
+
+    /// The sign-in throttling counters of those `keys` that have one.
+    async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError>;
+    /// Records one failed sign-in under `key` in one atomic upsert and
+    /// returns the counter after it: the count restarts at 1 if the last
+    /// failure was at least `schedule.window_seconds` before `now`, else
+    /// grows by one; `last_failure_at` becomes `now`; `blocked_until`
+    /// becomes the later of what it was and `now +
+    /// schedule.delay_after(failures)` (see [`FailureSchedule`]).
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        schedule: &FailureSchedule,
+    ) -> Result<ThrottleEntry, StoreError>;
+    /// Deletes `key`'s counter; `true` if there was one.
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError>;
+    /// Deletes up to `batch` counters whose last failure was before `before`
+    /// and whose block ended by `now`; returns how many went.
+    async fn prune_sign_in_failures(
+        &self,
+        before: UnixTime,
+        now: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError>;
+
+    /// Appends an event to the audit log.
+    async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The newest `query.limit` events matching `query`, oldest first.
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;

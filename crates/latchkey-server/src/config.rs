@@ -9,8 +9,11 @@ use clap::Args;
 use latchkey_core::access_token::Algorithm;
 use latchkey_core::client::{validate_client_id, Client, ClientKind};
 use latchkey_core::password::Argon2Cost;
+use latchkey_core::throttle::{ThrottlePolicy, ThrottleRule};
 use latchkey_core::Policy;
 use serde::Deserialize;
+
+use crate::rate_limit::RateLimits;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
@@ -66,6 +69,13 @@ pub struct ServeArgs {
     /// between nodes [default: SQLite in the data directory]
     #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Sign-ups per minute per client address on this node; 0: no limit [default: 10]
+    #[arg(long, global = true, env = "LATCHKEY_SIGN_UP_RATE_LIMIT")]
+    pub sign_up_rate_limit: Option<u32>,
+    /// Requests per minute per client address to the refresh, revoke,
+    /// token and introspection endpoints on this node; 0: no limit [default: 600]
+    #[arg(long, global = true, env = "LATCHKEY_TOKENS_RATE_LIMIT")]
+    pub tokens_rate_limit: Option<u32>,
     /// TOML config file
     #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -101,6 +111,73 @@ struct FileConfig {
     database_url: Option<String>,
     /// PostgreSQL pool size of this node.
     database_max_connections: Option<usize>,
+    throttle: Option<ThrottleFile>,
+    rate_limits: Option<RateLimitsFile>,
+    /// Prefer `LATCHKEY_PASSWORD_PEPPER`: a secret in a config file tends
+    /// to end up in places secrets should not.
+    password_pepper: Option<String>,
+}
+
+/// A secret setting: its `Debug` (and so `check-config`) never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretSetting(pub String);
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Shortest pepper accepted (bytes); 32 random bytes are recommended.
+pub const MIN_PEPPER_BYTES: usize = 16;
+
+/// `[throttle]`: failed sign-ins (shared by all nodes through the store).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleFile {
+    enabled: Option<bool>,
+    account_free_failures: Option<u32>,
+    address_free_failures: Option<u32>,
+    #[serde(default, with = "humantime_opt")]
+    window: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    base_delay: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    max_delay: Option<Duration>,
+}
+
+impl ThrottleFile {
+    fn apply(self, t: &mut ThrottlePolicy) {
+        if let Some(on) = self.enabled {
+            t.enabled = on;
+        }
+        if let Some(n) = self.account_free_failures {
+            t.account.free_failures = n;
+        }
+        if let Some(n) = self.address_free_failures {
+            t.address.free_failures = n;
+        }
+        let rules: [&mut ThrottleRule; 2] = [&mut t.account, &mut t.address];
+        for rule in rules {
+            if let Some(d) = self.window {
+                rule.window_seconds = secs(d);
+            }
+            if let Some(d) = self.base_delay {
+                rule.base_delay_seconds = secs(d);
+            }
+            if let Some(d) = self.max_delay {
+                rule.max_delay_seconds = secs(d);
+            }
+        }
+    }
+}
+
+/// `[rate_limits]`: per-address request limits, per node.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitsFile {
+    sign_up_per_minute: Option<u32>,
+    tokens_per_minute: Option<u32>,
 }
 
 /// A `[[clients]]` entry: clients declared here are (re)written to the
@@ -190,6 +267,12 @@ pub struct Settings {
     /// `Some`: PostgreSQL (a cluster of nodes); `None`: SQLite in `data_dir`.
     pub database_url: Option<String>,
     pub database_max_connections: usize,
+    /// Per-address request limits of this node.
+    pub rate_limits: RateLimits,
+    /// Secret mixed into every new password hash (HMAC-SHA256 of the
+    /// password before Argon2), from `LATCHKEY_PASSWORD_PEPPER` or the
+    /// file's `password_pepper`. Once set, never change or drop it.
+    pub password_pepper: Option<SecretSetting>,
     /// The server secret itself (file format), from `LATCHKEY_SERVER_SECRET`,
     /// for platforms that hand secrets over as environment variables; it
     /// takes the place of `<data_dir>/server-secret`.
@@ -211,6 +294,8 @@ impl Settings {
             key_rotation_interval: None,
             database_url: None,
             database_max_connections: 16,
+            rate_limits: RateLimits::default(),
+            password_pepper: None,
             server_secret: None,
         }
     }
@@ -286,6 +371,21 @@ impl Settings {
                 parallelism: a.parallelism,
             };
         }
+        s.password_pepper = std::env::var("LATCHKEY_PASSWORD_PEPPER")
+            .ok()
+            .or(file.password_pepper)
+            .filter(|p| !p.is_empty())
+            .map(SecretSetting);
+        if let Some(t) = file.throttle {
+            t.apply(&mut s.policy.throttle);
+        }
+        let limits = file.rate_limits.unwrap_or_default();
+        if let Some(n) = args.sign_up_rate_limit.or(limits.sign_up_per_minute) {
+            s.rate_limits.sign_up_per_minute = n;
+        }
+        if let Some(n) = args.tokens_rate_limit.or(limits.tokens_per_minute) {
+            s.rate_limits.tokens_per_minute = n;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -308,6 +408,23 @@ impl Settings {
         }
         for c in &self.clients {
             validate_client_ttl(c, p)?;
+        }
+        if self
+            .password_pepper
+            .as_ref()
+            .is_some_and(|p| p.0.len() < MIN_PEPPER_BYTES)
+        {
+            return invalid(
+                "password_pepper must be at least 16 bytes (32 random bytes recommended)",
+            );
+        }
+        for rule in [p.throttle.account, p.throttle.address] {
+            if rule.window_seconds < 1 || rule.base_delay_seconds < 1 {
+                return invalid("throttle window and base_delay must be at least 1s");
+            }
+            if rule.max_delay_seconds < rule.base_delay_seconds {
+                return invalid("throttle max_delay must be at least base_delay");
+            }
         }
         if self
             .key_rotation_interval
@@ -449,6 +566,48 @@ mod tests {
         assert!(Settings::resolve(&args).is_err());
         assert!(parse_algorithm("es256").is_err());
         assert_eq!(parse_algorithm("EdDSA"), Ok(Algorithm::EdDsa));
+    }
+
+    #[test]
+    fn throttle_and_rate_limits_have_defaults_and_can_be_set() {
+        let defaults = Settings::resolve(&ServeArgs::default()).expect("resolve");
+        assert_eq!(defaults.policy.throttle, ThrottlePolicy::default());
+        assert_eq!(defaults.rate_limits, RateLimits::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(
+            &path,
+            "[throttle]\nenabled = false\naccount_free_failures = 3\naddress_free_failures = 30\n\
+             window = \"1h\"\nbase_delay = \"2s\"\nmax_delay = \"5m\"\n\
+             [rate_limits]\nsign_up_per_minute = 0\ntokens_per_minute = 60\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            tokens_rate_limit: Some(1000),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).expect("resolve");
+        let t = s.policy.throttle;
+        assert!(!t.enabled);
+        assert_eq!((t.account.free_failures, t.address.free_failures), (3, 30));
+        assert_eq!(t.address.window_seconds, 3600);
+        assert_eq!(t.account.base_delay_seconds, 2);
+        assert_eq!(t.account.max_delay_seconds, 300);
+        assert_eq!(s.rate_limits.sign_up_per_minute, 0);
+        assert_eq!(s.rate_limits.tokens_per_minute, 1000);
+        assert_eq!(s.password_pepper, None);
+        std::fs::write(&path, "password_pepper = \"0123456789abcdef0123\"\n").expect("write");
+        let s = Settings::resolve(&args).expect("resolve");
+        assert_eq!(
+            s.password_pepper,
+            Some(SecretSetting("0123456789abcdef0123".into()))
+        );
+        assert!(!format!("{s:?}").contains("0123456789abcdef"));
+        std::fs::write(&path, "password_pepper = \"short\"\n").expect("write");
+        assert!(Settings::resolve(&args).is_err());
+        std::fs::write(&path, "[throttle]\nmax_delay = \"0s\"\n").expect("write");
+        assert!(Settings::resolve(&args).is_err());
     }
 
     #[test]

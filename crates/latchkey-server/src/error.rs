@@ -30,6 +30,9 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// This node's per-address request limit for the route was reached.
+    #[error("too many requests from this address; try again in {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
 }
 
 #[derive(Serialize)]
@@ -37,6 +40,12 @@ struct ErrorBody<'a> {
     error: &'a str,
     error_description: &'a str,
 }
+
+/// Error code of every 429 (throttled sign-in and per-address rate limits):
+/// the client is going too fast and should wait `Retry-After` seconds. We
+/// use RFC 8628's `slow_down` rather than `temporarily_unavailable`, which
+/// clients read as "the server is down".
+pub const SLOW_DOWN: &str = "slow_down";
 
 const BEARER_REALM: &str = r#"Bearer realm="latchkey""#;
 const BASIC_REALM: &str = r#"Basic realm="latchkey""#;
@@ -85,6 +94,9 @@ fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<Str
             "invalid_token",
             Some(BEARER_REALM.to_owned()),
         ),
+        // Throttled sign-in: the same answer whether or not the account
+        // exists, and the password was not checked.
+        AuthError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, SLOW_DOWN, None),
         AuthError::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
@@ -114,6 +126,19 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, SLOW_DOWN, None),
+        };
+        let retry_after = match &self {
+            ApiError::Auth(AuthError::Throttled {
+                retry_after_seconds,
+            })
+            | ApiError::OAuth(AuthError::Throttled {
+                retry_after_seconds,
+            }) => Some(u64::try_from(*retry_after_seconds).unwrap_or(1).max(1)),
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => Some((*retry_after_seconds).max(1)),
+            _ => None,
         };
         let description = match &self {
             ApiError::Auth(AuthError::InvalidToken(reason))
@@ -141,6 +166,9 @@ impl IntoResponse for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

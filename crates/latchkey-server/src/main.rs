@@ -5,9 +5,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use latchkey_core::clock::SystemClock;
+use latchkey_server::audit_command::AuditArgs;
 use latchkey_server::client_admin::ClientsArgs;
 use latchkey_server::config::ServeArgs;
 use latchkey_server::key_commands::KeysArgs;
+use latchkey_server::user_admin::UsersArgs;
 use latchkey_server::{RunningServer, Settings};
 use tracing_subscriber::EnvFilter;
 
@@ -32,6 +34,12 @@ enum Command {
     Keys(KeysArgs),
     /// Manage OAuth clients (apps)
     Clients(ClientsArgs),
+    /// Operator commands on accounts: `unlock <username>` clears its failed
+    /// sign-in counter
+    Users(UsersArgs),
+    /// Recent authentication events as JSON lines, oldest first
+    /// (`--user NAME`, `--since 1h`, `--limit N`)
+    Audit(AuditArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +56,19 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(&args),
         Command::Clients(args) => {
             let out = runtime()?.block_on(latchkey_server::client_admin::run(args))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Audit(args) => {
+            let events =
+                runtime()?.block_on(latchkey_server::audit_command::run(args, &SystemClock))?;
+            for event in events {
+                println!("{event}");
+            }
+            Ok(())
+        }
+        Command::Users(args) => {
+            let out = runtime()?.block_on(latchkey_server::user_admin::run(args))?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }

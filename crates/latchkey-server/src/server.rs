@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::config::{ConfigError, Settings};
 use crate::data_dir::{self, DataDir, DataDirError};
 use crate::hashing_pool::HashingPool;
+use crate::rate_limit::RateLimiter;
 use crate::routes;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,10 @@ impl RunningServer {
             store.upsert_client(client).await?;
         }
         let hasher = Arc::new(HashingPool::new(
-            Argon2Hashing::new(settings.argon2)?,
+            Argon2Hashing::with_pepper(
+                settings.argon2,
+                settings.password_pepper.as_ref().map(|p| p.0.as_bytes()),
+            )?,
             settings.hashing_threads,
         ));
         let (authority, startup) =
@@ -108,6 +112,8 @@ impl RunningServer {
         let app = routes::router(routes::App {
             auth: authority.clone(),
             feed_updates,
+            sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
+            tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
         })
         .into_make_service_with_connect_info::<SocketAddr>();
         let serve = tokio::spawn(async move {

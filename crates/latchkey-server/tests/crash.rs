@@ -60,7 +60,8 @@ async fn kill_9_loses_no_acknowledged_refresh() {
     let config = dir.path().join("latchkey.toml");
     std::fs::write(
         &config,
-        "[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n",
+        "[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n\
+         [rate_limits]\ntokens_per_minute = 0\n",
     )
     .expect("config");
     let data = dir.path().join("data");

@@ -53,9 +53,12 @@ impl<'a> Account<'a> {
 
 pub async fn sign_up(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     JsonBody(body): JsonBody<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = auth.sign_up(&body.username, &body.password).await?;
+    let user = auth
+        .sign_up(&body.username, &body.password, &origin)
+        .await?;
     Ok((StatusCode::CREATED, Json(Account::new(&user, false))).into_response())
 }
 

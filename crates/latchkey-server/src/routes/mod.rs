@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use latchkey_core::Authority;
@@ -22,6 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::error::ApiError;
+use crate::rate_limit::{self, RateLimiter};
 
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -37,6 +39,17 @@ pub struct App {
     pub auth: AuthState,
     /// The newest feed cursor this node has seen; changes wake long polls.
     pub feed_updates: watch::Receiver<i64>,
+    /// Per-address limits of this node; `None`: unlimited.
+    pub sign_up_limit: Option<Arc<RateLimiter>>,
+    pub tokens_limit: Option<Arc<RateLimiter>>,
+}
+
+/// `routes` with `limiter` in front of each of them, if there is one.
+fn limited(routes: Router<App>, limiter: Option<Arc<RateLimiter>>) -> Router<App> {
+    match limiter {
+        Some(l) => routes.route_layer(middleware::from_fn_with_state(l, rate_limit::limit)),
+        None => routes,
+    }
 }
 
 impl FromRef<App> for AuthState {
@@ -46,21 +59,30 @@ impl FromRef<App> for AuthState {
 }
 
 pub fn router(app: App) -> Router {
+    let sign_up = limited(
+        Router::new().route("/v1/sign-up", post(accounts::sign_up)),
+        app.sign_up_limit.clone(),
+    );
+    let token_endpoints = limited(
+        Router::new()
+            .route("/v1/tokens/refresh", post(tokens::refresh))
+            .route("/v1/tokens/revoke", post(tokens::revoke))
+            .route("/oauth/token", post(oauth::token))
+            .route("/oauth/revoke", post(oauth::revoke))
+            .route("/oauth/introspect", post(oauth::introspect)),
+        app.tokens_limit.clone(),
+    );
     Router::new()
-        .route("/v1/sign-up", post(accounts::sign_up))
+        .merge(sign_up)
+        .merge(token_endpoints)
         .route("/v1/sign-in", post(accounts::sign_in))
         .route("/v1/me", get(accounts::me))
-        .route("/v1/tokens/refresh", post(tokens::refresh))
-        .route("/v1/tokens/revoke", post(tokens::revoke))
         .route("/v1/tokens/cancel", post(tokens::cancel))
         .route("/v1/sessions", get(sessions::list))
         .route("/v1/sessions/{id}", delete(sessions::end))
         .route("/v1/sign-out", post(sessions::sign_out))
         .route("/v1/password", post(sessions::change_password))
         .route("/v1/revocations", get(feed::revocations))
-        .route("/oauth/token", post(oauth::token))
-        .route("/oauth/revoke", post(oauth::revoke))
-        .route("/oauth/introspect", post(oauth::introspect))
         .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata),

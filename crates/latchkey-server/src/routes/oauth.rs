@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use super::tokens::TokenBody;
 use super::{no_store, AuthState};
 use crate::error::ApiError;
+use crate::extract::RequestOrigin;
 
 /// An `application/x-www-form-urlencoded` body. Repeated parameters are an
 /// error (RFC 6749 §3.2); empty ones count as absent (§3.1).
@@ -136,6 +137,7 @@ async fn authenticate_client(
 
 pub async fn token(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
     form: Form,
 ) -> Result<Response, ApiError> {
@@ -144,7 +146,7 @@ pub async fn token(
     let scope = form.get("scope");
     let tokens = match grant_type {
         "refresh_token" => auth
-            .refresh(form.require("refresh_token")?, &client, scope)
+            .refresh(form.require("refresh_token")?, &client, scope, &origin)
             .await
             .map_err(ApiError::OAuth)?,
         "client_credentials" => {
@@ -163,12 +165,13 @@ pub async fn token(
 
 pub async fn revoke(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
     form: Form,
 ) -> Result<Response, ApiError> {
     let token = form.require("token")?;
     let client = authenticate_client(&auth, &headers, &form).await?;
-    auth.revoke_token(token, &client)
+    auth.revoke_token(token, &client, &origin)
         .await
         .map_err(ApiError::OAuth)?;
     Ok((StatusCode::OK, no_store()).into_response())

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AuthState;
 use crate::error::ApiError;
-use crate::extract::{BearerToken, JsonBody, OptionalJsonBody};
+use crate::extract::{BearerToken, JsonBody, OptionalJsonBody, RequestOrigin};
 
 #[derive(Serialize)]
 pub struct SessionList {
@@ -53,11 +53,12 @@ pub async fn list(
 
 pub async fn end(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     BearerToken(token): BearerToken,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let caller = auth.authenticate(&token)?;
-    auth.end_own_session(&caller, &id).await?;
+    auth.end_own_session(&caller, &id, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -78,6 +79,7 @@ enum Scope {
 
 pub async fn sign_out(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     BearerToken(token): BearerToken,
     OptionalJsonBody(body): OptionalJsonBody<SignOutBody>,
 ) -> Result<StatusCode, ApiError> {
@@ -87,7 +89,7 @@ pub async fn sign_out(
         Scope::Others => SignOutScope::Others,
         Scope::All => SignOutScope::All,
     };
-    auth.sign_out(&caller, scope).await?;
+    auth.sign_out(&caller, scope, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -99,11 +101,12 @@ pub struct PasswordChange {
 
 pub async fn change_password(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     BearerToken(token): BearerToken,
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     let caller = auth.authenticate(&token)?;
-    auth.change_password(&caller, &body.current_password, &body.new_password)
+    auth.change_password(&caller, &body.current_password, &body.new_password, &origin)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{no_store, AuthState};
 use crate::error::ApiError;
-use crate::extract::{BearerToken, JsonBody};
+use crate::extract::{BearerToken, JsonBody, RequestOrigin};
 
 /// The token response of RFC 6749 §5.1, plus `expires_at` (unix seconds)
 /// so clients can refresh a little before expiry without their own clock
@@ -57,30 +57,34 @@ pub struct RevokeRequest {
 
 pub async fn refresh(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let client = auth
         .client(body.client_id.as_deref(), body.client_secret.as_deref())
         .await?;
     let tokens = auth
-        .refresh(&body.refresh_token, &client, body.scope.as_deref())
+        .refresh(&body.refresh_token, &client, body.scope.as_deref(), &origin)
         .await?;
     Ok((no_store(), Json(TokenBody::from(tokens))))
 }
 
 pub async fn revoke(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     JsonBody(body): JsonBody<RevokeRequest>,
 ) -> Result<StatusCode, ApiError> {
-    auth.revoke_refresh_token(&body.refresh_token).await?;
+    auth.revoke_refresh_token(&body.refresh_token, &origin)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn cancel(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     BearerToken(token): BearerToken,
 ) -> Result<StatusCode, ApiError> {
     let claims = auth.authenticate(&token)?;
-    auth.cancel_access_token(&claims).await?;
+    auth.cancel_access_token(&claims, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use latchkey_core::clock::{Clock, ManualClock, SystemClock};
 use latchkey_core::password::Argon2Cost;
+use latchkey_server::rate_limit::RateLimits;
 use latchkey_server::{RunningServer, Settings};
 use serde_json::{json, Value};
 
@@ -29,6 +30,12 @@ pub fn test_settings(data_dir: PathBuf) -> Settings {
         memory_kib: 256,
         iterations: 1,
         parallelism: 1,
+    };
+    // Tests make many requests from one address; the tests of the limits
+    // themselves turn them back on.
+    s.rate_limits = RateLimits {
+        sign_up_per_minute: 0,
+        tokens_per_minute: 0,
     };
     s
 }
@@ -62,6 +69,12 @@ impl TestServer {
             server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// A second node on the same data directory (and so the same database
+    /// and server secret), with the same clock.
+    pub async fn another_node(&self) -> Self {
+        Self::launch(self.settings.clone(), self.clock.clone(), self._dir.clone()).await
     }
 
     /// Stops the server and starts a new one on the same data directory.

@@ -100,6 +100,30 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE signing_keys ADD COLUMN activated_at BIGINT;
     ALTER TABLE signing_keys ADD COLUMN retired_at BIGINT;
     "#,
+    // 5: failed sign-in counters, per account and per client address.
+    r#"
+    CREATE TABLE sign_in_failures (
+        key             TEXT PRIMARY KEY,
+        failures        BIGINT NOT NULL,
+        last_failure_at BIGINT NOT NULL,
+        blocked_until   BIGINT NOT NULL
+    );
+    CREATE INDEX sign_in_failures_by_time ON sign_in_failures(last_failure_at);
+    "#,
+    // 6: the audit log (never a secret or a token).
+    r#"
+    CREATE TABLE audit_events (
+        seq        BIGSERIAL PRIMARY KEY,
+        at         BIGINT NOT NULL,
+        kind       TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        user_id    UUID,
+        session_id UUID,
+        ip         TEXT
+    );
+    CREATE INDEX audit_events_by_user ON audit_events(user_id, seq);
+    CREATE INDEX audit_events_by_time ON audit_events(at);
+    "#,
 ];
 
 /// Brings the schema up to date on a dedicated connection.

@@ -39,12 +39,14 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Transaction,
 };
+use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
     FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
-    StoredKey, User,
+    StoredKey, ThrottleEntry, User,
 };
+use latchkey_core::throttle::FailureSchedule;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 use uuid::Uuid;
@@ -443,6 +445,31 @@ fn client_row(row: &Row) -> Result<Client, StoreError> {
     })
 }
 
+fn throttle_row(row: &Row) -> Result<ThrottleEntry, StoreError> {
+    let failures: i64 = col(row, "failures")?;
+    Ok(ThrottleEntry {
+        key: col(row, "key")?,
+        failures: u32::try_from(failures.max(0)).unwrap_or(u32::MAX),
+        last_failure_at: col(row, "last_failure_at")?,
+        blocked_until: col(row, "blocked_until")?,
+    })
+}
+
+fn audit_row(row: &Row) -> Result<AuditEvent, StoreError> {
+    let kind: &str = col(row, "kind")?;
+    let outcome: &str = col(row, "outcome")?;
+    Ok(AuditEvent {
+        at: col(row, "at")?,
+        kind: AuditKind::parse(kind)
+            .ok_or_else(|| StoreError::Backend(format!("audit kind {kind}")))?,
+        outcome: Outcome::parse(outcome)
+            .ok_or_else(|| StoreError::Backend(format!("audit outcome {outcome}")))?,
+        user_id: col(row, "user_id")?,
+        session_id: col(row, "session_id")?,
+        ip: col(row, "ip")?,
+    })
+}
+
 fn counter_param(c: u64) -> Result<i64, StoreError> {
     i64::try_from(c).map_err(|e| StoreError::Backend(format!("counter {c}: {e}")))
 }
@@ -774,6 +801,114 @@ impl Store for PostgresStore {
             None => 0,
         };
         usize::try_from(deleted).map_err(|e| StoreError::Backend(format!("deleted rows: {e}")))
+    }
+
+    async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
+        self.query(
+            "SELECT key, failures, last_failure_at, blocked_until
+             FROM sign_in_failures WHERE key = ANY($1)",
+            &[&keys],
+        )
+        .await?
+        .iter()
+        .map(throttle_row)
+        .collect()
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        schedule: &FailureSchedule,
+    ) -> Result<ThrottleEntry, StoreError> {
+        let delays: &[i64] = if schedule.delays.is_empty() {
+            &[0]
+        } else {
+            &schedule.delays
+        };
+        let delays =
+            serde_json::to_string(delays).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let free = i64::from(schedule.free_failures);
+        // Every SET expression sees the row as it was, so the new count is
+        // spelled out again where the delay is looked up:
+        // delays[least(greatest(count - free, 0), len - 1)].
+        let row = self
+            .query_opt(
+                "INSERT INTO sign_in_failures AS f (key, failures, last_failure_at, blocked_until)
+                 VALUES ($1, 1, $2::bigint, $2::bigint + (($4::text::jsonb)
+                     ->> LEAST(GREATEST(1 - $5::bigint, 0),
+                               jsonb_array_length($4::text::jsonb) - 1)::int)::bigint)
+                 ON CONFLICT (key) DO UPDATE SET
+                     failures = CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint THEN 1
+                                     ELSE f.failures + 1 END,
+                     last_failure_at = $2::bigint,
+                     blocked_until = GREATEST(f.blocked_until, $2::bigint + (($4::text::jsonb)
+                         ->> LEAST(GREATEST(CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint
+                                                 THEN 1 ELSE f.failures + 1 END - $5::bigint, 0),
+                                   jsonb_array_length($4::text::jsonb) - 1)::int)::bigint)
+                 RETURNING key, failures, last_failure_at, blocked_until",
+                &[&key, &now, &schedule.window_seconds, &delays, &free],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Backend("upsert returned no row".into()))?;
+        throttle_row(&row)
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .execute("DELETE FROM sign_in_failures WHERE key = $1", &[&key])
+            .await?
+            == 1)
+    }
+
+    async fn prune_sign_in_failures(
+        &self,
+        before: UnixTime,
+        now: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let n = self
+            .execute(
+                "DELETE FROM sign_in_failures WHERE key IN (
+                     SELECT key FROM sign_in_failures
+                     WHERE last_failure_at < $1 AND blocked_until <= $2 LIMIT $3)",
+                &[&before, &now, &limit_param(batch)],
+            )
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn insert_audit_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &e.at,
+                &e.kind.as_str(),
+                &e.outcome.as_str(),
+                &e.user_id,
+                &e.session_id,
+                &e.ip,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut events = self
+            .query(
+                "SELECT at, kind, outcome, user_id, session_id, ip FROM audit_events
+                 WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR at >= $2)
+                 ORDER BY seq DESC LIMIT $3",
+                &[&query.user_id, &query.since, &limit_param(query.limit)],
+            )
+            .await?
+            .iter()
+            .map(audit_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        Ok(events)
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {

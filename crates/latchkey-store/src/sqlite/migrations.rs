@@ -82,6 +82,30 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE signing_keys ADD COLUMN activated_at INTEGER;
     ALTER TABLE signing_keys ADD COLUMN retired_at INTEGER;
     "#,
+    // 5: failed sign-in counters, per account and per client address.
+    r#"
+    CREATE TABLE sign_in_failures (
+        key             TEXT PRIMARY KEY,
+        failures        INTEGER NOT NULL,
+        last_failure_at INTEGER NOT NULL,
+        blocked_until   INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX sign_in_failures_by_time ON sign_in_failures(last_failure_at);
+    "#,
+    // 6: the audit log (never a secret or a token).
+    r#"
+    CREATE TABLE audit_events (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        user_id    BLOB,
+        session_id BLOB,
+        ip         TEXT
+    ) STRICT;
+    CREATE INDEX audit_events_by_user ON audit_events(user_id, seq);
+    CREATE INDEX audit_events_by_time ON audit_events(at);
+    "#,
 ];
 
 /// Each migration runs in its own IMMEDIATE transaction that re-reads the

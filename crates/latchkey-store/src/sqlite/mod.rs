@@ -9,12 +9,14 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
     FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
-    StoredKey, User,
+    StoredKey, ThrottleEntry, User,
 };
+use latchkey_core::throttle::FailureSchedule;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -481,6 +483,120 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT key, failures, last_failure_at, blocked_until
+                 FROM sign_in_failures WHERE key = ?1",
+            )?;
+            let mut entries = Vec::with_capacity(keys.len());
+            for key in keys {
+                if let Some(e) = stmt.query_row([key], throttle_row).optional()? {
+                    entries.push(e);
+                }
+            }
+            Ok(entries)
+        })
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        now: UnixTime,
+        schedule: &FailureSchedule,
+    ) -> Result<ThrottleEntry, StoreError> {
+        let key = key.to_owned();
+        let delays = delay_table(&schedule.delays)?;
+        let (window, free) = (schedule.window_seconds, schedule.free_failures);
+        self.writer
+            .write(move |c| {
+                // Every SET expression sees the row as it was, so the new
+                // count is spelled out again where the delay is looked up:
+                // delays[min(max(count - free, 0), len - 1)].
+                c.prepare_cached(
+                    "INSERT INTO sign_in_failures (key, failures, last_failure_at, blocked_until)
+                     VALUES (?1, 1, ?2, ?2 + json_extract(?4,
+                         '$[' || min(max(1 - ?5, 0), json_array_length(?4) - 1) || ']'))
+                     ON CONFLICT (key) DO UPDATE SET
+                         failures = CASE WHEN last_failure_at + ?3 <= ?2 THEN 1
+                                         ELSE failures + 1 END,
+                         last_failure_at = ?2,
+                         blocked_until = max(blocked_until, ?2 + json_extract(?4,
+                             '$[' || min(max(CASE WHEN last_failure_at + ?3 <= ?2 THEN 1
+                                                  ELSE failures + 1 END - ?5, 0),
+                                         json_array_length(?4) - 1) || ']'))
+                     RETURNING key, failures, last_failure_at, blocked_until",
+                )?
+                .query_row(params![key, now, window, delays, free], throttle_row)
+            })
+            .await
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.writer
+            .write(move |c| {
+                Ok(c.execute("DELETE FROM sign_in_failures WHERE key = ?1", [key])? == 1)
+            })
+            .await
+    }
+
+    async fn prune_sign_in_failures(
+        &self,
+        before: UnixTime,
+        now: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "DELETE FROM sign_in_failures WHERE key IN (
+                         SELECT key FROM sign_in_failures
+                         WHERE last_failure_at < ?1 AND blocked_until <= ?2 LIMIT ?3)",
+                    params![before, now, batch],
+                )
+            })
+            .await
+    }
+
+    async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let e = event.clone();
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    e.at,
+                    e.kind.as_str(),
+                    e.outcome.as_str(),
+                    e.user_id.as_ref().map(|u| u.as_bytes().to_vec()),
+                    e.session_id.as_ref().map(|u| u.as_bytes().to_vec()),
+                    e.ip
+                ])
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let user = query.user_id.map(|u| u.as_bytes().to_vec());
+        let mut events = self.read(|c| {
+            c.prepare_cached(
+                "SELECT at, kind, outcome, user_id, session_id, ip FROM audit_events
+                 WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR at >= ?2)
+                 ORDER BY seq DESC LIMIT ?3",
+            )?
+            .query_map(params![user, query.since, limit], audit_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        events.reverse();
+        Ok(events)
+    }
+
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         self.read(|c| {
             c.prepare_cached(&format!(
@@ -723,4 +839,40 @@ fn insert_revocation(c: &Connection, e: &Revocation) -> rusqlite::Result<()> {
     c.prepare_cached("INSERT INTO revocations (kind, id, expires_at) VALUES (?1, ?2, ?3)")?
         .execute(params![e.kind.as_str(), e.id, e.expires_at])
         .map(drop)
+}
+
+fn throttle_row(r: &Row<'_>) -> rusqlite::Result<ThrottleEntry> {
+    let failures: i64 = r.get("failures")?;
+    Ok(ThrottleEntry {
+        key: r.get("key")?,
+        failures: u32::try_from(failures.max(0)).unwrap_or(u32::MAX),
+        last_failure_at: r.get("last_failure_at")?,
+        blocked_until: r.get("blocked_until")?,
+    })
+}
+
+/// The delay table as the JSON array the upsert indexes; never empty.
+fn delay_table(delays: &[i64]) -> Result<String, StoreError> {
+    let delays: &[i64] = if delays.is_empty() { &[0] } else { delays };
+    serde_json::to_string(delays).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
+    let uuid = |col: &str| -> rusqlite::Result<Option<Uuid>> {
+        let bytes: Option<Vec<u8>> = r.get(col)?;
+        bytes
+            .map(|b| Uuid::from_slice(&b).map_err(|e| conversion(e.to_string())))
+            .transpose()
+    };
+    let kind: String = r.get("kind")?;
+    let outcome: String = r.get("outcome")?;
+    Ok(AuditEvent {
+        at: r.get("at")?,
+        kind: AuditKind::parse(&kind).ok_or_else(|| conversion(format!("audit kind {kind}")))?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| conversion(format!("audit outcome {outcome}")))?,
+        user_id: uuid("user_id")?,
+        session_id: uuid("session_id")?,
+        ip: r.get("ip")?,
+    })
 }

@@ -72,6 +72,11 @@ macro_rules! store_conformance_tests {
             acknowledged_writes_survive_reopen,
             failing_write_fails_alone_in_its_batch,
             reopen_keeps_data_and_schema,
+            sign_in_failures_count_block_and_decay,
+            concurrent_sign_in_failures_are_all_counted,
+            sign_in_failures_clear_and_prune,
+            sign_in_failures_follow_the_schedule_core_defines,
+            audit_events_round_trip_and_filter,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -2550,4 +2555,262 @@ async fn first_opens_round(backend: &(impl Backend + Sync), round: usize) {
 
     let store = backend.open().await;
     assert_eq!(get_session(&*store, s.id).await, s);
+}
+
+// ---------------------------------------------------------------------------
+// Sign-in throttling counters
+// ---------------------------------------------------------------------------
+
+const WINDOW: i64 = 900;
+
+/// 2 free failures, then 1, 2, 4 s, capped at 4.
+fn schedule() -> latchkey_core::store::FailureSchedule {
+    latchkey_core::store::FailureSchedule {
+        window_seconds: WINDOW,
+        free_failures: 2,
+        delays: vec![0, 1, 2, 4],
+    }
+}
+
+async fn fail(store: &dyn Store, key: &str, now: UnixTime) -> latchkey_core::store::ThrottleEntry {
+    store
+        .record_sign_in_failure(key, now, &schedule())
+        .await
+        .expect("record failure")
+}
+
+pub async fn sign_in_failures_count_block_and_decay(backend: &impl Backend) {
+    let store = backend.open().await;
+    assert!(store
+        .throttle_entries(&["user:zoë".into()])
+        .await
+        .expect("read")
+        .is_empty());
+    let mut last = None;
+    for (i, expected_block) in [0, 0, 1, 2, 4, 4, 4].into_iter().enumerate() {
+        let now = T0 + i as i64;
+        let e = fail(&*store, "user:zoë", now).await;
+        assert_eq!(e.key, "user:zoë");
+        assert_eq!(e.failures, i as u32 + 1);
+        assert_eq!(e.last_failure_at, now);
+        assert_eq!(e.blocked_until, now + expected_block, "failure {}", i + 1);
+        last = Some(e);
+    }
+    // Another key is counted apart.
+    let other = fail(&*store, "ip:10.0.0.1", T0).await;
+    assert_eq!(other.failures, 1);
+    let mut read = store
+        .throttle_entries(&[
+            "user:zoë".into(),
+            "ip:10.0.0.1".into(),
+            "user:nobody".into(),
+        ])
+        .await
+        .expect("read");
+    read.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(read, vec![other, last.clone().expect("entry")]);
+
+    // A failure a whole window after the last one starts again at 1 (and
+    // within the allowance, blocks for nothing).
+    let later = T0 + 6 + WINDOW;
+    let e = fail(&*store, "user:zoë", later).await;
+    assert_eq!(e.failures, 1);
+    assert_eq!(e.last_failure_at, later);
+    assert_eq!(e.blocked_until, later);
+    // One second less than a window keeps counting; a block never shrinks,
+    // even when a later failure would block for less.
+    let e = fail(&*store, "user:zoë", later + WINDOW - 1).await;
+    assert_eq!(e.failures, 2);
+    let e = fail(&*store, "user:zoë", later + WINDOW).await;
+    assert_eq!((e.failures, e.blocked_until), (3, later + WINDOW + 1));
+    let e = fail(&*store, "user:zoë", later + WINDOW + 1).await;
+    assert_eq!((e.failures, e.blocked_until), (4, later + WINDOW + 3));
+}
+
+pub async fn concurrent_sign_in_failures_are_all_counted(backend: &impl Backend) {
+    let store = backend.open().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { fail(&*store, "ip:10.0.0.9", T0).await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.push(t.await.expect("task").failures);
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<u32>>());
+    let e = &store
+        .throttle_entries(&["ip:10.0.0.9".into()])
+        .await
+        .expect("read")[0];
+    assert_eq!(e.failures, 20);
+    assert_eq!(e.blocked_until, T0 + 4);
+}
+
+pub async fn sign_in_failures_clear_and_prune(backend: &impl Backend) {
+    let store = backend.open().await;
+    for key in ["user:a", "user:b", "user:c"] {
+        for _ in 0..5 {
+            fail(&*store, key, T0).await;
+        }
+    }
+    fail(&*store, "user:d", T0 + 100).await;
+    assert!(store.clear_sign_in_failures("user:a").await.expect("clear"));
+    assert!(!store.clear_sign_in_failures("user:a").await.expect("clear"));
+    // b and c failed at T0 and are blocked until T0 + 4; d failed later.
+    assert_eq!(
+        store
+            .prune_sign_in_failures(T0 + 50, T0 + 3, 10)
+            .await
+            .expect("prune"),
+        0,
+        "still blocked"
+    );
+    assert_eq!(
+        store
+            .prune_sign_in_failures(T0 + 50, T0 + 50, 1)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(
+        store
+            .prune_sign_in_failures(T0 + 50, T0 + 50, 10)
+            .await
+            .expect("prune"),
+        1
+    );
+    let left = store
+        .throttle_entries(&[
+            "user:a".into(),
+            "user:b".into(),
+            "user:c".into(),
+            "user:d".into(),
+        ])
+        .await
+        .expect("read");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].key, "user:d");
+}
+
+/// The delay the store picks is the one `FailureSchedule::delay_after`
+/// (core's reference) names, for schedules at the edges.
+pub async fn sign_in_failures_follow_the_schedule_core_defines(backend: &impl Backend) {
+    use latchkey_core::throttle::ThrottleRule;
+    let store = backend.open().await;
+    for (i, free) in [0u32, 1, 5, u32::MAX].into_iter().enumerate() {
+        let schedule = ThrottleRule {
+            free_failures: free,
+            window_seconds: WINDOW,
+            base_delay_seconds: 3,
+            max_delay_seconds: 100,
+        }
+        .schedule();
+        let key = format!("user:schedule{i}");
+        for n in 1..=12u32 {
+            let now = T0 + i64::from(n);
+            let e = store
+                .record_sign_in_failure(&key, now, &schedule)
+                .await
+                .expect("record failure");
+            assert_eq!(e.failures, n);
+            assert!(
+                e.blocked_until >= now + schedule.delay_after(n),
+                "free {free}, failure {n}: {e:?}"
+            );
+            if n > 1 && schedule.delay_after(n) > schedule.delay_after(n - 1) {
+                assert_eq!(
+                    e.blocked_until,
+                    now + schedule.delay_after(n),
+                    "free {free}, failure {n}"
+                );
+            }
+        }
+    }
+    // An empty table blocks for nothing rather than failing.
+    let e = store
+        .record_sign_in_failure(
+            "user:empty",
+            T0,
+            &latchkey_core::store::FailureSchedule {
+                window_seconds: WINDOW,
+                free_failures: 0,
+                delays: Vec::new(),
+            },
+        )
+        .await
+        .expect("record failure");
+    assert_eq!(e.blocked_until, T0);
+}
+
+// ---------------------------------------------------------------------------
+// Audit log
+// ---------------------------------------------------------------------------
+
+pub async fn audit_events_round_trip_and_filter(backend: &impl Backend) {
+    use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
+    let store = backend.open().await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut written = Vec::new();
+    for (i, kind) in AuditKind::ALL.into_iter().enumerate() {
+        for (j, outcome) in [Outcome::Success, Outcome::Failure, Outcome::Throttled]
+            .into_iter()
+            .enumerate()
+        {
+            let n = (i * 3 + j) as i64;
+            let event = AuditEvent {
+                at: T0 + n,
+                kind,
+                outcome,
+                user_id: match n % 3 {
+                    0 => Some(alice),
+                    1 => Some(bob),
+                    _ => None,
+                },
+                session_id: (n % 2 == 0).then(Uuid::new_v4),
+                ip: (n % 4 != 0).then(|| format!("10.0.0.{n}")),
+            };
+            store.insert_audit_event(&event).await.expect("insert");
+            written.push(event);
+        }
+    }
+    let query = |user_id, since, limit| AuditQuery {
+        user_id,
+        since,
+        limit,
+    };
+    let all = store
+        .audit_events(&query(None, None, 1000))
+        .await
+        .expect("read");
+    assert_eq!(all, written);
+    let last = store
+        .audit_events(&query(None, None, 4))
+        .await
+        .expect("read");
+    assert_eq!(last, written[written.len() - 4..].to_vec());
+    let alices = store
+        .audit_events(&query(Some(alice), None, 1000))
+        .await
+        .expect("read");
+    assert_eq!(
+        alices,
+        written
+            .iter()
+            .filter(|e| e.user_id == Some(alice))
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    let recent_bob = store
+        .audit_events(&query(Some(bob), Some(T0 + 10), 2))
+        .await
+        .expect("read");
+    let expected: Vec<_> = written
+        .iter()
+        .filter(|e| e.user_id == Some(bob) && e.at >= T0 + 10)
+        .cloned()
+        .collect();
+    assert_eq!(recent_bob, expected[expected.len() - 2..].to_vec());
 }

@@ -1,0 +1,42 @@
+//! `latchkey users …`: operator commands on accounts, working on the data
+//! directory's store directly (with the server running or not; every node
+//! sees the change on its next sign-in, since throttling state lives in the
+//! store).
+
+use clap::{Args, Subcommand};
+use latchkey_core::Authority;
+use serde_json::json;
+
+use crate::client_admin::AdminError;
+use crate::config::{ServeArgs, Settings};
+use crate::server::open_data;
+
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    #[command(flatten)]
+    pub location: ServeArgs,
+    #[command(subcommand)]
+    pub action: UsersAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersAction {
+    /// Clear an account's failed sign-in counter, ending any block at once
+    /// (the name is normalised as at sign-in; unknown names are accepted,
+    /// since they are throttled too)
+    Unlock { username: String },
+}
+
+/// Runs one action; returns what to print (JSON).
+pub async fn run(args: UsersArgs) -> Result<serde_json::Value, AdminError> {
+    let settings = Settings::resolve(&args.location).map_err(crate::StartError::from)?;
+    let (_dir, store) = open_data(&settings, false).await?;
+    match args.action {
+        UsersAction::Unlock { username } => {
+            let cleared = Authority::unlock_account(&*store, &username)
+                .await
+                .map_err(|e| AdminError::Start(crate::StartError::Auth(e)))?;
+            Ok(json!({ "username": username, "unlocked": cleared }))
+        }
+    }
+}
