@@ -4,9 +4,10 @@
 #
 #   bash bench/measure.sh            # all three; or: bash bench/measure.sh a|b|c
 #
-# (a) refresh p99 idle vs during a sign-in flood: `latchkey-bench --scenario
-#     refresh --workers 16` alone, then again while a second latchkey-bench
-#     `--scenario sign-in --workers 32` runs; both p99s and the ratio (target <= 2x).
+# (a) refresh and me p99 idle vs during a sign-in flood: `latchkey-bench
+#     --scenario refresh|me --workers 16` alone, then again while a second
+#     latchkey-bench `--scenario sign-in --workers 32` runs; the p99s and the
+#     ratios (target <= 2x).
 # (b) server RSS (VmRSS of /proc/<pid>/status, sampled every 100 ms, peak)
 #     with 100 000 live sessions under refresh load. To create the sessions
 #     quickly the server runs with cheap Argon2 (--config with
@@ -39,7 +40,9 @@ bench="$bin/latchkey-bench"
 start_server() {
     local data="$1"; shift
     local log="$work/server-$RANDOM.log"
-    "$bin/latchkey" --log-json serve --listen 127.0.0.1:0 --data-dir "$data" "$@" >"$log" 2>&1 &
+    # All load comes from one address: the per-address limits are off.
+    "$bin/latchkey" --log-json serve --listen 127.0.0.1:0 --data-dir "$data" \
+        --sign-up-rate-limit 0 --tokens-rate-limit 0 "$@" >"$log" 2>&1 &
     server_pid=$!
     local addr=""
     for _ in $(seq 1 300); do
@@ -64,27 +67,34 @@ status() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); o=r["ope
 run() { echo "\$ ${*/#$root\//}"; "$@"; }
 
 if [[ "$what" == *a* ]]; then
-    echo "== (a) refresh p99: idle vs during a sign-in flood"
+    echo "== (a) refresh and me p99: idle vs during a sign-in flood"
     start_server "$work/data-a"
-    run "$bench" --target "$base" --scenario refresh --workers 16 --duration 10s \
-        --json "$work/a-idle.json" --run-id a-idle 2>/dev/null
-    # The flood first; the refresh run starts once the flood's timed phase has.
+    for op in refresh me; do
+        run "$bench" --target "$base" --scenario $op --workers 16 --duration 10s \
+            --json "$work/a-$op-idle.json" --run-id "a-$op-idle" 2>/dev/null
+    done
+    # The flood first; the measured runs start once the flood's timed phase has.
     "$bench" --target "$base" --scenario sign-in --workers 32 --duration 60s \
         --json "$work/a-flood.json" --run-id a-flood >"$work/a-flood.txt" 2>"$work/a-flood.err" &
     flood=$!; pids+=($flood)
     for _ in $(seq 1 300); do grep -q "setup done" "$work/a-flood.err" && break; sleep 0.1; done
     echo "\$ target/release/latchkey-bench --target $base --scenario sign-in --workers 32 --duration 60s &   # the flood"
-    run "$bench" --target "$base" --scenario refresh --workers 16 --duration 10s \
-        --json "$work/a-busy.json" --run-id a-busy 2>/dev/null
+    for op in refresh me; do
+        run "$bench" --target "$base" --scenario $op --workers 16 --duration 10s \
+            --json "$work/a-$op-busy.json" --run-id "a-$op-busy" 2>/dev/null
+    done
     kill -0 "$flood" 2>/dev/null && flood_alive=yes || flood_alive=NO
     kill -INT "$flood" 2>/dev/null || true
     wait "$flood" 2>/dev/null || true
-    echo "-- the flood (stopped with SIGINT after the refresh run; still running at its end: $flood_alive)"
+    echo "-- the flood (stopped with SIGINT after the measured runs; still running at their end: $flood_alive)"
     cat "$work/a-flood.txt"
     stop_server
-    idle="$(p99_ms "$work/a-idle.json")"; busy="$(p99_ms "$work/a-busy.json")"
-    echo "RESULT (a): refresh p99 idle ${idle} ms ($(rps "$work/a-idle.json")/s, $(status "$work/a-idle.json")); during flood ${busy} ms ($(rps "$work/a-busy.json")/s, $(status "$work/a-busy.json")); flood sign-ins $(rps "$work/a-flood.json")/s"
-    python3 -c 'import sys; i,b=float(sys.argv[1]),float(sys.argv[2]); r=b/i; print("RESULT (a): ratio %.2fx, target <= 2x: %s" % (r, "met" if r<=2 else "NOT met"))' "$idle" "$busy"
+    for op in refresh me; do
+        idle="$(p99_ms "$work/a-$op-idle.json")"; busy="$(p99_ms "$work/a-$op-busy.json")"
+        echo "RESULT (a): $op p99 idle ${idle} ms ($(rps "$work/a-$op-idle.json")/s, $(status "$work/a-$op-idle.json")); during flood ${busy} ms ($(rps "$work/a-$op-busy.json")/s, $(status "$work/a-$op-busy.json"))"
+        python3 -c 'import sys; i,b=float(sys.argv[2]),float(sys.argv[3]); r=b/i; print("RESULT (a): %s ratio %.2fx, target <= 2x: %s" % (sys.argv[1], r, "met" if r<=2 else "NOT met"))' "$op" "$idle" "$busy"
+    done
+    echo "RESULT (a): flood sign-ins $(rps "$work/a-flood.json")/s over its whole run"
 fi
 
 if [[ "$what" == *b* || "$what" == *c* ]]; then

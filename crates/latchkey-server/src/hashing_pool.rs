@@ -1,42 +1,96 @@
-//! Runs Argon2 on a bounded pool (one job per core), so a burst of sign-ins
-//! queues for hashing instead of occupying every runtime thread and starving
-//! refreshes and bearer checks.
+//! Runs Argon2 on its own threads (one per core by default) in Linux's
+//! `SCHED_IDLE` class: they run only when no runtime thread wants the CPU,
+//! and a runtime thread that wakes preempts them at once. A sign-in flood
+//! then queues for hashing and takes only the CPU time the rest of the
+//! service leaves idle, so refreshes and bearer checks keep their latency;
+//! with nothing else to do, hashing still gets every core. The price: under
+//! load that keeps every core busy, sign-ins slow down first.
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use latchkey_core::password::{Argon2Hashing, Password, PasswordCheck, PasswordHasher};
 use latchkey_core::AuthError;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce(&Argon2Hashing) + Send>;
 
 pub struct HashingPool {
-    hashing: Arc<Argon2Hashing>,
-    permits: Semaphore,
+    // Workers exit when this sender is dropped with the pool.
+    jobs: mpsc::Sender<Job>,
 }
 
 impl HashingPool {
-    pub fn new(hashing: Argon2Hashing, size: usize) -> Self {
-        Self {
-            hashing: Arc::new(hashing),
-            permits: Semaphore::new(size.max(1)),
+    pub fn new(hashing: Argon2Hashing, threads: usize) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let hashing = Arc::new(hashing);
+        for n in 0..threads.max(1) {
+            let queue = queue.clone();
+            let hashing = hashing.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("latchkey-hash-{n}"))
+                .spawn(move || {
+                    lower_own_priority();
+                    loop {
+                        // The lock is held only while waiting for the next
+                        // job, never while hashing.
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&hashing),
+                            Err(mpsc::RecvError) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                // Fewer threads than asked is slower, not wrong; with none,
+                // every job fails with an internal error.
+                tracing::error!("could not start hashing thread {n}: {e}");
+            }
         }
+        Self { jobs }
     }
 
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(&Argon2Hashing) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |hashing| {
+                // The caller may have gone (client disconnected): nothing to do.
+                let _ = done.send(job(hashing));
+            }))
+            .map_err(|_| AuthError::Internal("hashing pool stopped".into()))?;
+        result
             .await
-            .map_err(|_| AuthError::Internal("hashing pool closed".into()))?;
-        let hashing = self.hashing.clone();
-        tokio::task::spawn_blocking(move || job(&hashing))
-            .await
-            .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
+            .map_err(|_| AuthError::Internal("hashing job dropped".into()))
     }
 }
+
+/// Puts the calling thread in the `SCHED_IDLE` class (on Linux the policy
+/// belongs to the thread when `sched_setscheduler` is given thread id 0).
+#[cfg(target_os = "linux")]
+fn lower_own_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; the
+    // call only changes the calling thread's policy and reports failure
+    // through errno.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        tracing::warn!(
+            "could not lower the hashing threads' priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_own_priority() {}
 
 #[async_trait]
 impl PasswordHasher for HashingPool {

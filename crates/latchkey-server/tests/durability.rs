@@ -173,7 +173,7 @@ async fn kill_9_under_recorded_refresh_load() {
     // a restart always falls inside it.
     std::fs::write(
         &config,
-        "refresh_grace = \"30s\"\n[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n",
+        "refresh_grace = \"30s\"\n[rate_limits]\ntokens_per_minute = 0\nsign_up_per_minute = 0\n[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n",
     )
     .expect("config");
     let data = dir.path().join("data");
