@@ -23,10 +23,13 @@ pub enum AuditKind {
     /// The caller ended a session (sign-out or `DELETE /v1/sessions/{id}`).
     SignOut,
     PasswordChange,
+    /// A failed sign-in used up an allowance: the account (`user_id` set if
+    /// it exists) or the address is blocked. Its outcome is `throttled`.
+    Lockout,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 7] = [
+    pub const ALL: [AuditKind; 8] = [
         AuditKind::SignUp,
         AuditKind::SignIn,
         AuditKind::Refresh,
@@ -34,6 +37,7 @@ impl AuditKind {
         AuditKind::Revoke,
         AuditKind::SignOut,
         AuditKind::PasswordChange,
+        AuditKind::Lockout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,7 @@ impl AuditKind {
             AuditKind::Revoke => "revoke",
             AuditKind::SignOut => "sign_out",
             AuditKind::PasswordChange => "password_change",
+            AuditKind::Lockout => "lockout",
         }
     }
 

@@ -333,13 +333,25 @@ impl Authority {
         let throttling = self.policy.throttle.enabled;
         let account_key = throttle::account_key(username);
         let address_key = from.ip.as_deref().map(throttle::address_key);
+        let user = match Username::parse(username) {
+            Ok(name) => self.store.user_by_key(&name.key).await?,
+            Err(_) => None,
+        };
         let mut account_has_failures = false;
+        let mut account_blocked = false;
         if throttling {
             let keys: Vec<String> = std::iter::once(account_key.clone())
                 .chain(address_key.clone())
                 .collect();
             let entries = self.store.throttle_entries(&keys).await?;
-            if let Some(retry_after_seconds) = throttle::blocked_for(&entries, self.clock.now()) {
+            let now = self.clock.now();
+            let blocks = throttle::Blocks::at(&entries, &account_key, now);
+            let known_address = blocks.account.is_some()
+                && blocks.address.is_none()
+                && self
+                    .has_live_session_from(user.as_ref(), &from, now)
+                    .await?;
+            if let Some(retry_after_seconds) = blocks.retry_after(known_address) {
                 tracing::info!(
                     ip = from.ip.as_deref().unwrap_or("-"),
                     retry_after_seconds,
@@ -352,11 +364,8 @@ impl Authority {
                 });
             }
             account_has_failures = entries.iter().any(|e| e.key == account_key);
+            account_blocked = blocks.account.is_some();
         }
-        let user = match Username::parse(username) {
-            Ok(name) => self.store.user_by_key(&name.key).await?,
-            Err(_) => None,
-        };
         let check = self
             .hasher
             .verify(
@@ -367,22 +376,24 @@ impl Authority {
         let (user, needs_rehash) = match (user, check) {
             (Some(u), PasswordCheck::Match { needs_rehash }) => (u, needs_rehash),
             (user, _) => {
-                self.audit(
-                    AuditKind::SignIn,
-                    Outcome::Failure,
-                    user.map(|u| u.id),
-                    None,
-                    &from,
-                )
-                .await;
+                let user_id = user.map(|u| u.id);
+                self.audit(AuditKind::SignIn, Outcome::Failure, user_id, None, &from)
+                    .await;
                 if throttling {
-                    self.record_sign_in_failure(&account_key, address_key.as_deref())
-                        .await?;
+                    self.record_sign_in_failure(
+                        &account_key,
+                        address_key.as_deref(),
+                        user_id,
+                        &from,
+                    )
+                    .await?;
                 }
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if account_has_failures {
+        // The owner getting in through the known-address exemption does not
+        // end the block the attacker elsewhere earned.
+        if account_has_failures && !account_blocked {
             self.store.clear_sign_in_failures(&account_key).await?;
         }
         if needs_rehash {
@@ -428,11 +439,31 @@ impl Authority {
         ))
     }
 
-    /// Counts a failed sign-in against the account and the address.
+    /// Whether `user` has a live session from `from`'s address (an unknown
+    /// user costs the same query, so the answer takes the same time).
+    async fn has_live_session_from(
+        &self,
+        user: Option<&User>,
+        from: &Origin,
+        now: UnixTime,
+    ) -> Result<bool, AuthError> {
+        let Some(ip) = from.ip.as_deref() else {
+            return Ok(false);
+        };
+        let user_id = user.map_or(Uuid::nil(), |u| u.id);
+        let sessions = self.store.live_sessions_of_user(user_id, now).await?;
+        Ok(sessions.iter().any(|s| s.ip.as_deref() == Some(ip)))
+    }
+
+    /// Counts a failed sign-in against the account and the address, and
+    /// audits each of them it leaves blocked as a `lockout` (an unknown
+    /// user's alike, so the writes do not tell them apart).
     async fn record_sign_in_failure(
         &self,
         account_key: &str,
         address_key: Option<&str>,
+        user_id: Option<Uuid>,
+        from: &Origin,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
         let rules = self.policy.throttle;
@@ -444,16 +475,16 @@ impl Authority {
                 .record_sign_in_failure(key, now, &rule.schedule())
                 .await?;
             if entry.blocked_until > now {
+                let is_account = key == account_key;
                 tracing::info!(
                     failures = entry.failures,
                     blocked_for_seconds = entry.blocked_until - now,
-                    kind = if key == account_key {
-                        "account"
-                    } else {
-                        "address"
-                    },
+                    kind = if is_account { "account" } else { "address" },
                     "sign-in failures over the allowance; key blocked"
                 );
+                let user_id = user_id.filter(|_| is_account);
+                self.audit(AuditKind::Lockout, Outcome::Throttled, user_id, None, from)
+                    .await;
             }
         }
         Ok(())

@@ -8,9 +8,13 @@
 //!
 //! Counters decay: a key whose last failure is older than `window` starts
 //! again from zero, and a successful sign-in clears the account's counter.
-//! A stranger can therefore block an account for at most `max_delay` at a
-//! time; the operator command `latchkey users unlock <name>` clears it at
-//! once.
+//!
+//! A stranger must not be able to lock the owner out. So an account's block
+//! does not apply at an address the account already has a live session
+//! from (the owner's own devices and networks), where only the address's
+//! own counter throttles; elsewhere it lasts at most `max_delay` at a time,
+//! and the operator command `latchkey users unlock <name>` clears it at once.
+//! Existing sessions are never affected: refresh is not throttled.
 //!
 //! Everything here is pure: the store applies [`ThrottleRule::schedule`] in
 //! one atomic upsert, so this module is the only place the policy lives.
@@ -159,15 +163,40 @@ pub fn address_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
-/// Whether one of `entries` blocks a sign-in at `now`; if so, for how many
-/// more seconds (at least 1, for `Retry-After`).
-pub fn blocked_for(entries: &[ThrottleEntry], now: UnixTime) -> Option<i64> {
-    entries
-        .iter()
-        .map(|e| e.blocked_until)
-        .max()
-        .filter(|until| *until > now)
-        .map(|until| (until - now).max(1))
+/// The blocks in force on a sign-in, in seconds still to wait (at least 1,
+/// for `Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Blocks {
+    pub account: Option<i64>,
+    pub address: Option<i64>,
+}
+
+impl Blocks {
+    /// The blocks among `entries` (counters of the account key and of the
+    /// address key) at `now`.
+    pub fn at(entries: &[ThrottleEntry], account_key: &str, now: UnixTime) -> Self {
+        let remaining = |account: bool| {
+            entries
+                .iter()
+                .filter(|e| (e.key == account_key) == account)
+                .map(|e| e.blocked_until)
+                .max()
+                .filter(|until| *until > now)
+                .map(|until| (until - now).max(1))
+        };
+        Self {
+            account: remaining(true),
+            address: remaining(false),
+        }
+    }
+
+    /// How long this sign-in must wait, if at all. `known_address`: the
+    /// account has a live session from the sign-in's address, which exempts
+    /// it from the account's block (see the module documentation).
+    pub fn retry_after(&self, known_address: bool) -> Option<i64> {
+        let account = self.account.filter(|_| !known_address);
+        account.max(self.address)
+    }
 }
 
 #[cfg(test)]
@@ -248,16 +277,35 @@ mod tests {
     }
 
     #[test]
-    fn blocked_for_takes_the_latest_block() {
-        let e = |until| ThrottleEntry {
-            key: "k".into(),
+    fn blocks_are_per_key_and_a_known_address_escapes_only_the_account_block() {
+        let e = |key: &str, until| ThrottleEntry {
+            key: key.into(),
             failures: 9,
             last_failure_at: 0,
             blocked_until: until,
         };
-        assert_eq!(blocked_for(&[], 100), None);
-        assert_eq!(blocked_for(&[e(50), e(100)], 100), None);
-        assert_eq!(blocked_for(&[e(50), e(130)], 100), Some(30));
-        assert_eq!(blocked_for(&[e(101)], 100), Some(1));
+        let account = "user:alice";
+        assert_eq!(Blocks::at(&[], account, 100), Blocks::default());
+        assert_eq!(Blocks::default().retry_after(false), None);
+        let expired = [e(account, 50), e("ip:10.0.0.1", 100)];
+        assert_eq!(Blocks::at(&expired, account, 100).retry_after(false), None);
+
+        let only_account = Blocks::at(&[e(account, 130), e("ip:10.0.0.1", 90)], account, 100);
+        assert_eq!(
+            only_account,
+            Blocks {
+                account: Some(30),
+                address: None
+            }
+        );
+        assert_eq!(only_account.retry_after(false), Some(30));
+        assert_eq!(only_account.retry_after(true), None);
+
+        let both = Blocks::at(&[e(account, 101), e("ip:10.0.0.1", 160)], account, 100);
+        assert_eq!(both.retry_after(false), Some(60));
+        assert_eq!(both.retry_after(true), Some(60));
+        let account_longer = Blocks::at(&[e(account, 900), e("ip:10.0.0.1", 101)], account, 100);
+        assert_eq!(account_longer.retry_after(false), Some(800));
+        assert_eq!(account_longer.retry_after(true), Some(1));
     }
 }

@@ -13,6 +13,7 @@ use latchkey_core::throttle::{ThrottlePolicy, ThrottleRule};
 use latchkey_core::Policy;
 use serde::Deserialize;
 
+use crate::client_address::TrustedProxies;
 use crate::rate_limit::RateLimits;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -76,6 +77,17 @@ pub struct ServeArgs {
     /// token and introspection endpoints on this node; 0: no limit [default: 600]
     #[arg(long, global = true, env = "LATCHKEY_TOKENS_RATE_LIMIT")]
     pub tokens_rate_limit: Option<u32>,
+    /// Address or network (CIDR) of a reverse proxy whose `X-Forwarded-For`
+    /// names the client; repeat for several, or comma-separate in the
+    /// environment variable [default: none: the TCP peer is the client]
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        global = true,
+        env = "LATCHKEY_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
     /// TOML config file
     #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -113,6 +125,8 @@ struct FileConfig {
     database_max_connections: Option<usize>,
     throttle: Option<ThrottleFile>,
     rate_limits: Option<RateLimitsFile>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Option<Vec<String>>,
     /// Prefer `LATCHKEY_PASSWORD_PEPPER`: a secret in a config file tends
     /// to end up in places secrets should not.
     password_pepper: Option<String>,
@@ -269,6 +283,8 @@ pub struct Settings {
     pub database_max_connections: usize,
     /// Per-address request limits of this node.
     pub rate_limits: RateLimits,
+    /// Proxies whose `X-Forwarded-For` names the client address.
+    pub trusted_proxies: TrustedProxies,
     /// Secret mixed into every new password hash (HMAC-SHA256 of the
     /// password before Argon2), from `LATCHKEY_PASSWORD_PEPPER` or the
     /// file's `password_pepper`. Once set, never change or drop it.
@@ -295,6 +311,7 @@ impl Settings {
             database_url: None,
             database_max_connections: 16,
             rate_limits: RateLimits::default(),
+            trusted_proxies: TrustedProxies::default(),
             password_pepper: None,
             server_secret: None,
         }
@@ -386,6 +403,12 @@ impl Settings {
         if let Some(n) = args.tokens_rate_limit.or(limits.tokens_per_minute) {
             s.rate_limits.tokens_per_minute = n;
         }
+        // Flags replace the file's list rather than adding to it.
+        let proxies = match (&args.trusted_proxies, file.trusted_proxies) {
+            (flags, _) if !flags.is_empty() => flags.clone(),
+            (_, from_file) => from_file.unwrap_or_default(),
+        };
+        s.trusted_proxies = TrustedProxies::parse(&proxies).map_err(ConfigError::Invalid)?;
         s.validate()?;
         Ok(s)
     }
@@ -607,6 +630,33 @@ mod tests {
         std::fs::write(&path, "password_pepper = \"short\"\n").expect("write");
         assert!(Settings::resolve(&args).is_err());
         std::fs::write(&path, "[throttle]\nmax_delay = \"0s\"\n").expect("write");
+        assert!(Settings::resolve(&args).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_replace_it_from_flags() {
+        assert!(Settings::resolve(&ServeArgs::default())
+            .expect("resolve")
+            .trusted_proxies
+            .is_empty());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(&path, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").expect("write");
+        let mut args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let from_file = Settings::resolve(&args).expect("resolve").trusted_proxies;
+        assert_eq!(
+            from_file,
+            TrustedProxies::parse(&["10.0.0.0/8", "::1"]).expect("parse")
+        );
+        args.trusted_proxies = vec!["192.0.2.0/24".into()];
+        assert_eq!(
+            Settings::resolve(&args).expect("resolve").trusted_proxies,
+            TrustedProxies::parse(&["192.0.2.0/24"]).expect("parse")
+        );
+        args.trusted_proxies = vec!["192.0.2.0/99".into()];
         assert!(Settings::resolve(&args).is_err());
     }
 

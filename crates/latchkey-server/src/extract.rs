@@ -1,16 +1,15 @@
 //! Request extractors whose failures speak our error format.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use latchkey_core::service::Origin;
 use latchkey_core::AuthError;
 use serde::de::DeserializeOwned;
 
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 
 /// A JSON body; malformed JSON, wrong types, missing fields, wrong content
@@ -161,8 +160,8 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
 /// Longest user agent kept on a session; storage per session stays bounded.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
-/// Where a request came from: user agent and peer address, for the
-/// session list.
+/// Where a request came from: user agent and client address, for the
+/// session list, throttling and the audit log.
 pub struct RequestOrigin(pub Origin);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
@@ -176,8 +175,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .get::<ClientAddress>()
+            .map(|ClientAddress(ip)| ip.to_string());
         Ok(RequestOrigin(Origin { user_agent, ip }))
     }
 }

@@ -5,6 +5,7 @@
 //! [`latchkey_core::Authority`] method and shapes the answer.
 
 pub mod audit_command;
+pub mod client_address;
 pub mod client_admin;
 pub mod config;
 mod data_dir;

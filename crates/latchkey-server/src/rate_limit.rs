@@ -6,14 +6,15 @@
 //! the shared store instead (see `latchkey_core::throttle`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 
 /// Above this many tracked addresses, full buckets are forgotten; if that
@@ -105,8 +106,8 @@ pub async fn limit(
 ) -> Response {
     let ip = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        .get::<ClientAddress>()
+        .map(|ClientAddress(ip)| *ip);
     if let Some(ip) = ip {
         if let Err(retry_after_seconds) = limiter.check(ip, Instant::now()) {
             tracing::info!(%ip, path = request.uri().path(), "rate limited");

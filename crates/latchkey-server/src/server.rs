@@ -114,6 +114,7 @@ impl RunningServer {
             feed_updates,
             sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
+            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         })
         .into_make_service_with_connect_info::<SocketAddr>();
         let serve = tokio::spawn(async move {

@@ -1,11 +1,14 @@
 //! Abuse resistance over HTTP: failed sign-ins throttled per account and per
-//! address through the store (so every node sees them), the operator's
-//! unlock, and the per-address rate limits of sign-up and token endpoints.
+//! address through the store (so every node sees them), the owner's escape
+//! from a stranger's block, the operator's unlock, client addresses behind
+//! trusted proxies, and the per-address rate limits of sign-up and token
+//! endpoints.
 
 mod common;
 
 use common::{error_code, TestServer};
 use latchkey_core::throttle::ThrottleRule;
+use latchkey_server::client_address::TrustedProxies;
 use latchkey_server::config::ServeArgs;
 use latchkey_server::rate_limit::RateLimits;
 use latchkey_server::user_admin::{UsersAction, UsersArgs};
@@ -15,7 +18,30 @@ const PASSWORD: &str = "correct horse battery";
 
 /// Status, error code and `Retry-After` of a sign-in.
 async fn attempt(t: &TestServer, user: &str, password: &str) -> (u16, String, Option<u64>) {
-    let r = t.sign_in(user, password).await;
+    outcome(t.sign_in(user, password).await).await
+}
+
+/// A sign-in of a client at `ip`, forwarded by a proxy on loopback.
+async fn attempt_from(
+    t: &TestServer,
+    ip: &str,
+    user: &str,
+    password: &str,
+) -> (u16, String, Option<u64>) {
+    outcome(sign_in_from(t, ip, user, password).await).await
+}
+
+async fn sign_in_from(t: &TestServer, ip: &str, user: &str, password: &str) -> reqwest::Response {
+    t.http
+        .post(t.url("/v1/sign-in"))
+        .header("x-forwarded-for", format!("{ip}, 127.0.0.1"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn outcome(r: reqwest::Response) -> (u16, String, Option<u64>) {
     let status = r.status().as_u16();
     let retry_after = r
         .headers()
@@ -125,6 +151,105 @@ async fn address_is_throttled_across_usernames_and_success_does_not_reset_it() {
     assert_eq!(attempt(&t, "owner", PASSWORD).await, throttled(1));
     t.clock.advance(1);
     assert_eq!(attempt(&t, "owner", PASSWORD).await.0, 200);
+}
+
+/// Loopback is the proxy; clients are told apart by `X-Forwarded-For`.
+fn behind_proxy(s: &mut latchkey_server::Settings) {
+    s.trusted_proxies = TrustedProxies::parse(&["127.0.0.1", "::1"]).expect("proxies");
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_lock_the_owner_out_of_an_address_it_uses() {
+    let t = TestServer::start_with(behind_proxy).await;
+    let owner = "198.51.100.20";
+    let stranger = "203.0.113.66";
+    assert_eq!(t.sign_up("alice", PASSWORD).await.status(), 201);
+    assert_eq!(attempt_from(&t, owner, "alice", PASSWORD).await.0, 200);
+
+    // The stranger uses up the account's allowance and blocks it ...
+    for _ in 0..6 {
+        assert_eq!(
+            attempt_from(&t, stranger, "alice", "guess").await,
+            refused()
+        );
+    }
+    assert_eq!(
+        attempt_from(&t, stranger, "alice", PASSWORD).await,
+        throttled(1)
+    );
+    // ... everywhere but where the owner already has a session.
+    assert_eq!(
+        attempt_from(&t, "192.0.2.1", "alice", PASSWORD).await,
+        throttled(1)
+    );
+    let r = sign_in_from(&t, owner, "alice", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let tokens = common::Tokens::from(r.json::<serde_json::Value>().await.expect("json"));
+    // The owner's success there does not lift the stranger's block, and the
+    // owner's sessions list shows the forwarded address.
+    assert_eq!(
+        attempt_from(&t, stranger, "alice", PASSWORD).await,
+        throttled(1)
+    );
+    let sessions: serde_json::Value = t
+        .get_bearer("/v1/sessions", &tokens.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ips: Vec<&str> = sessions["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["ip"].as_str())
+        .collect();
+    assert_eq!(ips, vec![owner, owner], "{sessions}");
+
+    // The exemption does not cover an address blocked on its own account.
+    let t = TestServer::start_with(|s| {
+        behind_proxy(s);
+        s.policy.throttle.address.free_failures = 2;
+    })
+    .await;
+    assert_eq!(t.sign_up("alice", PASSWORD).await.status(), 201);
+    assert_eq!(attempt_from(&t, owner, "alice", PASSWORD).await.0, 200);
+    for name in ["x", "y", "z"] {
+        assert_eq!(attempt_from(&t, owner, name, "guess").await, refused());
+    }
+    assert_eq!(
+        attempt_from(&t, owner, "alice", PASSWORD).await,
+        throttled(1)
+    );
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    // Behind the proxy each client address has its own allowance.
+    let t = TestServer::start_with(|s| {
+        behind_proxy(s);
+        s.policy.throttle.address.free_failures = 2;
+    })
+    .await;
+    for name in ["a", "b", "c"] {
+        assert_eq!(attempt_from(&t, "203.0.113.1", name, "x").await, refused());
+    }
+    assert_eq!(
+        attempt_from(&t, "203.0.113.1", "d", "x").await,
+        throttled(1)
+    );
+    assert_eq!(attempt_from(&t, "203.0.113.2", "d", "x").await, refused());
+
+    // Without trusted proxies the header is the client's word and ignored:
+    // every "address" is loopback's.
+    let t = TestServer::start_with(|s| s.policy.throttle.address.free_failures = 2).await;
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let ip = format!("203.0.113.{i}");
+        assert_eq!(attempt_from(&t, &ip, name, "x").await, refused());
+    }
+    assert_eq!(
+        attempt_from(&t, "203.0.113.9", "d", "x").await,
+        throttled(1)
+    );
 }
 
 #[tokio::test]

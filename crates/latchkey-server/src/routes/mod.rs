@@ -22,6 +22,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+use crate::client_address::{self, TrustedProxies};
 use crate::error::ApiError;
 use crate::rate_limit::{self, RateLimiter};
 
@@ -42,6 +43,8 @@ pub struct App {
     /// Per-address limits of this node; `None`: unlimited.
     pub sign_up_limit: Option<Arc<RateLimiter>>,
     pub tokens_limit: Option<Arc<RateLimiter>>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 /// `routes` with `limiter` in front of each of them, if there is one.
@@ -72,6 +75,7 @@ pub fn router(app: App) -> Router {
             .route("/oauth/introspect", post(oauth::introspect)),
         app.tokens_limit.clone(),
     );
+    let trusted_proxies = app.trusted_proxies.clone();
     Router::new()
         .merge(sign_up)
         .merge(token_endpoints)
@@ -94,6 +98,11 @@ pub fn router(app: App) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)
+        // Outside the route layers, so the rate limits see the result.
+        .layer(middleware::from_fn_with_state(
+            trusted_proxies,
+            client_address::resolve,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
