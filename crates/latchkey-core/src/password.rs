@@ -4,8 +4,8 @@
 //! the server runs [`Argon2Hashing`]'s synchronous work on a bounded pool and
 //! a burst of sign-ins cannot starve other requests.
 
-use argon2::password_hash::{PasswordHash, SaltString};
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use unicode_normalization::UnicodeNormalization;
 
@@ -158,11 +158,19 @@ impl Argon2Hashing {
         Ok(hashing)
     }
 
+    /// A PHC string for a new password, working in fresh memory.
     pub fn hash(&self, password: &Password) -> Result<String, AuthError> {
+        self.hash_in(password, &mut Argon2Memory::default())
+    }
+
+    /// As [`Self::hash`], working in `memory`.
+    pub fn hash_in(
+        &self,
+        password: &Password,
+        memory: &mut Argon2Memory,
+    ) -> Result<String, AuthError> {
         let mut salt = [0u8; 16];
         crate::secret::fill_random(&mut salt)?;
-        let salt =
-            SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(format!("salt: {e}")))?;
         let (input, prefix) = match &self.pepper {
             Some(key) => (
                 aws_lc_rs::hmac::sign(key, password.as_bytes())
@@ -172,13 +180,36 @@ impl Argon2Hashing {
             ),
             None => (password.as_bytes().to_vec(), ""),
         };
+        let internal = |e: &dyn std::fmt::Display| AuthError::Internal(format!("argon2 hash: {e}"));
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let params = self.argon.params();
         self.argon
-            .hash_password(&input, &salt)
-            .map(|h| format!("{prefix}{h}"))
-            .map_err(|e| AuthError::Internal(format!("argon2 hash: {e}")))
+            .hash_password_into_with_memory(&input, &salt, &mut out, memory.blocks(params))
+            .map_err(|e| internal(&e))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| internal(&e))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(params).map_err(|e| internal(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(|e| internal(&e))?),
+        };
+        Ok(format!("{prefix}{phc}"))
     }
 
+    /// Checks `password` against `phc` (the dummy hash for `None`), working
+    /// in fresh memory.
     pub fn verify(&self, password: &Password, phc: Option<&str>) -> PasswordCheck {
+        self.verify_in(password, phc, &mut Argon2Memory::default())
+    }
+
+    /// As [`Self::verify`], working in `memory`.
+    pub fn verify_in(
+        &self,
+        password: &Password,
+        phc: Option<&str>,
+        memory: &mut Argon2Memory,
+    ) -> PasswordCheck {
         let (phc, known) = match phc {
             Some(p) => (p, true),
             None => (self.dummy_phc.as_str(), false),
@@ -194,7 +225,7 @@ impl Argon2Hashing {
             (Some(_), None) => {
                 tracing::error!("a peppered password hash, but no pepper is configured");
                 if known {
-                    let _ = self.verify(password, None);
+                    let _ = self.verify_in(password, None, memory);
                 }
                 return PasswordCheck::Mismatch;
             }
@@ -204,12 +235,11 @@ impl Argon2Hashing {
         let Ok(parsed) = PasswordHash::new(phc) else {
             // A corrupt stored hash: still spend the time, then refuse.
             if known {
-                let _ = self.verify(password, None);
+                let _ = self.verify_in(password, None, memory);
             }
             return PasswordCheck::Mismatch;
         };
-        let matched = self.argon.verify_password(&input, &parsed).is_ok();
-        if matched && known {
+        if matches(&input, &parsed, memory) && known {
             PasswordCheck::Match {
                 needs_rehash: upgrade || !self.is_current(&parsed),
             }
@@ -228,6 +258,51 @@ impl Argon2Hashing {
     }
 }
 
+/// Whether Argon2 of `input` with `parsed`'s algorithm, version, parameters
+/// and salt gives `parsed`'s output (compared in constant time): what
+/// `PasswordVerifier::verify_password` does, but in `memory`.
+fn matches(input: &[u8], parsed: &PasswordHash<'_>, memory: &mut Argon2Memory) -> bool {
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(version), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        parsed
+            .version
+            .map_or(Ok(Version::default()), Version::try_from),
+        Params::try_from(parsed),
+    ) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = [0u8; Output::MAX_LENGTH];
+    let out = &mut out[..expected.len()];
+    argon
+        .hash_password_into_with_memory(input, salt, out, memory.blocks(argon.params()))
+        .is_ok()
+        && Output::new(out).is_ok_and(|computed| computed == *expected)
+}
+
+/// Argon2's working memory (`m` KiB), for a thread that hashes again and
+/// again: allocated per hash, it is mapped and zeroed by the kernel every
+/// time, which perf showed as about a quarter of a sign-in's CPU time.
+#[derive(Default)]
+pub struct Argon2Memory(Vec<Block>);
+
+impl Argon2Memory {
+    fn blocks(&mut self, params: &Params) -> &mut [Block] {
+        let needed = params.block_count();
+        if self.0.len() < needed {
+            self.0.resize(needed, Block::default());
+        }
+        &mut self.0[..needed]
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -243,6 +318,60 @@ mod tests {
             parallelism: 1,
         })
         .expect("params")
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_and_memory_is_reused_across_costs() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let p = Password::new_for_account("correct horse battery").expect("policy");
+        let wrong = Password::new_for_account("not the password").expect("policy");
+        let small = cheap();
+        let big = Argon2Hashing::new(Argon2Cost {
+            memory_kib: 256,
+            iterations: 2,
+            parallelism: 2,
+        })
+        .expect("params");
+        let mut memory = Argon2Memory::default();
+        // Ours, checked by the argon2 crate's own verifier ...
+        let ours = big.hash_in(&p, &mut memory).expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        assert!(Argon2::default()
+            .verify_password(p.as_bytes(), &parsed)
+            .is_ok());
+        assert!(ours.starts_with("$argon2id$v=19$m=256,t=2,p=2$"), "{ours}");
+        // ... and the crate's, checked by ours, in memory a bigger hash used.
+        let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).expect("params"),
+        )
+        .hash_password(p.as_bytes(), &salt)
+        .expect("hash")
+        .to_string();
+        let matched = PasswordCheck::Match {
+            needs_rehash: false,
+        };
+        assert_eq!(small.verify_in(&p, Some(&theirs), &mut memory), matched);
+        assert_eq!(
+            small.verify_in(&wrong, Some(&theirs), &mut memory),
+            PasswordCheck::Mismatch
+        );
+        assert_eq!(
+            big.verify_in(&p, Some(&ours), &mut memory),
+            matched,
+            "after a smaller hash used the same memory"
+        );
+        // Another cost verifies and asks for a rehash; tampered output fails.
+        assert_eq!(
+            small.verify(&p, Some(&ours)),
+            PasswordCheck::Match { needs_rehash: true }
+        );
+        let mut tampered = ours.clone();
+        let last = tampered.pop().expect("char");
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(big.verify(&p, Some(&tampered)), PasswordCheck::Mismatch);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A simple sequential latency loop (the load harness proper is a separate
 //! crate): starts a server in-process with production settings (default
-//! Argon2 cost, real clock, a fresh SQLite file), then times sign-ins and
+//! Argon2 cost, real clock, a fresh SQLite file; per-address rate limits
+//! off), then times sign-ins and
 //! refreshes one at a time over loopback HTTP.
 //!
 //! cargo run --release -p latchkey-server --example latency -- [SIGN_INS] [REFRESHES] [DATA_DIR]
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latchkey_core::clock::SystemClock;
+use latchkey_server::rate_limit::RateLimits;
 use latchkey_server::{RunningServer, Settings};
 use serde_json::{json, Value};
 
@@ -37,7 +39,12 @@ async fn main() -> anyhow::Result<()> {
         .map(Into::into)
         .unwrap_or_else(|| tmp.path().join("data"));
 
-    let settings = Settings::new("127.0.0.1:0".parse()?, &data_dir);
+    let mut settings = Settings::new("127.0.0.1:0".parse()?, &data_dir);
+    // Every request comes from loopback: the per-address limits are off.
+    settings.rate_limits = RateLimits {
+        sign_up_per_minute: 0,
+        tokens_per_minute: 0,
+    };
     let server = RunningServer::start(settings, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
