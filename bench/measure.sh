@@ -7,7 +7,8 @@
 # (a) refresh and me p99 idle vs during a sign-in flood: `latchkey-bench
 #     --scenario refresh|me --workers 16` alone, then again while a second
 #     latchkey-bench `--scenario sign-in --workers 32` runs; the p99s and the
-#     ratios (target <= 2x).
+#     ratios (target <= 2x). FLOOD_SERVER_ARGS adds serve flags to this part's
+#     server, e.g. FLOOD_SERVER_ARGS="--hashing-threads 2".
 # (b) server RSS (VmRSS of /proc/<pid>/status, sampled every 100 ms, peak)
 #     with 100 000 live sessions under refresh load. To create the sessions
 #     quickly the server runs with cheap Argon2 (--config with
@@ -68,7 +69,7 @@ run() { echo "\$ ${*/#$root\//}"; "$@"; }
 
 if [[ "$what" == *a* ]]; then
     echo "== (a) refresh and me p99: idle vs during a sign-in flood"
-    start_server "$work/data-a"
+    start_server "$work/data-a" ${FLOOD_SERVER_ARGS:-}
     for op in refresh me; do
         run "$bench" --target "$base" --scenario $op --workers 16 --duration 10s \
             --json "$work/a-$op-idle.json" --run-id "a-$op-idle" 2>/dev/null

@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// token and introspection endpoints on this node; 0: no limit [default: 600]
     #[arg(long, global = true, env = "LATCHKEY_TOKENS_RATE_LIMIT")]
     pub tokens_rate_limit: Option<u32>,
+    /// Password-hashing threads [default: one per core but one, at least one]
+    #[arg(long, global = true, env = "LATCHKEY_HASHING_THREADS")]
+    pub hashing_threads: Option<usize>,
     /// Address or network (CIDR) of a reverse proxy whose `X-Forwarded-For`
     /// names the client; repeat for several, or comma-separate in the
     /// environment variable [default: none: the TCP peer is the client]
@@ -127,6 +130,7 @@ struct FileConfig {
     rate_limits: Option<RateLimitsFile>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     trusted_proxies: Option<Vec<String>>,
+    hashing_threads: Option<usize>,
     /// Prefer `LATCHKEY_PASSWORD_PEPPER`: a secret in a config file tends
     /// to end up in places secrets should not.
     password_pepper: Option<String>,
@@ -272,7 +276,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub policy: Policy,
     pub argon2: Argon2Cost,
-    /// Password hashes computed at once; defaults to the number of cores.
+    /// Password hashes computed at once; see [`default_hashing_threads`].
     pub hashing_threads: usize,
     /// Clients declared in the config file.
     pub clients: Vec<Client>,
@@ -295,6 +299,19 @@ pub struct Settings {
     pub server_secret: Option<String>,
 }
 
+/// One hashing thread per core but one (at least one). Even at the lowest
+/// scheduling priority, Argon2 on every core slows request handling during
+/// a sign-in flood (preemption, shared caches, memory bandwidth) past the
+/// 2× p99 budget in some runs; a core left free of it keeps sessions fast,
+/// at the price of peak sign-in throughput on small machines
+/// (BENCHMARKS.md has the runs).
+pub fn default_hashing_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .saturating_sub(1)
+        .max(1)
+}
+
 impl Settings {
     /// Defaults for a server on `listen` keeping its data in `data_dir`.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
@@ -303,9 +320,7 @@ impl Settings {
             data_dir: data_dir.into(),
             policy: Policy::new(format!("http://{listen}")),
             argon2: Argon2Cost::default(),
-            hashing_threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            hashing_threads: default_hashing_threads(),
             clients: Vec::new(),
             key_rotation_interval: None,
             database_url: None,
@@ -403,6 +418,9 @@ impl Settings {
         if let Some(n) = args.tokens_rate_limit.or(limits.tokens_per_minute) {
             s.rate_limits.tokens_per_minute = n;
         }
+        if let Some(n) = args.hashing_threads.or(file.hashing_threads) {
+            s.hashing_threads = n;
+        }
         // Flags replace the file's list rather than adding to it.
         let proxies = match (&args.trusted_proxies, file.trusted_proxies) {
             (flags, _) if !flags.is_empty() => flags.clone(),
@@ -448,6 +466,9 @@ impl Settings {
             if rule.max_delay_seconds < rule.base_delay_seconds {
                 return invalid("throttle max_delay must be at least base_delay");
             }
+        }
+        if self.hashing_threads == 0 {
+            return invalid("hashing_threads must be at least 1");
         }
         if self
             .key_rotation_interval
@@ -630,6 +651,31 @@ mod tests {
         std::fs::write(&path, "password_pepper = \"short\"\n").expect("write");
         assert!(Settings::resolve(&args).is_err());
         std::fs::write(&path, "[throttle]\nmax_delay = \"0s\"\n").expect("write");
+        assert!(Settings::resolve(&args).is_err());
+    }
+
+    #[test]
+    fn hashing_threads_default_to_all_cores_but_one_and_can_be_set() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let s = Settings::resolve(&ServeArgs::default()).expect("resolve");
+        assert_eq!(s.hashing_threads, (cores - 1).max(1));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(&path, "hashing_threads = 3\n").expect("write");
+        let mut args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(&args).expect("resolve").hashing_threads,
+            3
+        );
+        args.hashing_threads = Some(1);
+        assert_eq!(
+            Settings::resolve(&args).expect("resolve").hashing_threads,
+            1
+        );
+        args.hashing_threads = Some(0);
         assert!(Settings::resolve(&args).is_err());
     }
 

@@ -1,4 +1,4 @@
-//! Runs Argon2 on its own threads (one per core by default) in Linux's
+//! Runs Argon2 on its own threads (one per core but one by default) in Linux's
 //! `SCHED_IDLE` class: they run only when no runtime thread wants the CPU,
 //! and a runtime thread that wakes preempts them at once. A sign-in flood
 //! then queues for hashing and takes only the CPU time the rest of the
