@@ -362,6 +362,14 @@ mod tests {
         ) -> Result<Vec<Session>, StoreError> {
             unused()
         }
+        async fn has_live_session_from(
+            &self,
+            _: Uuid,
+            _: &str,
+            _: UnixTime,
+        ) -> Result<bool, StoreError> {
+            unused()
+        }
         async fn revoke_sessions_of_user(
             &self,
             _: Uuid,

@@ -451,8 +451,7 @@ impl Authority {
             return Ok(false);
         };
         let user_id = user.map_or(Uuid::nil(), |u| u.id);
-        let sessions = self.store.live_sessions_of_user(user_id, now).await?;
-        Ok(sessions.iter().any(|s| s.ip.as_deref() == Some(ip)))
+        Ok(self.store.has_live_session_from(user_id, ip, now).await?)
     }
 
     /// Counts a failed sign-in against the account and the address, and

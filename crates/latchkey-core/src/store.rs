@@ -201,6 +201,14 @@ pub trait Store: Send + Sync {
         user_id: Uuid,
         now: UnixTime,
     ) -> Result<Vec<Session>, StoreError>;
+    /// Whether the user has a session from `ip` that is neither revoked nor
+    /// past `expires_at` (sign-in throttling spares such an address).
+    async fn has_live_session_from(
+        &self,
+        user_id: Uuid,
+        ip: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// Revokes every unrevoked session of the user except `except`, recording
     /// a `sid` revocation entry expiring at `entry_expires_at` for each, in
     /// one transaction. Returns the ids revoked.

@@ -663,6 +663,22 @@ impl Store for PostgresStore {
         .collect()
     }
 
+    async fn has_live_session_from(
+        &self,
+        user_id: Uuid,
+        ip: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let rows = self
+            .query(
+                "SELECT EXISTS (SELECT 1 FROM sessions
+                 WHERE user_id = $1 AND ip = $2 AND revoked_at IS NULL AND expires_at > $3)",
+                &[&user_id, &ip, &now],
+            )
+            .await?;
+        Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
+    }
+
     async fn revoke_sessions_of_user(
         &self,
         user_id: Uuid,

@@ -357,6 +357,21 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn has_live_session_from(
+        &self,
+        user_id: Uuid,
+        ip: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM sessions
+                 WHERE user_id = ?1 AND ip = ?2 AND revoked_at IS NULL AND expires_at > ?3)",
+            )?
+            .query_row(params![user_id.as_bytes(), ip, now], |r| r.get(0))
+        })
+    }
+
     async fn revoke_sessions_of_user(
         &self,
         user_id: Uuid,

@@ -58,6 +58,7 @@ macro_rules! store_conformance_tests {
             concurrent_revoke_session_has_exactly_one_winner,
             live_revocations_excludes_expired_entries,
             live_sessions_of_user_lists_only_that_users_live_sessions,
+            has_live_session_from_sees_only_live_sessions_of_that_user_and_address,
             revoke_sessions_of_user_revokes_each_unrevoked_session_once,
             concurrent_revoke_sessions_of_user_never_revokes_twice,
             revocation_feed_snapshot_holds_every_live_entry,
@@ -859,6 +860,66 @@ pub async fn live_sessions_of_user_lists_only_that_users_live_sessions(backend: 
         live_sessions(&*store, other.id, now).await,
         vec![others_live]
     );
+}
+
+/// `has_live_session_from(user, ip, now)` is true exactly when that user
+/// has a session from exactly that address that is not revoked and whose
+/// `expires_at > now`.
+pub async fn has_live_session_from_sees_only_live_sessions_of_that_user_and_address(
+    backend: &impl Backend,
+) {
+    let store = backend.open().await;
+    let owner = user("lena");
+    let other = user("mario");
+    for u in [&owner, &other] {
+        must_insert_user(&*store, u).await;
+    }
+    let now = T0 + DAY;
+    let from = |ip: &str, expires_at| Session {
+        ip: Some(ip.to_owned()),
+        expires_at,
+        ..session(owner.id)
+    };
+    let home = from("198.51.100.1", now + DAY);
+    let ending = from("198.51.100.2", now + 1);
+    let revoked = from("198.51.100.3", now + DAY);
+    let others = Session {
+        ip: Some("198.51.100.4".to_owned()),
+        ..session(other.id)
+    };
+    let no_address = Session {
+        ip: None,
+        ..session(owner.id)
+    };
+    for s in [&home, &ending, &revoked, &others, &no_address] {
+        store.insert_session(s).await.expect("insert_session");
+    }
+    assert!(store
+        .revoke_session(revoked.id, now, "logout", &sid_entry(revoked.id, now + 900))
+        .await
+        .expect("revoke_session"));
+
+    let has = |user_id, ip: &'static str, at| {
+        let store = store.clone();
+        async move {
+            store
+                .has_live_session_from(user_id, ip, at)
+                .await
+                .expect("has_live_session_from")
+        }
+    };
+    assert!(has(owner.id, "198.51.100.1", now).await);
+    assert!(has(owner.id, "198.51.100.2", now).await);
+    assert!(!has(owner.id, "198.51.100.2", now + 1).await, "ended");
+    assert!(!has(owner.id, "198.51.100.3", now).await, "revoked");
+    assert!(!has(owner.id, "198.51.100.4", now).await, "another user's");
+    assert!(has(other.id, "198.51.100.4", now).await);
+    assert!(
+        !has(owner.id, "198.51.100.10", now).await,
+        "no prefix match"
+    );
+    assert!(!has(owner.id, "", now).await);
+    assert!(!has(Uuid::nil(), "198.51.100.1", now).await, "unknown user");
 }
 
 /// `revoke_sessions_of_user(user, except, now, reason, entry_expires_at)`
