@@ -235,7 +235,9 @@ async fn bad_input_gets_precise_4xx() {
             415,
         ),
         ("/v1/sign-in", Some("text/plain"), b"{}".to_vec(), 415),
-        ("/v1/sign-up", json_ct, vec![b' '; 100 * 1024], 413),
+        ("/v1/sign-up", json_ct, vec![b' '; 3 * 1024 * 1024], 413),
+        // Routes without a password keep the 64 KiB limit.
+        ("/v1/tokens/refresh", json_ct, vec![b' '; 100 * 1024], 413),
         (
             "/v1/sign-up",
             json_ct,
@@ -262,9 +264,22 @@ async fn bad_input_gets_precise_4xx() {
         error_code(r).await;
     }
 
-    // A 1 MB password is refused before hashing (the body limit catches it
-    // first here; the policy limit is tested at 1025 bytes).
-    let r = s.sign_in("someone", &"p".repeat(1024 * 1024)).await;
+    // A 1 MB password is refused by the password rule, before hashing:
+    // the password routes accept bodies that large, and nothing larger.
+    for path in ["/v1/sign-in", "/v1/sign-up"] {
+        let r = s
+            .post(
+                path,
+                json!({"username": "someone", "password": "p".repeat(1024 * 1024)}),
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{path}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"], "invalid_request", "{path}");
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains("at most 1024 bytes"), "{path}: {body}");
+    }
+    let r = s.sign_in("someone", &"p".repeat(3 * 1024 * 1024)).await;
     assert_eq!(r.status(), 413);
     let r = s.sign_in("someone", &"p".repeat(2000)).await;
     assert_eq!(r.status(), 400);

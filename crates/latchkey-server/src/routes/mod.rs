@@ -28,6 +28,10 @@ use crate::rate_limit::{self, RateLimiter};
 
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The same for the routes that take a password: large enough that a
+/// password of up to a megabyte reaches the password rule and gets its
+/// precise 400 (before any hashing), small enough to bound memory.
+pub const MAX_PASSWORD_BODY_BYTES: usize = 2 * 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What most handlers need.
@@ -66,6 +70,11 @@ pub fn router(app: App) -> Router {
         Router::new().route("/v1/sign-up", post(accounts::sign_up)),
         app.sign_up_limit.clone(),
     );
+    let password_routes = Router::new()
+        .merge(sign_up)
+        .route("/v1/sign-in", post(accounts::sign_in))
+        .route("/v1/password", post(sessions::change_password))
+        .route_layer(DefaultBodyLimit::max(MAX_PASSWORD_BODY_BYTES));
     let token_endpoints = limited(
         Router::new()
             .route("/v1/tokens/refresh", post(tokens::refresh))
@@ -77,15 +86,13 @@ pub fn router(app: App) -> Router {
     );
     let trusted_proxies = app.trusted_proxies.clone();
     Router::new()
-        .merge(sign_up)
+        .merge(password_routes)
         .merge(token_endpoints)
-        .route("/v1/sign-in", post(accounts::sign_in))
         .route("/v1/me", get(accounts::me))
         .route("/v1/tokens/cancel", post(tokens::cancel))
         .route("/v1/sessions", get(sessions::list))
         .route("/v1/sessions/{id}", delete(sessions::end))
         .route("/v1/sign-out", post(sessions::sign_out))
-        .route("/v1/password", post(sessions::change_password))
         .route("/v1/revocations", get(feed::revocations))
         .route(
             "/.well-known/oauth-authorization-server",
