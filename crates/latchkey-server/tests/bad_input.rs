@@ -65,8 +65,8 @@ const JSON_ROUTES: &[(&str, bool)] = &[
 
 const FORM_ROUTES: &[&str] = &["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
 
-/// 10 MB bodies are cut off at the 64 KiB limit with 413, quickly (the
-/// server does not read, buffer or parse them).
+/// 10 MB bodies are cut off at the body limit (64 KiB, 2 MiB on the password
+/// routes) with 413, quickly (the server does not read, buffer or parse them).
 #[tokio::test]
 async fn ten_megabyte_bodies_get_413_fast() {
     let s = TestServer::start().await;
