@@ -1,51 +1,12 @@
 //! `kill -9` under refresh load loses no acknowledged write: the real
 //! binary, a real SQLite file, real HTTP.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::ServerProcess;
 use serde_json::{json, Value};
-
-struct Process {
-    child: Child,
-    base: String,
-}
-
-fn start(data_dir: &std::path::Path, config: &std::path::Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args([
-            "--log-json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn latchkey");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        let line = lines.next().expect("server exited").expect("read");
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["fields"]["message"] == "listening" {
-            break v["fields"]["addr"].as_str().expect("addr").to_owned();
-        }
-    };
-    // Keep draining logs so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Process {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
 
 async fn post(http: &reqwest::Client, url: String, body: Value) -> Option<(u16, Value)> {
     let r = http.post(url).json(&body).send().await.ok()?;
@@ -68,7 +29,7 @@ async fn kill_9_loses_no_acknowledged_refresh() {
     let http = reqwest::Client::new();
 
     for round in 0..3u64 {
-        let server = start(&data, &config);
+        let server = ServerProcess::start(&data, &config);
         let base = server.base.clone();
         // Each worker: its own account and session, refreshing in a loop and
         // remembering the newest token the server acknowledged.
@@ -130,7 +91,7 @@ async fn kill_9_loses_no_acknowledged_refresh() {
         for w in workers {
             results.push(w.await.expect("worker"));
         }
-        let server = start(&data, &config);
+        let server = ServerProcess::start(&data, &config);
         for (acked, revoked) in results {
             // The newest acknowledged token works: either it is current, or
             // its in-flight successor committed and the grace window hands

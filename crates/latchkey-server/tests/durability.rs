@@ -19,62 +19,18 @@
 //! target directory and profile as this test) unless `LATCHKEY_BENCH_BIN`
 //! names one; if neither works the test says so loudly and skips.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::ServerProcess;
 use serde_json::{json, Value};
 
 const WORKERS: usize = 16;
 const PASSWORD: &str = "correct horse battery";
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data_dir: &Path, config: &Path) -> Server {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args([
-            "--log-json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn latchkey");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        let line = lines.next().expect("server exited").expect("read");
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["fields"]["message"] == "listening" {
-            break v["fields"]["addr"].as_str().expect("addr").to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
 
 /// The harness binary, built (or found) next to the `latchkey` binary.
 fn bench_binary() -> Option<PathBuf> {
@@ -182,7 +138,7 @@ async fn kill_9_under_recorded_refresh_load() {
         .build()
         .expect("client");
 
-    let mut server = start(&data, &config);
+    let mut server = ServerProcess::start(&data, &config);
     for (round, kill_after_ms) in [(0u32, 300u64), (1, 1200), (2, 2500)] {
         let base = server.base.clone();
         let records = dir.path().join(format!("records-{round}.jsonl"));
@@ -276,7 +232,7 @@ async fn kill_9_under_recorded_refresh_load() {
             "round {round}: the kill came after the load had ended"
         );
 
-        server = start(&data, &config);
+        server = ServerProcess::start(&data, &config);
         let base = server.base.clone();
         let (mut in_flight, mut rotations) = (0, 0);
         for r in &recs {
