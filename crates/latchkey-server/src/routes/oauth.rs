@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use serde_json::{json, Map, Value};
 use super::tokens::TokenBody;
 use super::{no_store, AuthState};
 use crate::error::ApiError;
-use crate::extract::RequestOrigin;
+use crate::extract::{media_type, read_body, RequestOrigin};
 
 /// An `application/x-www-form-urlencoded` body. Repeated parameters are an
 /// error (RFC 6749 §3.2); empty ones count as absent (§3.1).
@@ -40,27 +39,12 @@ impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !is_form {
+        if media_type(req.headers()).as_deref() != Some("application/x-www-form-urlencoded") {
             return Err(ApiError::BadRequest(
                 "expected Content-Type: application/x-www-form-urlencoded".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("request body could not be read".into())
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         let mut params = HashMap::new();
         for (name, value) in form_urlencoded::parse(&bytes) {
             if value.is_empty() {
