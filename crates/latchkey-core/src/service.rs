@@ -120,6 +120,9 @@ pub enum Introspection {
 pub struct Origin {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The network per-address limits count `ip` under (its /64 for IPv6
+    /// by default), so one holder of many addresses is one client.
+    pub network: Option<String>,
 }
 
 /// Which sessions `sign_out` ends.
@@ -332,7 +335,7 @@ impl Authority {
         let password = Password::for_check(password)?;
         let throttling = self.policy.throttle.enabled;
         let account_key = throttle::account_key(username);
-        let address_key = from.ip.as_deref().map(throttle::address_key);
+        let address_key = from.network.as_deref().map(throttle::address_key);
         let user = match Username::parse(username) {
             Ok(name) => self.store.user_by_key(&name.key).await?,
             Err(_) => None,

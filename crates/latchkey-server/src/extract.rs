@@ -186,7 +186,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             .extensions
             .get::<ClientAddress>()
             .map(|ClientAddress(ip)| ip.to_string());
-        Ok(RequestOrigin(Origin { user_agent, ip }))
+        Ok(RequestOrigin(Origin {
+            user_agent,
+            network: ip.clone(),
+            ip,
+        }))
     }
 }
 
