@@ -6,6 +6,9 @@
 //! as a structured `tracing` event with target `latchkey::audit`, so it can
 //! be shipped with the logs or read back with `latchkey audit`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
@@ -26,10 +29,13 @@ pub enum AuditKind {
     /// A failed sign-in used up an allowance: the account (`user_id` set if
     /// it exists) or the address is blocked. Its outcome is `throttled`.
     Lockout,
+    /// A sign-in went over `max_sessions_per_user`: the least recently used
+    /// session (`session_id`) was ended.
+    SessionEvicted,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 8] = [
+    pub const ALL: [AuditKind; 9] = [
         AuditKind::SignUp,
         AuditKind::SignIn,
         AuditKind::Refresh,
@@ -38,6 +44,7 @@ impl AuditKind {
         AuditKind::SignOut,
         AuditKind::PasswordChange,
         AuditKind::Lockout,
+        AuditKind::SessionEvicted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +57,7 @@ impl AuditKind {
             AuditKind::SignOut => "sign_out",
             AuditKind::PasswordChange => "password_change",
             AuditKind::Lockout => "lockout",
+            AuditKind::SessionEvicted => "session_evicted",
         }
     }
 
@@ -92,6 +100,10 @@ pub struct AuditEvent {
     pub session_id: Option<Uuid>,
     /// The client's address, as the server saw it.
     pub ip: Option<String>,
+    /// How many such events the record stands for: 1, except for throttled
+    /// attempts, which are recorded one row per address and minute so a
+    /// flood cannot flood the log.
+    pub count: u32,
 }
 
 impl AuditEvent {
@@ -105,8 +117,37 @@ impl AuditEvent {
             user_id = self.user_id.map(|u| u.to_string()),
             session_id = self.session_id.map(|u| u.to_string()),
             ip = self.ip.as_deref(),
+            count = self.count,
             "audit"
         );
+    }
+}
+
+/// Most addresses one tally tells apart; attempts from further addresses
+/// are counted together, under no address, so memory stays bounded.
+const MAX_TALLIED_ADDRESSES: usize = 10_000;
+
+/// Throttled attempts per address between two flushes, so a flood of them
+/// costs one audit row per address and minute instead of one each.
+#[derive(Debug, Default)]
+pub struct AttemptTally {
+    counts: Mutex<HashMap<Option<String>, u32>>,
+}
+
+impl AttemptTally {
+    pub fn note(&self, ip: Option<&str>) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let key = ip.map(str::to_owned).filter(|ip| {
+            counts.len() < MAX_TALLIED_ADDRESSES || counts.contains_key(&Some(ip.clone()))
+        });
+        let count = counts.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+    }
+
+    /// The counts so far, leaving the tally empty.
+    pub fn take(&self) -> Vec<(Option<String>, u32)> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *counts).into_iter().collect()
     }
 }
 
@@ -133,5 +174,27 @@ mod tests {
             assert_eq!(Outcome::parse(o.as_str()), Some(o));
         }
         assert_eq!(AuditKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn tally_counts_per_address_within_a_bound() {
+        let tally = AttemptTally::default();
+        for _ in 0..3 {
+            tally.note(Some("10.0.0.1"));
+        }
+        tally.note(None);
+        let mut counts = tally.take();
+        counts.sort();
+        assert_eq!(counts, vec![(None, 1), (Some("10.0.0.1".into()), 3)]);
+        assert!(tally.take().is_empty());
+        for i in 0..(MAX_TALLIED_ADDRESSES + 50) {
+            tally.note(Some(&format!("ip{i}")));
+        }
+        let counts = tally.take();
+        assert!(counts.len() <= MAX_TALLIED_ADDRESSES + 1);
+        assert_eq!(
+            counts.iter().map(|(_, n)| *n as usize).sum::<usize>(),
+            MAX_TALLIED_ADDRESSES + 50
+        );
     }
 }

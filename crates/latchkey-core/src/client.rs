@@ -1,6 +1,8 @@
 //! OAuth clients (apps): who may ask for tokens, for which audiences and
 //! scopes, with what lifetimes, and how a confidential client proves itself.
 
+use std::collections::HashSet;
+
 use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -131,9 +133,21 @@ impl Client {
     }
 }
 
+/// Longest scope parameter accepted, in bytes.
+pub const MAX_SCOPE_BYTES: usize = 1024;
+/// Most scope tokens one parameter may hold.
+pub const MAX_SCOPE_TOKENS: usize = 32;
+
 /// Scope tokens per RFC 6749 §3.3: space-separated, printable ASCII other
-/// than `"` and `\`; duplicates collapse.
+/// than `"` and `\`; duplicates collapse, first occurrence kept. The
+/// parameter is attacker-controlled and parsed before any credential check,
+/// so its size is bounded first and duplicates are found with a set: the
+/// work stays linear and small whatever arrives.
 pub fn parse_scope(s: &str) -> Result<Vec<&str>, AuthError> {
+    if s.len() > MAX_SCOPE_BYTES {
+        return Err(AuthError::InvalidScope);
+    }
+    let mut seen = HashSet::new();
     let mut out: Vec<&str> = Vec::new();
     for token in s.split(' ').filter(|t| !t.is_empty()) {
         if !token
@@ -142,7 +156,10 @@ pub fn parse_scope(s: &str) -> Result<Vec<&str>, AuthError> {
         {
             return Err(AuthError::InvalidScope);
         }
-        if !out.contains(&token) {
+        if seen.insert(token) {
+            if out.len() == MAX_SCOPE_TOKENS {
+                return Err(AuthError::InvalidScope);
+            }
             out.push(token);
         }
     }
@@ -152,7 +169,7 @@ pub fn parse_scope(s: &str) -> Result<Vec<&str>, AuthError> {
 /// Whether every scope in `requested` is in `granted` (for narrowing on
 /// refresh).
 pub fn scope_within(requested: &str, granted: &str) -> Result<bool, AuthError> {
-    let granted = parse_scope(granted)?;
+    let granted: HashSet<&str> = parse_scope(granted)?.into_iter().collect();
     Ok(parse_scope(requested)?.iter().all(|s| granted.contains(s)))
 }
 
@@ -238,6 +255,29 @@ mod tests {
         let public = Client::default_public("web");
         let g = public.grant(None, None, "latchkey").expect("grant");
         assert_eq!((g.audience.as_str(), g.scope.as_str()), ("latchkey", ""));
+    }
+
+    #[test]
+    fn scope_is_bounded_in_bytes_and_tokens() {
+        let at_limit: Vec<String> = (0..MAX_SCOPE_TOKENS).map(|i| format!("s{i}")).collect();
+        assert_eq!(
+            parse_scope(&at_limit.join(" ")).map(|v| v.len()).ok(),
+            Some(MAX_SCOPE_TOKENS)
+        );
+        let over = format!("{} extra", at_limit.join(" "));
+        assert!(matches!(parse_scope(&over), Err(AuthError::InvalidScope)));
+        // Duplicates do not count against the token limit.
+        let repeated = "read ".repeat(200);
+        assert_eq!(parse_scope(&repeated).ok(), Some(vec!["read"]));
+        assert!(matches!(
+            parse_scope(&"a ".repeat(MAX_SCOPE_BYTES)),
+            Err(AuthError::InvalidScope)
+        ));
+        assert_eq!(
+            parse_scope("b a b c a").ok(),
+            Some(vec!["b", "a", "c"]),
+            "first occurrence order"
+        );
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub enum AuthError {
     #[error("storage is temporarily unavailable")]
     Unavailable,
 
+    /// The password-hashing queue is full: refused at once, without
+    /// hashing, so a flood cannot queue up unbounded work.
+    #[error("too many password checks in progress; try again shortly")]
+    Overloaded,
+
     /// Something that should never happen; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),

@@ -284,8 +284,8 @@ mod tests {
     use crate::client::Client;
     use crate::clock::ManualClock;
     use crate::store::{
-        AuditEvent, AuditQuery, FailureSchedule, FeedPage, PruneBefore, Revocation, Session,
-        StoreError, ThrottleEntry, User,
+        Admission, AuditEvent, AuditQuery, FeedPage, PruneBefore, Revocation, Session, StoreError,
+        ThrottleEntry, ThrottleRule, User,
     };
 
     /// Just enough of a store for the key lifecycle: the key table, with the
@@ -380,6 +380,16 @@ mod tests {
         ) -> Result<Vec<Uuid>, StoreError> {
             unused()
         }
+        async fn revoke_sessions_beyond(
+            &self,
+            _: Uuid,
+            _: usize,
+            _: UnixTime,
+            _: &str,
+            _: UnixTime,
+        ) -> Result<Vec<Uuid>, StoreError> {
+            unused()
+        }
         async fn revocation_feed(
             &self,
             _: Option<i64>,
@@ -394,12 +404,14 @@ mod tests {
         async fn throttle_entries(&self, _: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
             unused()
         }
-        async fn record_sign_in_failure(
+        async fn reserve_attempt(
             &self,
-            _: &str,
+            _: &[(String, ThrottleRule)],
             _: UnixTime,
-            _: &FailureSchedule,
-        ) -> Result<ThrottleEntry, StoreError> {
+        ) -> Result<Admission, StoreError> {
+            unused()
+        }
+        async fn release_attempt(&self, _: &str) -> Result<(), StoreError> {
             unused()
         }
         async fn clear_sign_in_failures(&self, _: &str) -> Result<bool, StoreError> {
@@ -414,6 +426,9 @@ mod tests {
             unused()
         }
         async fn insert_audit_event(&self, _: &AuditEvent) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn prune_audit_events(&self, _: UnixTime, _: usize) -> Result<usize, StoreError> {
             unused()
         }
         async fn audit_events(&self, _: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use uuid::Uuid;
 
 use crate::access_token::{self, AccessClaims, Audience, Expectations};
-use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::audit::{AttemptTally, AuditEvent, AuditKind, Outcome};
 use crate::client::{parse_scope, scope_within, Client, ClientKind};
 use crate::clock::{Clock, UnixTime};
 use crate::key_manager::KeyManager;
@@ -21,7 +21,7 @@ use crate::revocation::RevocationSet;
 use crate::rotation::{decide, RefreshDecision, RefreshRules};
 use crate::secret::ServerSecret;
 use crate::store::{FeedPage, PruneBefore, Revocation, RevocationKind, Session, Store, User};
-use crate::throttle::{self, ThrottlePolicy};
+use crate::throttle::{self, Admission, ThrottleEntry, ThrottlePolicy};
 use crate::username::Username;
 use crate::AuthError;
 
@@ -46,8 +46,14 @@ pub struct Policy {
     /// Algorithm of newly generated signing keys; changing it takes effect
     /// through rotation (see [`crate::key_manager`]).
     pub signing_algorithm: access_token::Algorithm,
-    /// Failed sign-ins per account and per address (see [`crate::throttle`]).
+    /// Password attempts per account and per address (see
+    /// [`crate::throttle`]).
     pub throttle: ThrottlePolicy,
+    /// Live sessions one user may have; a sign-in beyond it ends the least
+    /// recently used one.
+    pub max_sessions_per_user: usize,
+    /// Audit records older than this are pruned.
+    pub audit_retention_seconds: i64,
 }
 
 impl Policy {
@@ -68,6 +74,8 @@ impl Policy {
             max_access_ttl_seconds: None,
             signing_algorithm: access_token::Algorithm::EdDsa,
             throttle: ThrottlePolicy::default(),
+            max_sessions_per_user: 50,
+            audit_retention_seconds: 90 * 24 * 3600,
         }
     }
 
@@ -144,6 +152,17 @@ pub struct SessionView {
     pub current: bool,
 }
 
+/// A password attempt the throttle let through, counted under these keys.
+struct Attempt {
+    /// `None` when the account's counter was left alone (the known-address
+    /// exemption).
+    account_key: Option<String>,
+    address_key: Option<String>,
+    /// The counters right after counting it.
+    entries: Vec<ThrottleEntry>,
+    at: UnixTime,
+}
+
 /// What [`Authority::open`] had to create, for the start-up log.
 #[derive(Debug, Default)]
 pub struct Startup {
@@ -166,6 +185,8 @@ pub struct Authority {
     /// not pay a database read for data that changes a few times a year.
     clients: RwLock<HashMap<String, (Client, UnixTime)>>,
     expectations: Expectations,
+    /// Throttled attempts not yet in the audit log (aggregated per minute).
+    throttled_attempts: AttemptTally,
     policy: Policy,
 }
 
@@ -177,6 +198,8 @@ const CLIENT_CACHE_SECONDS: i64 = 5;
 pub const FEED_PAGE_LIMIT: usize = 1000;
 /// Most rows one pruning pass deletes per table.
 const PRUNE_BATCH: usize = 500;
+/// The audit log grows fastest; a pass a minute must outpace it.
+const AUDIT_PRUNE_BATCH: usize = 5_000;
 
 impl Authority {
     /// Loads keys and the revocation set, creating a signing key on first
@@ -228,6 +251,7 @@ impl Authority {
                 audience: None,
                 leeway: policy.leeway_seconds,
             },
+            throttled_attempts: AttemptTally::default(),
             policy,
         };
         Ok((authority, startup))
@@ -322,7 +346,8 @@ impl Authority {
     }
 
     /// Unknown user, invalid username and wrong password all cost one
-    /// Argon2 verification and end in the same error.
+    /// Argon2 verification and end in the same error. The attempt is counted
+    /// against the account and the address before the password is checked.
     pub async fn sign_in(
         &self,
         username: &str,
@@ -333,42 +358,13 @@ impl Authority {
     ) -> Result<TokenResponse, AuthError> {
         let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
         let password = Password::for_check(password)?;
-        let throttling = self.policy.throttle.enabled;
-        let account_key = throttle::account_key(username);
-        let address_key = from.network.as_deref().map(throttle::address_key);
         let user = match Username::parse(username) {
             Ok(name) => self.store.user_by_key(&name.key).await?,
             Err(_) => None,
         };
-        let mut account_has_failures = false;
-        let mut account_blocked = false;
-        if throttling {
-            let keys: Vec<String> = std::iter::once(account_key.clone())
-                .chain(address_key.clone())
-                .collect();
-            let entries = self.store.throttle_entries(&keys).await?;
-            let now = self.clock.now();
-            let blocks = throttle::Blocks::at(&entries, &account_key, now);
-            let known_address = blocks.account.is_some()
-                && blocks.address.is_none()
-                && self
-                    .has_live_session_from(user.as_ref(), &from, now)
-                    .await?;
-            if let Some(retry_after_seconds) = blocks.retry_after(known_address) {
-                tracing::info!(
-                    ip = from.ip.as_deref().unwrap_or("-"),
-                    retry_after_seconds,
-                    "sign-in throttled"
-                );
-                self.audit(AuditKind::SignIn, Outcome::Throttled, None, None, &from)
-                    .await;
-                return Err(AuthError::Throttled {
-                    retry_after_seconds,
-                });
-            }
-            account_has_failures = entries.iter().any(|e| e.key == account_key);
-            account_blocked = blocks.account.is_some();
-        }
+        let attempt = self
+            .admit_attempt(throttle::account_key(username), user.as_ref(), true, &from)
+            .await?;
         let check = self
             .hasher
             .verify(
@@ -382,23 +378,11 @@ impl Authority {
                 let user_id = user.map(|u| u.id);
                 self.audit(AuditKind::SignIn, Outcome::Failure, user_id, None, &from)
                     .await;
-                if throttling {
-                    self.record_sign_in_failure(
-                        &account_key,
-                        address_key.as_deref(),
-                        user_id,
-                        &from,
-                    )
-                    .await?;
-                }
+                self.attempt_failed(attempt.as_ref(), user_id, &from).await;
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        // The owner getting in through the known-address exemption does not
-        // end the block the attacker elsewhere earned.
-        if account_has_failures && !account_blocked {
-            self.store.clear_sign_in_failures(&account_key).await?;
-        }
+        self.attempt_succeeded(attempt).await?;
         if needs_rehash {
             let phc = self.hasher.hash(password).await?;
             self.store.set_password_hash(user.id, &phc).await?;
@@ -432,6 +416,7 @@ impl Authority {
             &from,
         )
         .await;
+        self.end_sessions_beyond_limit(user.id, &from).await?;
         Ok(self.issue(
             &session,
             &user,
@@ -457,39 +442,172 @@ impl Authority {
         Ok(self.store.has_live_session_from(user_id, ip, now).await?)
     }
 
-    /// Counts a failed sign-in against the account and the address, and
-    /// audits each of them it leaves blocked as a `lockout` (an unknown
-    /// user's alike, so the writes do not tell them apart).
-    async fn record_sign_in_failure(
+    /// Counts a password attempt against the account and the address
+    /// before any hashing, in one atomic store step (see
+    /// [`crate::throttle`]); refuses it while either is blocked. With
+    /// `spare_known_address`, the account's block is waived at an address
+    /// the account has a live session from, where only the address counts.
+    /// `None`: throttling is off.
+    async fn admit_attempt(
         &self,
-        account_key: &str,
-        address_key: Option<&str>,
+        account_key: String,
+        user: Option<&User>,
+        spare_known_address: bool,
+        from: &Origin,
+    ) -> Result<Option<Attempt>, AuthError> {
+        let rules = self.policy.throttle;
+        if !rules.enabled {
+            return Ok(None);
+        }
+        let address_key = from.network.as_deref().map(throttle::address_key);
+        let mut keys = vec![(account_key.clone(), rules.account)];
+        keys.extend(address_key.clone().map(|k| (k, rules.address)));
+        let now = self.clock.now();
+        let refused = match self.store.reserve_attempt(&keys, now).await? {
+            Admission::Admitted(entries) => {
+                return Ok(Some(Attempt {
+                    account_key: Some(account_key),
+                    address_key,
+                    entries,
+                    at: now,
+                }))
+            }
+            Admission::Refused(entries) => entries,
+        };
+        let blocks = throttle::Blocks::at(&refused, &account_key, now);
+        let known_address = spare_known_address
+            && blocks.account.is_some()
+            && blocks.address.is_none()
+            && self.has_live_session_from(user, from, now).await?;
+        let refused = if known_address {
+            match self.store.reserve_attempt(&keys[1..], now).await? {
+                Admission::Admitted(entries) => {
+                    return Ok(Some(Attempt {
+                        account_key: None,
+                        address_key,
+                        entries,
+                        at: now,
+                    }))
+                }
+                Admission::Refused(entries) => entries,
+            }
+        } else {
+            refused
+        };
+        let retry_after_seconds = throttle::Blocks::at(&refused, &account_key, now)
+            .retry_after(known_address)
+            .unwrap_or(1);
+        tracing::debug!(
+            ip = from.ip.as_deref().unwrap_or("-"),
+            retry_after_seconds,
+            "password attempt throttled"
+        );
+        self.throttled_attempts.note(from.ip.as_deref());
+        Err(AuthError::Throttled {
+            retry_after_seconds,
+        })
+    }
+
+    /// A counted attempt failed: it stays counted. Each key it left blocked
+    /// is audited as a `lockout` (an unknown user's alike, so the writes do
+    /// not tell them apart). Returns whether the account is now blocked.
+    async fn attempt_failed(
+        &self,
+        attempt: Option<&Attempt>,
         user_id: Option<Uuid>,
+        from: &Origin,
+    ) -> bool {
+        let Some(attempt) = attempt else {
+            return false;
+        };
+        let mut account_blocked = false;
+        for entry in &attempt.entries {
+            let Some(blocked_for_seconds) = entry.blocked_for(attempt.at) else {
+                continue;
+            };
+            let is_account = attempt.account_key.as_deref() == Some(entry.key.as_str());
+            account_blocked |= is_account;
+            tracing::info!(
+                attempts = entry.failures,
+                blocked_for_seconds,
+                kind = if is_account { "account" } else { "address" },
+                "password attempts over the allowance; key blocked"
+            );
+            let user_id = user_id.filter(|_| is_account);
+            self.audit(AuditKind::Lockout, Outcome::Throttled, user_id, None, from)
+                .await;
+        }
+        account_blocked
+    }
+
+    /// A counted attempt succeeded: the account's counter is cleared (the
+    /// owner proved themselves) and the address gets its attempt back. The
+    /// owner getting in through the known-address exemption does not end
+    /// the block the attacker elsewhere earned.
+    async fn attempt_succeeded(&self, attempt: Option<Attempt>) -> Result<(), AuthError> {
+        let Some(attempt) = attempt else {
+            return Ok(());
+        };
+        if let Some(key) = &attempt.account_key {
+            self.store.clear_sign_in_failures(key).await?;
+        }
+        if let Some(key) = &attempt.address_key {
+            self.store.release_attempt(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the user's least recently used sessions beyond
+    /// `max_sessions_per_user`, so one account cannot pile up sessions
+    /// without end.
+    async fn end_sessions_beyond_limit(
+        &self,
+        user_id: Uuid,
         from: &Origin,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
-        let rules = self.policy.throttle;
-        let keys = std::iter::once((account_key, rules.account))
-            .chain(address_key.map(|k| (k, rules.address)));
-        for (key, rule) in keys {
-            let entry = self
-                .store
-                .record_sign_in_failure(key, now, &rule.schedule())
-                .await?;
-            if entry.blocked_until > now {
-                let is_account = key == account_key;
-                tracing::info!(
-                    failures = entry.failures,
-                    blocked_for_seconds = entry.blocked_until - now,
-                    kind = if is_account { "account" } else { "address" },
-                    "sign-in failures over the allowance; key blocked"
-                );
-                let user_id = user_id.filter(|_| is_account);
-                self.audit(AuditKind::Lockout, Outcome::Throttled, user_id, None, from)
-                    .await;
-            }
+        let expires_at = now.saturating_add(self.policy.revocation_lifetime());
+        let ended = self
+            .store
+            .revoke_sessions_beyond(
+                user_id,
+                self.policy.max_sessions_per_user,
+                now,
+                "session_limit",
+                expires_at,
+            )
+            .await?;
+        self.publish_session_revocations(&ended, expires_at);
+        for id in ended {
+            tracing::info!(%user_id, session_id = %id, "session limit reached; least recently used session ended");
+            self.audit(
+                AuditKind::SessionEvicted,
+                Outcome::Success,
+                Some(user_id),
+                Some(id),
+                from,
+            )
+            .await;
         }
         Ok(())
+    }
+
+    /// Records throttled attempts counted since the last call: one audit
+    /// row (and `latchkey::audit` line) per address, with the count. Run by
+    /// the upkeep task every minute.
+    pub async fn flush_throttled_audit(&self) {
+        for (ip, count) in self.throttled_attempts.take() {
+            let event = AuditEvent {
+                at: self.clock.now(),
+                kind: AuditKind::SignIn,
+                outcome: Outcome::Throttled,
+                user_id: None,
+                session_id: None,
+                ip,
+                count,
+            };
+            self.record(event).await;
+        }
     }
 
     /// Clears an account's failed sign-in counter (operator unlock); `true`
@@ -889,7 +1007,11 @@ impl Authority {
         }
     }
 
-    /// Changes the password and ends every session but the caller's.
+    /// Changes the password and ends every session but the caller's. The
+    /// current password is a guess like a sign-in's, throttled against the
+    /// same counters; the wrong guess that uses up the account's allowance
+    /// also ends the session that made it, so a stolen access token is
+    /// worth a handful of guesses, not a stream of them.
     pub async fn change_password(
         &self,
         caller: &AccessClaims,
@@ -898,12 +1020,12 @@ impl Authority {
         from: &Origin,
     ) -> Result<(), AuthError> {
         let result = self
-            .set_new_password(caller, current_password, new_password)
+            .set_new_password(caller, current_password, new_password, from)
             .await;
-        let outcome = if result.is_ok() {
-            Outcome::Success
-        } else {
-            Outcome::Failure
+        let outcome = match &result {
+            Ok(()) => Outcome::Success,
+            Err(AuthError::Throttled { .. }) => Outcome::Throttled,
+            Err(_) => Outcome::Failure,
         };
         self.audit(
             AuditKind::PasswordChange,
@@ -921,20 +1043,40 @@ impl Authority {
         caller: &AccessClaims,
         current_password: &str,
         new_password: &str,
+        from: &Origin,
     ) -> Result<(), AuthError> {
         let new_password = Password::new_for_account(new_password)?;
         let current_password = Password::for_check(current_password)?;
+        let current = session_of(caller)?;
         let user = self.user(caller).await?;
+        let attempt = self
+            // No known-address waiver: the caller is already signed in, so
+            // a block keeps no one out, while a waiver would let a stolen
+            // token used from the owner's network guess on.
+            .admit_attempt(
+                throttle::user_key(&user.username_key),
+                Some(&user),
+                false,
+                from,
+            )
+            .await?;
         let check = self
             .hasher
-            .verify(current_password, Some(user.password_hash))
+            .verify(current_password, Some(user.password_hash.clone()))
             .await?;
         if check == PasswordCheck::Mismatch {
+            if self
+                .attempt_failed(attempt.as_ref(), Some(user.id), from)
+                .await
+            {
+                tracing::info!(user_id = %user.id, session_id = %current, "password guesses over the allowance; session ended");
+                self.end_session(current, "password_attempts").await?;
+            }
             return Err(AuthError::WrongCurrentPassword);
         }
+        self.attempt_succeeded(attempt).await?;
         let phc = self.hasher.hash(new_password).await?;
         self.store.set_password_hash(user.id, &phc).await?;
-        let current = session_of(caller)?;
         self.end_sessions_of(caller, Some(current), "password_changed")
             .await?;
         tracing::info!(user_id = %user.id, "password changed; other sessions ended");
@@ -986,7 +1128,8 @@ impl Authority {
 
     /// Drops revocation entries whose tokens have all expired, from memory
     /// and (a batch at a time) from the store, with sessions past their
-    /// absolute lifetime.
+    /// absolute lifetime, stale throttling counters and audit records past
+    /// their retention.
     pub async fn prune(&self) -> Result<usize, AuthError> {
         let now = self.clock.now();
         self.revocations.prune(now);
@@ -999,7 +1142,15 @@ impl Authority {
             .store
             .prune_sign_in_failures(now.saturating_sub(window), now, PRUNE_BATCH)
             .await?;
+        let audit = self
+            .store
+            .prune_audit_events(
+                now.saturating_sub(self.policy.audit_retention_seconds),
+                AUDIT_PRUNE_BATCH,
+            )
+            .await?;
         Ok(counters
+            + audit
             + self
                 .store
                 .prune(PruneBefore {
@@ -1023,7 +1174,14 @@ impl Authority {
             .store
             .revoke_sessions_of_user(user_id, except, now, reason, expires_at)
             .await?;
-        for id in &ended {
+        self.publish_session_revocations(&ended, expires_at);
+        Ok(())
+    }
+
+    /// Puts ended sessions in this node's revocation set and wakes feed
+    /// readers.
+    fn publish_session_revocations(&self, ended: &[Uuid], expires_at: UnixTime) {
+        for id in ended {
             self.revocations.insert(&Revocation {
                 kind: RevocationKind::Session,
                 id: id.to_string(),
@@ -1033,7 +1191,6 @@ impl Authority {
         if !ended.is_empty() {
             self.announce_revocation();
         }
-        Ok(())
     }
 
     async fn end_session(&self, session_id: Uuid, reason: &str) -> Result<(), AuthError> {
@@ -1065,17 +1222,22 @@ impl Authority {
         session_id: Option<Uuid>,
         from: &Origin,
     ) {
-        let event = AuditEvent {
+        self.record(AuditEvent {
             at: self.clock.now(),
             kind,
             outcome,
             user_id,
             session_id,
             ip: from.ip.clone(),
-        };
+            count: 1,
+        })
+        .await;
+    }
+
+    async fn record(&self, event: AuditEvent) {
         event.emit();
         if let Err(e) = self.store.insert_audit_event(&event).await {
-            tracing::warn!(error = %e, kind = kind.as_str(), "audit event not stored");
+            tracing::warn!(error = %e, kind = event.kind.as_str(), "audit event not stored");
         }
     }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 pub use crate::audit::{AuditEvent, AuditQuery};
 use crate::client::Client;
 use crate::clock::UnixTime;
-pub use crate::throttle::{FailureSchedule, ThrottleEntry};
+pub use crate::throttle::{Admission, ThrottleEntry, ThrottleRule};
 
 #[derive(Debug, Clone, Error)]
 pub enum StoreError {
@@ -221,6 +221,19 @@ pub trait Store: Send + Sync {
         entry_expires_at: UnixTime,
     ) -> Result<Vec<Uuid>, StoreError>;
 
+    /// Ends the user's live sessions beyond the `keep` most recently
+    /// refreshed (newest sign-in first among equals), recording a `sid`
+    /// revocation entry expiring at `entry_expires_at` for each, in one
+    /// transaction. Returns the ids revoked.
+    async fn revoke_sessions_beyond(
+        &self,
+        user_id: Uuid,
+        keep: usize,
+        now: UnixTime,
+        reason: &str,
+        entry_expires_at: UnixTime,
+    ) -> Result<Vec<Uuid>, StoreError>;
+
     /// The revocation feed. `None`: a snapshot of every live entry and the
     /// cursor to continue from, read consistently. `Some(cursor)`: up to
     /// `limit` entries recorded after it, oldest first; `Ok(None)` when the
@@ -239,18 +252,19 @@ pub trait Store: Send + Sync {
 
     /// The sign-in throttling counters of those `keys` that have one.
     async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError>;
-    /// Records one failed sign-in under `key` in one atomic upsert and
-    /// returns the counter after it: the count restarts at 1 if the last
-    /// failure was at least `schedule.window_seconds` before `now`, else
-    /// grows by one; `last_failure_at` becomes `now`; `blocked_until`
-    /// becomes the later of what it was and `now +
-    /// schedule.delay_after(failures)` (see [`FailureSchedule`]).
-    async fn record_sign_in_failure(
+    /// Throttling as one atomic step, never check-then-act: if no key of
+    /// `keys` is blocked at `now`, counts one attempt under each as its
+    /// rule says ([`ThrottleRule::count_attempt`]) and answers `Admitted`
+    /// with the counters after; otherwise counts nothing and answers
+    /// `Refused` with the counters as they are.
+    async fn reserve_attempt(
         &self,
-        key: &str,
+        keys: &[(String, ThrottleRule)],
         now: UnixTime,
-        schedule: &FailureSchedule,
-    ) -> Result<ThrottleEntry, StoreError>;
+    ) -> Result<Admission, StoreError>;
+    /// Takes one counted attempt back from `key` (it succeeded): the count
+    /// drops by one, a block stays.
+    async fn release_attempt(&self, key: &str) -> Result<(), StoreError>;
     /// Deletes `key`'s counter; `true` if there was one.
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError>;
     /// Deletes up to `batch` counters whose last failure was before `before`
@@ -264,6 +278,10 @@ pub trait Store: Send + Sync {
 
     /// Appends an event to the audit log.
     async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Deletes up to `batch` audit events older than `before`; returns how
+    /// many went.
+    async fn prune_audit_events(&self, before: UnixTime, batch: usize)
+        -> Result<usize, StoreError>;
     /// The newest `query.limit` events matching `query`, oldest first.
     async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
 

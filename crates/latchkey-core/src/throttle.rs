@@ -1,13 +1,23 @@
-//! Sign-in throttling (DESIGN.md §6): failed sign-ins are counted per
-//! account and per client address in the store, so every node sharing it
-//! sees the same counters. After a free allowance, each further failure
-//! blocks that key for `min(max_delay, base_delay · 2^(excess − 1))`, where
-//! `excess` is how many failures went over the allowance (so the first one
-//! over blocks for `base_delay`). While a key is blocked, sign-in answers
-//! [`crate::AuthError::Throttled`] without checking the password.
+//! Sign-in throttling (DESIGN.md §6): sign-in attempts are counted per
+//! account and per client network in the store, so every node sharing it
+//! sees the same counters.
 //!
-//! Counters decay: a key whose last failure is older than `window` starts
-//! again from zero, and a successful sign-in clears the account's counter.
+//! An attempt is counted *before* the password is checked, in the same
+//! atomic store step that checks the key is not blocked
+//! ([`crate::store::Store::reserve_attempt`]): concurrent guesses cannot
+//! all slip in under one allowance, and a client that abandons its request
+//! has still spent an attempt. A successful attempt is taken back
+//! afterwards (the account's counter is cleared, the address's drops by
+//! one), so only failures accumulate.
+//!
+//! After `n` attempts within a window, the key is blocked until the next
+//! one is allowed: at once within the allowance (the first `free_failures`
+//! attempts), then `base_delay` after the first attempt over it, doubling
+//! with each further one up to `max_delay`. So at most `free_failures`
+//! attempts are ever in flight for one key. While a key is blocked, sign-in
+//! answers [`crate::AuthError::Throttled`] without checking the password.
+//! Counters decay: a key whose last attempt is older than `window` starts
+//! again from zero.
 //!
 //! A stranger must not be able to lock the owner out. So an account's block
 //! does not apply at an address the account already has a live session
@@ -16,8 +26,9 @@
 //! and the operator command `latchkey users unlock <name>` clears it at once.
 //! Existing sessions are never affected: refresh is not throttled.
 //!
-//! Everything here is pure: the store applies [`ThrottleRule::schedule`] in
-//! one atomic upsert, so this module is the only place the policy lives.
+//! Everything here is pure: the stores apply [`ThrottleRule::count_attempt`]
+//! inside their atomic step, so this module is the only place the policy
+//! lives.
 
 use crate::clock::UnixTime;
 use crate::username::Username;
@@ -36,14 +47,13 @@ pub struct ThrottleRule {
 }
 
 impl ThrottleRule {
-    /// How long the `failures`-th failure within a window blocks the key:
-    /// 0 within the allowance, then `base · 2^(excess − 1)` up to the cap.
-    pub fn delay_after(&self, failures: u32) -> i64 {
-        self.delay_for_excess(failures.saturating_sub(self.free_failures))
-    }
-
-    /// The block after the `excess`-th failure over the allowance (0 for 0).
-    fn delay_for_excess(&self, excess: u32) -> i64 {
+    /// How long a key stays blocked after its `attempts`-th attempt within
+    /// a window: 0 within the allowance, then `base · 2^(excess − 1)` up to
+    /// the cap, where `excess` is how far the *next* attempt would go over it.
+    pub fn delay_after(&self, attempts: u32) -> i64 {
+        let excess = attempts
+            .saturating_add(1)
+            .saturating_sub(self.free_failures);
         if excess == 0 {
             return 0;
         }
@@ -54,53 +64,35 @@ impl ThrottleRule {
             .min(self.max_delay_seconds.max(0))
     }
 
-    /// What the store needs to apply this rule inside one atomic write,
-    /// without knowing the rule.
-    pub fn schedule(&self) -> FailureSchedule {
-        let mut delays = Vec::new();
-        let mut excess = 0u32;
-        loop {
-            let d = self.delay_for_excess(excess);
-            delays.push(d);
-            if (excess > 0 && d >= self.max_delay_seconds) || excess >= 64 {
-                break;
+    /// The counter of `key` after one more attempt at `now`, given what it
+    /// was (`None`: no counter yet). The caller has checked it is not
+    /// blocked.
+    pub fn count_attempt(
+        &self,
+        key: &str,
+        before: Option<&ThrottleEntry>,
+        now: UnixTime,
+    ) -> ThrottleEntry {
+        let attempts = match before {
+            Some(e) if e.last_failure_at.saturating_add(self.window_seconds) > now => {
+                e.failures.saturating_add(1)
             }
-            excess += 1;
-        }
-        FailureSchedule {
-            window_seconds: self.window_seconds,
-            free_failures: self.free_failures,
-            delays,
+            _ => 1,
+        };
+        let blocked_until = before.map_or(0, |e| e.blocked_until);
+        ThrottleEntry {
+            key: key.to_owned(),
+            failures: attempts,
+            last_failure_at: now,
+            blocked_until: blocked_until.max(now.saturating_add(self.delay_after(attempts))),
         }
     }
 }
 
-/// A [`ThrottleRule`] as the store applies it: a failure makes the count
-/// `failures` (restarting at 1 when the previous failure is `window_seconds`
-/// old) and blocks the key for `delays[min(max(failures − free_failures,
-/// 0), delays.len() − 1)]` seconds; `delays[0]` is 0 and the last entry is
-/// the cap, which every later failure keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailureSchedule {
-    pub window_seconds: i64,
-    pub free_failures: u32,
-    pub delays: Vec<i64>,
-}
-
-impl FailureSchedule {
-    /// The delay the store must pick after the `failures`-th failure (the
-    /// reference for store implementations and their tests).
-    pub fn delay_after(&self, failures: u32) -> i64 {
-        let excess = failures.saturating_sub(self.free_failures) as usize;
-        let last = self.delays.len().saturating_sub(1);
-        self.delays.get(excess.min(last)).copied().unwrap_or(0)
-    }
-}
-
-/// The throttling policy of sign-in.
+/// The throttling policy of sign-in and password change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
-    /// Off: failures are neither counted nor checked (tests, benchmarks).
+    /// Off: attempts are neither counted nor checked (tests, benchmarks).
     pub enabled: bool,
     /// Per account (normalised username; unknown names alike).
     pub account: ThrottleRule,
@@ -109,8 +101,8 @@ pub struct ThrottlePolicy {
 }
 
 impl Default for ThrottlePolicy {
-    /// 5 failures per account and 50 per address free within 15 minutes;
-    /// then 1 s, 2 s, 4 s, … up to 15 minutes per failure.
+    /// 5 attempts per account and 50 per address free within 15 minutes;
+    /// then 1 s, 2 s, 4 s, … up to 15 minutes between attempts.
     fn default() -> Self {
         let rule = |free| ThrottleRule {
             free_failures: free,
@@ -130,9 +122,51 @@ impl Default for ThrottlePolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleEntry {
     pub key: String,
+    /// Attempts counted within the window (successes are taken back).
     pub failures: u32,
+    /// The last attempt counted.
     pub last_failure_at: UnixTime,
     pub blocked_until: UnixTime,
+}
+
+impl ThrottleEntry {
+    /// Seconds still to wait at `now` (at least 1, for `Retry-After`).
+    pub fn blocked_for(&self, now: UnixTime) -> Option<i64> {
+        (self.blocked_until > now).then(|| (self.blocked_until - now).max(1))
+    }
+}
+
+/// The decision of [`crate::store::Store::reserve_attempt`], which every
+/// store takes inside its atomic step on the counters of `keys` as they are
+/// (`current`; keys without a counter are absent).
+pub fn admit(
+    keys: &[(String, ThrottleRule)],
+    current: &[ThrottleEntry],
+    now: UnixTime,
+) -> Admission {
+    let counter = |key: &str| current.iter().find(|e| e.key == key);
+    let blocked = keys
+        .iter()
+        .filter_map(|(key, _)| counter(key))
+        .any(|e| e.blocked_for(now).is_some());
+    if blocked {
+        return Admission::Refused(current.to_vec());
+    }
+    Admission::Admitted(
+        keys.iter()
+            .map(|(key, rule)| rule.count_attempt(key, counter(key), now))
+            .collect(),
+    )
+}
+
+/// The answer of [`crate::store::Store::reserve_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted under every key; the counters after counting.
+    Admitted(Vec<ThrottleEntry>),
+    /// Some key is blocked; nothing was counted. The counters as they are
+    /// (of the keys that have one).
+    Refused(Vec<ThrottleEntry>),
 }
 
 /// Longest stored key: keys of invalid usernames are cut to this many
@@ -145,7 +179,7 @@ const MAX_KEY_CHARS: usize = 80;
 /// throttling of their lower-cased prefix.
 pub fn account_key(raw_username: &str) -> String {
     match Username::parse(raw_username) {
-        Ok(name) => format!("user:{}", name.key),
+        Ok(name) => user_key(&name.key),
         Err(_) => {
             let folded: String = raw_username
                 .chars()
@@ -157,7 +191,14 @@ pub fn account_key(raw_username: &str) -> String {
     }
 }
 
-/// The counter key of a client address.
+/// The counter key of an existing account, from its normalised name: the
+/// same key [`account_key`] gives a sign-in naming it.
+pub fn user_key(username_key: &str) -> String {
+    format!("user:{username_key}")
+}
+
+/// The counter key of a client address (its network, see
+/// `Origin::network`).
 pub fn address_key(ip: &str) -> String {
     let ip: String = ip.chars().take(MAX_KEY_CHARS).collect();
     format!("ip:{ip}")
@@ -179,10 +220,8 @@ impl Blocks {
             entries
                 .iter()
                 .filter(|e| (e.key == account_key) == account)
-                .map(|e| e.blocked_until)
+                .filter_map(|e| e.blocked_for(now))
                 .max()
-                .filter(|until| *until > now)
-                .map(|until| (until - now).max(1))
         };
         Self {
             account: remaining(true),
@@ -215,50 +254,73 @@ mod tests {
     #[test]
     fn allowance_is_free_then_delays_double_up_to_the_cap() {
         let r = rule(5);
-        for f in 0..=5 {
-            assert_eq!(r.delay_after(f), 0, "failure {f}");
+        for n in 0..5 {
+            assert_eq!(r.delay_after(n), 0, "after attempt {n}");
         }
-        assert_eq!(r.delay_after(6), 1);
-        assert_eq!(r.delay_after(7), 2);
-        assert_eq!(r.delay_after(8), 4);
-        assert_eq!(r.delay_after(15), 512);
-        assert_eq!(r.delay_after(16), 900);
+        // The fifth attempt uses the allowance up: the sixth waits.
+        assert_eq!(r.delay_after(5), 1);
+        assert_eq!(r.delay_after(6), 2);
+        assert_eq!(r.delay_after(7), 4);
+        assert_eq!(r.delay_after(14), 512);
+        assert_eq!(r.delay_after(15), 900);
         assert_eq!(r.delay_after(u32::MAX), 900);
+        assert_eq!(
+            rule(0).delay_after(0),
+            1,
+            "no allowance: every attempt waits"
+        );
     }
 
     #[test]
-    fn schedule_matches_the_rule_and_ends_at_the_cap() {
-        for free in [0, 1, 5, 50, u32::MAX - 3, u32::MAX] {
-            let r = rule(free);
-            let schedule = r.schedule();
-            assert_eq!(schedule.delays[0], 0);
-            assert_eq!(schedule.delays.last(), Some(&900));
-            assert!(schedule.delays.len() <= 12, "{free}");
-            for f in (0..80u32).map(|k| free.saturating_sub(3).saturating_add(k)) {
-                assert_eq!(
-                    schedule.delay_after(f),
-                    r.delay_after(f),
-                    "free {free}, failure {f}"
-                );
-            }
-        }
-        // A cap that is never reached still gives a bounded table.
-        let r = ThrottleRule {
-            max_delay_seconds: i64::MAX,
-            ..rule(2)
+    fn counting_restarts_after_the_window_and_blocks_never_shrink() {
+        let r = rule(2);
+        let first = r.count_attempt("k", None, 100);
+        assert_eq!((first.failures, first.blocked_until), (1, 100));
+        let second = r.count_attempt("k", Some(&first), 101);
+        assert_eq!((second.failures, second.blocked_until), (2, 102));
+        assert_eq!(second.blocked_for(101), Some(1));
+        assert_eq!(second.blocked_for(102), None);
+        let third = r.count_attempt("k", Some(&second), 102);
+        assert_eq!((third.failures, third.blocked_until), (3, 104));
+        // A long block stays although the count restarts.
+        let long = ThrottleEntry {
+            blocked_until: 100 + 2000,
+            ..third.clone()
         };
-        assert_eq!(r.schedule().delays.len(), 65);
+        let later = r.count_attempt("k", Some(&long), 102 + 900);
+        assert_eq!((later.failures, later.blocked_until), (1, 2100));
+    }
+
+    #[test]
+    fn at_most_the_allowance_is_admitted_back_to_back() {
+        // What a store does for concurrent attempts: each sees the counter
+        // the one before left.
+        let r = rule(5);
+        let mut entry: Option<ThrottleEntry> = None;
+        let mut admitted = 0;
+        for _ in 0..60 {
+            if entry.as_ref().and_then(|e| e.blocked_for(1000)).is_some() {
+                continue;
+            }
+            admitted += 1;
+            entry = Some(r.count_attempt("k", entry.as_ref(), 1000));
+        }
+        assert_eq!(admitted, 5);
     }
 
     #[test]
     fn degenerate_rules_do_not_overflow() {
         let r = ThrottleRule {
             free_failures: 0,
-            window_seconds: 1,
+            window_seconds: 1000,
             base_delay_seconds: i64::MAX,
             max_delay_seconds: i64::MAX,
         };
         assert_eq!(r.delay_after(100), i64::MAX);
+        let e = r.count_attempt("k", None, i64::MAX - 5);
+        assert_eq!(e.blocked_until, i64::MAX);
+        let e = r.count_attempt("k", Some(&e), i64::MAX - 4);
+        assert_eq!(e.failures, 2);
         let r = ThrottleRule {
             base_delay_seconds: -5,
             ..rule(0)

@@ -6,6 +6,11 @@ use unicode_normalization::UnicodeNormalization;
 use crate::AuthError;
 
 pub const MAX_USERNAME_CHARS: usize = 64;
+/// Longest raw input looked at, in bytes, checked before normalising: NFKC
+/// can grow a string 18-fold and costs time per character, so an
+/// attacker's megabyte must be refused before it is normalised. A 64
+/// character name fits in 256 bytes even at 4 bytes a character.
+pub const MAX_USERNAME_BYTES: usize = 256;
 
 /// A username as the user typed it (NFKC-normalised, for display) and the
 /// key it is unique under (NFKC + case fold).
@@ -17,6 +22,9 @@ pub struct Username {
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, AuthError> {
+        if raw.len() > MAX_USERNAME_BYTES {
+            return Err(invalid("username must be at most 64 characters"));
+        }
         let display: String = raw.nfkc().collect();
         if display.is_empty() {
             return Err(invalid("username must not be empty"));
@@ -115,5 +123,11 @@ mod tests {
     fn length_is_bounded() {
         assert!(Username::parse(&"a".repeat(64)).is_ok());
         assert!(Username::parse(&"a".repeat(65)).is_err());
+        // 64 four-byte characters are the most a name can take.
+        assert!(Username::parse(&"𝒶".repeat(64)).is_ok());
+        // Refused by its byte length before normalising, although NFKC
+        // would shrink it ("ﷺ" expands, "ｶﾞ" would merge).
+        assert!(Username::parse(&"\u{FDFA}".repeat(1 << 20)).is_err());
+        assert!(Username::parse(&"a".repeat(MAX_USERNAME_BYTES + 1)).is_err());
     }
 }

@@ -37,6 +37,7 @@ pub fn describe(e: &AuditEvent) -> serde_json::Value {
         "user_id": e.user_id.map(|u| u.to_string()),
         "session_id": e.session_id.map(|u| u.to_string()),
         "ip": e.ip,
+        "count": e.count,
     })
 }
 

@@ -14,6 +14,7 @@ use latchkey_core::Policy;
 use serde::Deserialize;
 
 use crate::client_address::TrustedProxies;
+use crate::hashing_pool::DEFAULT_QUEUE_PER_THREAD;
 use crate::rate_limit::RateLimits;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -131,6 +132,15 @@ struct FileConfig {
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     trusted_proxies: Option<Vec<String>>,
     hashing_threads: Option<usize>,
+    /// Password checks that may wait for a hashing thread [default: 64 per
+    /// thread]; beyond it, 503 at once.
+    hashing_queue: Option<usize>,
+    /// Live sessions per user [default: 50]; a sign-in beyond it ends the
+    /// least recently used one.
+    max_sessions_per_user: Option<usize>,
+    /// How long audit records are kept [default: 90d].
+    #[serde(default, with = "humantime_opt")]
+    audit_retention: Option<Duration>,
     /// Prefer `LATCHKEY_PASSWORD_PEPPER`: a secret in a config file tends
     /// to end up in places secrets should not.
     password_pepper: Option<String>,
@@ -278,6 +288,9 @@ pub struct Settings {
     pub argon2: Argon2Cost,
     /// Password hashes computed at once; see [`default_hashing_threads`].
     pub hashing_threads: usize,
+    /// Password checks that may wait for a hashing thread; `None`:
+    /// [`DEFAULT_QUEUE_PER_THREAD`] per thread.
+    pub hashing_queue: Option<usize>,
     /// Clients declared in the config file.
     pub clients: Vec<Client>,
     /// Scheduled signing-key rotation; `None`: only by `latchkey keys rotate`.
@@ -313,6 +326,14 @@ pub fn default_hashing_threads() -> usize {
 }
 
 impl Settings {
+    /// The hashing queue's capacity in force.
+    pub fn hashing_queue(&self) -> usize {
+        self.hashing_queue.unwrap_or_else(|| {
+            self.hashing_threads
+                .saturating_mul(DEFAULT_QUEUE_PER_THREAD)
+        })
+    }
+
     /// Defaults for a server on `listen` keeping its data in `data_dir`.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -321,6 +342,7 @@ impl Settings {
             policy: Policy::new(format!("http://{listen}")),
             argon2: Argon2Cost::default(),
             hashing_threads: default_hashing_threads(),
+            hashing_queue: None,
             clients: Vec::new(),
             key_rotation_interval: None,
             database_url: None,
@@ -421,6 +443,13 @@ impl Settings {
         if let Some(n) = args.hashing_threads.or(file.hashing_threads) {
             s.hashing_threads = n;
         }
+        s.hashing_queue = file.hashing_queue;
+        if let Some(n) = file.max_sessions_per_user {
+            s.policy.max_sessions_per_user = n;
+        }
+        if let Some(d) = file.audit_retention {
+            s.policy.audit_retention_seconds = secs(d);
+        }
         // Flags replace the file's list rather than adding to it.
         let proxies = match (&args.trusted_proxies, file.trusted_proxies) {
             (flags, _) if !flags.is_empty() => flags.clone(),
@@ -469,6 +498,15 @@ impl Settings {
         }
         if self.hashing_threads == 0 {
             return invalid("hashing_threads must be at least 1");
+        }
+        if self.hashing_queue == Some(0) {
+            return invalid("hashing_queue must be at least 1");
+        }
+        if p.max_sessions_per_user == 0 {
+            return invalid("max_sessions_per_user must be at least 1");
+        }
+        if p.audit_retention_seconds < 3600 {
+            return invalid("audit_retention must be at least 1h");
         }
         if self
             .key_rotation_interval

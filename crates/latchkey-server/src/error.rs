@@ -97,7 +97,7 @@ fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<Str
         // Throttled sign-in: the same answer whether or not the account
         // exists, and the password was not checked.
         AuthError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, SLOW_DOWN, None),
-        AuthError::Unavailable => (
+        AuthError::Unavailable | AuthError::Overloaded => (
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
             None,

@@ -8,6 +8,12 @@
 //!
 //! Each thread keeps its Argon2 working memory (19 MiB at the default cost)
 //! from one hash to the next instead of allocating it every time.
+//!
+//! The queue is bounded: when it is full a request is refused at once
+//! ([`AuthError::Overloaded`], 503) instead of waiting behind work it cannot
+//! catch up with. A job whose requester has gone (the client hung up and its
+//! request was dropped) is skipped, so abandoned sign-ins cost no hashing;
+//! the attempt was counted by the throttle before it was queued.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -19,16 +25,23 @@ use latchkey_core::password::{
 use latchkey_core::AuthError;
 use tokio::sync::oneshot;
 
+use crate::detached::Requester;
+
 type Job = Box<dyn FnOnce(&Argon2Hashing, &mut Argon2Memory) + Send>;
 
 pub struct HashingPool {
     // Workers exit when this sender is dropped with the pool.
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
 }
 
+/// Queued jobs per hashing thread by default: at ~50 ms a hash, the last in
+/// line waits about 3 s.
+pub const DEFAULT_QUEUE_PER_THREAD: usize = 64;
+
 impl HashingPool {
-    pub fn new(hashing: Argon2Hashing, threads: usize) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
+    /// `threads` hashing threads sharing a queue of `queue` waiting jobs.
+    pub fn new(hashing: Argon2Hashing, threads: usize, queue: usize) -> Self {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(queue.max(1));
         let queue = Arc::new(Mutex::new(queue));
         let hashing = Arc::new(hashing);
         for n in 0..threads.max(1) {
@@ -66,12 +79,20 @@ impl HashingPool {
         job: impl FnOnce(&Argon2Hashing, &mut Argon2Memory) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
         let (done, result) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move |hashing, memory| {
-                // The caller may have gone (client disconnected): nothing to do.
+        let requester = Requester::current();
+        let job: Job = Box::new(move |hashing, memory| {
+            // Nobody wants this any more: the client hung up.
+            let gone = done.is_closed() || requester.is_some_and(|r| r.is_gone());
+            if !gone {
                 let _ = done.send(job(hashing, memory));
-            }))
-            .map_err(|_| AuthError::Internal("hashing pool stopped".into()))?;
+            }
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => AuthError::Overloaded,
+            mpsc::TrySendError::Disconnected(_) => {
+                AuthError::Internal("hashing pool stopped".into())
+            }
+        })?;
         result
             .await
             .map_err(|_| AuthError::Internal("hashing job dropped".into()))

@@ -9,6 +9,7 @@ pub mod client_address;
 pub mod client_admin;
 pub mod config;
 mod data_dir;
+mod detached;
 mod error;
 mod extract;
 mod hashing_pool;

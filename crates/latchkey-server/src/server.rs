@@ -94,6 +94,7 @@ impl RunningServer {
                 settings.password_pepper.as_ref().map(|p| p.0.as_bytes()),
             )?,
             settings.hashing_threads,
+            settings.hashing_queue(),
         ));
         let (authority, startup) =
             Authority::open(store, clock, hasher, &dir.secret, policy.clone()).await?;
@@ -145,6 +146,7 @@ impl RunningServer {
         self.background.abort();
         let _ = (&mut self.serve).await;
         let _ = (&mut self.background).await;
+        self.authority.flush_throttled_audit().await;
     }
 
     /// Runs one signing-key maintenance pass now (reload, scheduled
@@ -158,6 +160,12 @@ impl RunningServer {
             .keys()
             .maintain(rotate_every, KEY_PROPAGATION_SECONDS)
             .await
+    }
+
+    /// Writes the throttled attempts tallied since the last minute's flush
+    /// to the audit log now; for tests and operators' tooling.
+    pub async fn flush_audit(&self) {
+        self.authority.flush_throttled_audit().await;
     }
 
     /// Runs until the server stops by itself (it only does on error).
@@ -235,6 +243,7 @@ async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_ev
                 }
             }
             _ = prune.tick() => {
+                authority.flush_throttled_audit().await;
                 match authority.prune().await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(rows = n, "pruned expired rows"),

@@ -67,13 +67,16 @@ async fn every_authentication_event_is_recorded_without_secrets() {
         .await
         .expect("json");
     let alice = me["id"].as_str().expect("id").to_owned();
+    // One attempt each is the allowance: the first uses it up.
     assert_eq!(t.sign_in("nobody", "wrong password").await.status(), 401);
-    assert_eq!(t.sign_in("alice", "wrong password").await.status(), 401);
     assert_eq!(t.sign_in("alice", "wrong password").await.status(), 401);
     // Alice has a session from this address, so her account's block does
     // not apply here (see tests/throttle.rs); the unknown user's does.
-    assert_eq!(t.sign_in("nobody", "wrong password").await.status(), 401);
+    assert_eq!(t.sign_in("alice", "wrong password").await.status(), 401);
+    assert_eq!(t.sign_in("nobody", "wrong password").await.status(), 429);
     assert_eq!(t.sign_in("nobody", PASSWORD).await.status(), 429);
+    // Throttled attempts are tallied: one record per address and minute.
+    t.flush_audit().await;
     t.clock.advance(1);
 
     // Refresh, a failed one, then reuse of the first token outside the grace.
@@ -136,6 +139,7 @@ async fn every_authentication_event_is_recorded_without_secrets() {
         .expect("request");
     assert_eq!(r.status(), 204);
     let change = |current: &str| json!({"current_password": current, "new_password": NEW_PASSWORD});
+    // A wrong guess that uses up the allowance also ends the session.
     let r = t
         .http
         .post(t.url("/v1/password"))
@@ -145,10 +149,12 @@ async fn every_authentication_event_is_recorded_without_secrets() {
         .await
         .expect("request");
     assert_eq!(r.status(), 400);
+    assert_eq!(t.get_bearer("/v1/me", &d.access).await.status(), 401);
+    let f = sign_in(&t, "alice", PASSWORD).await;
     let r = t
         .http
         .post(t.url("/v1/password"))
-        .bearer_auth(&d.access)
+        .bearer_auth(&f.access)
         .json(&change(PASSWORD))
         .send()
         .await
@@ -157,12 +163,12 @@ async fn every_authentication_event_is_recorded_without_secrets() {
     let r = t
         .http
         .post(t.url("/v1/sign-out"))
-        .bearer_auth(&d.access)
+        .bearer_auth(&f.access)
         .send()
         .await
         .expect("request");
     assert_eq!(r.status(), 204);
-    for tokens in [&first, &second, &a, &b, &c, &d, &e] {
+    for tokens in [&first, &second, &a, &b, &c, &d, &e, &f] {
         secrets.push(tokens.access.clone());
         secrets.push(tokens.refresh.clone());
     }
@@ -175,11 +181,10 @@ async fn every_authentication_event_is_recorded_without_secrets() {
             pair("sign_up", "failure"),
             pair("sign_in", "success"),
             pair("sign_in", "failure"),
-            pair("sign_in", "failure"),
-            pair("sign_in", "failure"),
             pair("lockout", "throttled"),
             pair("sign_in", "failure"),
             pair("lockout", "throttled"),
+            pair("sign_in", "failure"),
             pair("sign_in", "throttled"),
             pair("refresh", "success"),
             pair("refresh", "failure"),
@@ -193,7 +198,9 @@ async fn every_authentication_event_is_recorded_without_secrets() {
             pair("sign_in", "success"),
             pair("sign_in", "success"),
             pair("sign_out", "success"),
+            pair("lockout", "throttled"),
             pair("password_change", "failure"),
+            pair("sign_in", "success"),
             pair("password_change", "success"),
             pair("sign_out", "success"),
         ]
@@ -206,14 +213,17 @@ async fn every_authentication_event_is_recorded_without_secrets() {
     assert_eq!(events[0]["user_id"], alice.as_str());
     assert_eq!(events[1]["user_id"], Value::Null);
     assert_eq!(events[3]["user_id"], Value::Null, "unknown user");
-    assert_eq!(events[4]["user_id"], alice.as_str(), "wrong password");
+    assert_eq!(events[4]["user_id"], Value::Null, "unknown user's lockout");
+    assert_eq!(events[5]["user_id"], alice.as_str(), "wrong password");
     assert_eq!(events[6]["user_id"], alice.as_str(), "alice's lockout");
-    assert_eq!(events[8]["user_id"], Value::Null, "unknown user's lockout");
-    assert_eq!(events[2]["session_id"], events[10]["session_id"]);
+    assert_eq!(events[8]["count"], 2, "two throttled attempts, one record");
+    assert_eq!(events[7]["count"], 1);
+    assert_eq!(events[2]["session_id"], events[9]["session_id"]);
     assert!(events[2]["session_id"].is_string());
-    assert_eq!(events[12]["session_id"], events[2]["session_id"]);
-    assert_eq!(events[21]["session_id"], e_id.as_str());
-    for i in [10, 12, 14, 16, 18, 21, 22, 23, 24] {
+    assert_eq!(events[11]["session_id"], events[2]["session_id"]);
+    assert_eq!(events[20]["session_id"], e_id.as_str());
+    assert_eq!(events[21]["user_id"], alice.as_str(), "alice's lockout");
+    for i in [9, 11, 13, 15, 17, 20, 22, 23, 24, 25] {
         assert_eq!(events[i]["user_id"], alice.as_str(), "event {i}");
         assert!(events[i]["session_id"].is_string(), "event {i}");
     }
@@ -225,7 +235,7 @@ async fn every_authentication_event_is_recorded_without_secrets() {
 
     // Filters: by user (normalised), newest N, since.
     let mine = audit(&t, Some("ALICE"), None, 1000).await;
-    assert_eq!(mine.len(), events.len() - 6);
+    assert_eq!(mine.len(), events.len() - 5);
     assert!(mine.iter().all(|e| e["user_id"] == alice.as_str()));
     assert!(audit(&t, Some("nobody"), None, 10).await.is_empty());
     let last = audit(&t, None, None, 2).await;

@@ -196,7 +196,8 @@ impl Cluster {
         let config = dir.path().join("latchkey.toml");
         std::fs::write(
             &config,
-            "[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n\
+            "max_sessions_per_user = 100000\n\
+             [argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n\
              [rate_limits]\nsign_up_per_minute = 0\ntokens_per_minute = 0\n",
         )
         .expect("config");

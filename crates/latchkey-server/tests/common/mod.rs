@@ -98,6 +98,11 @@ impl TestServer {
             .expect("key maintenance")
     }
 
+    /// Writes the tallied throttled attempts to the audit log now.
+    pub async fn flush_audit(&self) {
+        self.server.as_ref().expect("running").flush_audit().await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

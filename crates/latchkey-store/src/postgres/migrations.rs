@@ -124,6 +124,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_events_by_user ON audit_events(user_id, seq);
     CREATE INDEX audit_events_by_time ON audit_events(at);
     "#,
+    // 7: aggregated audit rows (throttled attempts: one row per address and
+    // minute with how many there were).
+    r#"
+    ALTER TABLE audit_events ADD COLUMN count BIGINT NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// Brings the schema up to date on a dedicated connection.

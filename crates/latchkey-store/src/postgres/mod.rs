@@ -46,7 +46,7 @@ use latchkey_core::store::{
     FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
     StoredKey, ThrottleEntry, User,
 };
-use latchkey_core::throttle::FailureSchedule;
+use latchkey_core::throttle::{self, Admission, ThrottleRule};
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 use uuid::Uuid;
@@ -278,6 +278,28 @@ async fn tx_query(
     tx.query(&stmt, params).await.map_err(pg_error)
 }
 
+/// A `sid` entry for each session ended, in the order given, so its access
+/// tokens stop too.
+async fn insert_session_revocations(
+    tx: &Transaction<'_>,
+    ids: &[Uuid],
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let entry_ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    tx_execute(
+        tx,
+        "INSERT INTO revocations (kind, id, expires_at)
+         SELECT $1::text, t.id, $3::bigint FROM unnest($2::text[]) WITH ORDINALITY AS t(id, n)
+         ORDER BY t.n",
+        &[&RevocationKind::Session.as_str(), &entry_ids, &expires_at],
+    )
+    .await
+    .map(drop)
+}
+
 async fn insert_revocation(tx: &Transaction<'_>, e: &Revocation) -> Result<(), StoreError> {
     tx_execute(
         tx,
@@ -467,6 +489,7 @@ fn audit_row(row: &Row) -> Result<AuditEvent, StoreError> {
         user_id: col(row, "user_id")?,
         session_id: col(row, "session_id")?,
         ip: col(row, "ip")?,
+        count: u32::try_from(col::<i64>(row, "count")?.max(0)).unwrap_or(u32::MAX),
     })
 }
 
@@ -700,21 +723,50 @@ impl Store for PostgresStore {
         .iter()
         .map(|r| col::<Uuid>(r, "id"))
         .collect::<Result<Vec<_>, _>>()?;
-        if !ids.is_empty() {
-            let entry_ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-            tx_execute(
-                &tx,
-                "INSERT INTO revocations (kind, id, expires_at)
-                 SELECT $1::text, t.id, $3::bigint FROM unnest($2::text[]) WITH ORDINALITY AS t(id, n)
-                 ORDER BY t.n",
-                &[
-                    &RevocationKind::Session.as_str(),
-                    &entry_ids,
-                    &entry_expires_at,
-                ],
+        insert_session_revocations(&tx, &ids, entry_expires_at).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(ids)
+    }
+
+    async fn revoke_sessions_beyond(
+        &self,
+        user_id: Uuid,
+        keep: usize,
+        now: UnixTime,
+        reason: &str,
+        entry_expires_at: UnixTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let keep = limit_param(keep);
+        // Most sign-ins are within the limit: find that out without the
+        // feed lock every revocation writer queues for.
+        let over = self
+            .query(
+                "SELECT id FROM sessions
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $3
+                 ORDER BY last_refreshed_at DESC, created_at DESC OFFSET $2",
+                &[&user_id, &keep, &now],
             )
-            .await?;
+            .await?
+            .iter()
+            .map(|r| col::<Uuid>(r, "id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if over.is_empty() {
+            return Ok(over);
         }
+        let mut client = self.client().await?;
+        let tx = feed_writer(&mut client).await?;
+        let ids = tx_query(
+            &tx,
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+             WHERE id = ANY($1) AND revoked_at IS NULL
+             RETURNING id",
+            &[&over, &now, &reason],
+        )
+        .await?
+        .iter()
+        .map(|r| col::<Uuid>(r, "id"))
+        .collect::<Result<Vec<_>, _>>()?;
+        insert_session_revocations(&tx, &ids, entry_expires_at).await?;
         tx.commit().await.map_err(pg_error)?;
         Ok(ids)
     }
@@ -831,43 +883,77 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn record_sign_in_failure(
+    async fn reserve_attempt(
         &self,
-        key: &str,
+        keys: &[(String, ThrottleRule)],
         now: UnixTime,
-        schedule: &FailureSchedule,
-    ) -> Result<ThrottleEntry, StoreError> {
-        let delays: &[i64] = if schedule.delays.is_empty() {
-            &[0]
-        } else {
-            &schedule.delays
-        };
-        let delays =
-            serde_json::to_string(delays).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let free = i64::from(schedule.free_failures);
-        // Every SET expression sees the row as it was, so the new count is
-        // spelled out again where the delay is looked up:
-        // delays[least(greatest(count - free, 0), len - 1)].
-        let row = self
-            .query_opt(
-                "INSERT INTO sign_in_failures AS f (key, failures, last_failure_at, blocked_until)
-                 VALUES ($1, 1, $2::bigint, $2::bigint + (($4::text::jsonb)
-                     ->> LEAST(GREATEST(1 - $5::bigint, 0),
-                               jsonb_array_length($4::text::jsonb) - 1)::int)::bigint)
-                 ON CONFLICT (key) DO UPDATE SET
-                     failures = CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint THEN 1
-                                     ELSE f.failures + 1 END,
-                     last_failure_at = $2::bigint,
-                     blocked_until = GREATEST(f.blocked_until, $2::bigint + (($4::text::jsonb)
-                         ->> LEAST(GREATEST(CASE WHEN f.last_failure_at + $3::bigint <= $2::bigint
-                                                 THEN 1 ELSE f.failures + 1 END - $5::bigint, 0),
-                                   jsonb_array_length($4::text::jsonb) - 1)::int)::bigint)
-                 RETURNING key, failures, last_failure_at, blocked_until",
-                &[&key, &now, &schedule.window_seconds, &delays, &free],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Backend("upsert returned no row".into()))?;
-        throttle_row(&row)
+    ) -> Result<Admission, StoreError> {
+        let mut names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        // Rows are created and locked in key order, so reservations of the
+        // same keys queue behind each other instead of deadlocking.
+        names.sort_unstable();
+        names.dedup();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        tx_execute(
+            &tx,
+            "INSERT INTO sign_in_failures (key, failures, last_failure_at, blocked_until)
+             SELECT k, 0, 0, 0 FROM unnest($1::text[]) AS k ORDER BY k
+             ON CONFLICT (key) DO NOTHING",
+            &[&names],
+        )
+        .await?;
+        let current = tx_query(
+            &tx,
+            "SELECT key, failures, last_failure_at, blocked_until FROM sign_in_failures
+             WHERE key = ANY($1) ORDER BY key FOR UPDATE",
+            &[&names],
+        )
+        .await?
+        .iter()
+        .map(throttle_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let admission = throttle::admit(keys, &current, now);
+        match &admission {
+            Admission::Admitted(entries) => {
+                let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+                let failures: Vec<i64> = entries.iter().map(|e| i64::from(e.failures)).collect();
+                let at: Vec<i64> = entries.iter().map(|e| e.last_failure_at).collect();
+                let until: Vec<i64> = entries.iter().map(|e| e.blocked_until).collect();
+                tx_execute(
+                    &tx,
+                    "UPDATE sign_in_failures AS f
+                     SET failures = u.failures, last_failure_at = u.at, blocked_until = u.until
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                         AS u(key, failures, at, until)
+                     WHERE f.key = u.key",
+                    &[&keys, &failures, &at, &until],
+                )
+                .await?;
+                tx.commit().await.map_err(pg_error)?;
+            }
+            // Nothing counted: drop the placeholder rows with the locks.
+            Admission::Refused(_) => tx.rollback().await.map_err(pg_error)?,
+        }
+        Ok(match admission {
+            // Placeholders of keys that had no counter are not counters.
+            Admission::Refused(entries) => Admission::Refused(
+                entries
+                    .into_iter()
+                    .filter(|e| e.last_failure_at != 0)
+                    .collect(),
+            ),
+            admitted => admitted,
+        })
+    }
+
+    async fn release_attempt(&self, key: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE sign_in_failures SET failures = GREATEST(failures - 1, 0) WHERE key = $1",
+            &[&key],
+        )
+        .await
+        .map(drop)
     }
 
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {
@@ -896,8 +982,8 @@ impl Store for PostgresStore {
 
     async fn insert_audit_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
         self.execute(
-            "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip, count)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &e.at,
                 &e.kind.as_str(),
@@ -905,16 +991,32 @@ impl Store for PostgresStore {
                 &e.user_id,
                 &e.session_id,
                 &e.ip,
+                &i64::from(e.count),
             ],
         )
         .await
         .map(drop)
     }
 
+    async fn prune_audit_events(
+        &self,
+        before: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let n = self
+            .execute(
+                "DELETE FROM audit_events WHERE seq IN (
+                     SELECT seq FROM audit_events WHERE at < $1 LIMIT $2)",
+                &[&before, &limit_param(batch)],
+            )
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let mut events = self
             .query(
-                "SELECT at, kind, outcome, user_id, session_id, ip FROM audit_events
+                "SELECT at, kind, outcome, user_id, session_id, ip, count FROM audit_events
                  WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR at >= $2)
                  ORDER BY seq DESC LIMIT $3",
                 &[&query.user_id, &query.since, &limit_param(query.limit)],

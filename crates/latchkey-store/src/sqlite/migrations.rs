@@ -106,6 +106,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_events_by_user ON audit_events(user_id, seq);
     CREATE INDEX audit_events_by_time ON audit_events(at);
     "#,
+    // 7: aggregated audit rows (throttled attempts: one row per address and
+    // minute with how many there were).
+    r#"
+    ALTER TABLE audit_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// Each migration runs in its own IMMEDIATE transaction that re-reads the

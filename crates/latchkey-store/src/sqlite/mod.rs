@@ -16,7 +16,7 @@ use latchkey_core::store::{
     FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
     StoredKey, ThrottleEntry, User,
 };
-use latchkey_core::throttle::FailureSchedule;
+use latchkey_core::throttle::{self, Admission, ThrottleRule};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -399,16 +399,39 @@ impl Store for SqliteStore {
                         |r| uuid_col(r, "sid"),
                     )?
                     .collect::<rusqlite::Result<_>>()?;
-                for id in &ids {
-                    insert_revocation(
-                        c,
-                        &Revocation {
-                            kind: RevocationKind::Session,
-                            id: id.to_string(),
-                            expires_at: entry_expires_at,
-                        },
-                    )?;
-                }
+                insert_session_revocations(c, &ids, entry_expires_at)?;
+                Ok(ids)
+            })
+            .await
+    }
+
+    async fn revoke_sessions_beyond(
+        &self,
+        user_id: Uuid,
+        keep: usize,
+        now: UnixTime,
+        reason: &str,
+        entry_expires_at: UnixTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let reason = reason.to_owned();
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.writer
+            .write(move |c| {
+                let ids: Vec<Uuid> = c
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4
+                         WHERE id IN (
+                             SELECT id FROM sessions
+                             WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?3
+                             ORDER BY last_refreshed_at DESC, created_at DESC
+                             LIMIT -1 OFFSET ?2)
+                         RETURNING id AS sid",
+                    )?
+                    .query_map(params![user_id.as_bytes(), keep, now, reason], |r| {
+                        uuid_col(r, "sid")
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                insert_session_revocations(c, &ids, entry_expires_at)?;
                 Ok(ids)
             })
             .await
@@ -514,35 +537,53 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn record_sign_in_failure(
+    async fn reserve_attempt(
         &self,
-        key: &str,
+        keys: &[(String, ThrottleRule)],
         now: UnixTime,
-        schedule: &FailureSchedule,
-    ) -> Result<ThrottleEntry, StoreError> {
-        let key = key.to_owned();
-        let delays = delay_table(&schedule.delays)?;
-        let (window, free) = (schedule.window_seconds, schedule.free_failures);
+    ) -> Result<Admission, StoreError> {
+        let keys = keys.to_vec();
+        // The writer runs one step at a time: reading and counting here is
+        // as atomic as one statement.
         self.writer
             .write(move |c| {
-                // Every SET expression sees the row as it was, so the new
-                // count is spelled out again where the delay is looked up:
-                // delays[min(max(count - free, 0), len - 1)].
+                let mut current = Vec::with_capacity(keys.len());
+                let mut read = c.prepare_cached(
+                    "SELECT key, failures, last_failure_at, blocked_until
+                     FROM sign_in_failures WHERE key = ?1",
+                )?;
+                for (key, _) in &keys {
+                    if let Some(e) = read.query_row([key], throttle_row).optional()? {
+                        current.push(e);
+                    }
+                }
+                let admission = throttle::admit(&keys, &current, now);
+                if let Admission::Admitted(entries) = &admission {
+                    let mut write = c.prepare_cached(
+                        "INSERT INTO sign_in_failures (key, failures, last_failure_at, blocked_until)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,
+                             last_failure_at = excluded.last_failure_at,
+                             blocked_until = excluded.blocked_until",
+                    )?;
+                    for e in entries {
+                        write.execute(params![e.key, e.failures, e.last_failure_at, e.blocked_until])?;
+                    }
+                }
+                Ok(admission)
+            })
+            .await
+    }
+
+    async fn release_attempt(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.writer
+            .write(move |c| {
                 c.prepare_cached(
-                    "INSERT INTO sign_in_failures (key, failures, last_failure_at, blocked_until)
-                     VALUES (?1, 1, ?2, ?2 + json_extract(?4,
-                         '$[' || min(max(1 - ?5, 0), json_array_length(?4) - 1) || ']'))
-                     ON CONFLICT (key) DO UPDATE SET
-                         failures = CASE WHEN last_failure_at + ?3 <= ?2 THEN 1
-                                         ELSE failures + 1 END,
-                         last_failure_at = ?2,
-                         blocked_until = max(blocked_until, ?2 + json_extract(?4,
-                             '$[' || min(max(CASE WHEN last_failure_at + ?3 <= ?2 THEN 1
-                                                  ELSE failures + 1 END - ?5, 0),
-                                         json_array_length(?4) - 1) || ']'))
-                     RETURNING key, failures, last_failure_at, blocked_until",
+                    "UPDATE sign_in_failures SET failures = max(failures - 1, 0) WHERE key = ?1",
                 )?
-                .query_row(params![key, now, window, delays, free], throttle_row)
+                .execute([key])
+                .map(drop)
             })
             .await
     }
@@ -580,8 +621,8 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 c.prepare_cached(
-                    "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(params![
                     e.at,
@@ -589,9 +630,27 @@ impl Store for SqliteStore {
                     e.outcome.as_str(),
                     e.user_id.as_ref().map(|u| u.as_bytes().to_vec()),
                     e.session_id.as_ref().map(|u| u.as_bytes().to_vec()),
-                    e.ip
+                    e.ip,
+                    e.count
                 ])
                 .map(drop)
+            })
+            .await
+    }
+
+    async fn prune_audit_events(
+        &self,
+        before: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(
+                    "DELETE FROM audit_events WHERE seq IN (
+                         SELECT seq FROM audit_events WHERE at < ?1 LIMIT ?2)",
+                )?
+                .execute(params![before, batch])
             })
             .await
     }
@@ -601,7 +660,7 @@ impl Store for SqliteStore {
         let user = query.user_id.map(|u| u.as_bytes().to_vec());
         let mut events = self.read(|c| {
             c.prepare_cached(
-                "SELECT at, kind, outcome, user_id, session_id, ip FROM audit_events
+                "SELECT at, kind, outcome, user_id, session_id, ip, count FROM audit_events
                  WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR at >= ?2)
                  ORDER BY seq DESC LIMIT ?3",
             )?
@@ -850,6 +909,25 @@ fn revocation_row(r: &Row<'_>) -> rusqlite::Result<Revocation> {
     })
 }
 
+/// A `sid` entry for each session ended, so its access tokens stop too.
+fn insert_session_revocations(
+    c: &Connection,
+    ids: &[Uuid],
+    expires_at: UnixTime,
+) -> rusqlite::Result<()> {
+    for id in ids {
+        insert_revocation(
+            c,
+            &Revocation {
+                kind: RevocationKind::Session,
+                id: id.to_string(),
+                expires_at,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 fn insert_revocation(c: &Connection, e: &Revocation) -> rusqlite::Result<()> {
     c.prepare_cached("INSERT INTO revocations (kind, id, expires_at) VALUES (?1, ?2, ?3)")?
         .execute(params![e.kind.as_str(), e.id, e.expires_at])
@@ -864,12 +942,6 @@ fn throttle_row(r: &Row<'_>) -> rusqlite::Result<ThrottleEntry> {
         last_failure_at: r.get("last_failure_at")?,
         blocked_until: r.get("blocked_until")?,
     })
-}
-
-/// The delay table as the JSON array the upsert indexes; never empty.
-fn delay_table(delays: &[i64]) -> Result<String, StoreError> {
-    let delays: &[i64] = if delays.is_empty() { &[0] } else { delays };
-    serde_json::to_string(delays).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
@@ -889,5 +961,6 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
         user_id: uuid("user_id")?,
         session_id: uuid("session_id")?,
         ip: r.get("ip")?,
+        count: r.get("count")?,
     })
 }

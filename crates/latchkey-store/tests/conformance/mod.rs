@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
-    FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
-    StoredKey, User,
+    Admission, FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store,
+    StoreError, StoredKey, ThrottleEntry, ThrottleRule, User,
 };
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -73,11 +73,15 @@ macro_rules! store_conformance_tests {
             acknowledged_writes_survive_reopen,
             failing_write_fails_alone_in_its_batch,
             reopen_keeps_data_and_schema,
-            sign_in_failures_count_block_and_decay,
-            concurrent_sign_in_failures_are_all_counted,
+            attempts_are_counted_refused_while_blocked_and_decay,
+            a_refused_attempt_counts_under_no_key,
+            concurrent_attempts_admit_at_most_the_allowance,
+            released_attempts_are_taken_back_and_blocks_stay,
             sign_in_failures_clear_and_prune,
-            sign_in_failures_follow_the_schedule_core_defines,
+            attempts_follow_the_rule_core_defines,
             audit_events_round_trip_and_filter,
+            audit_events_are_pruned_by_age_in_batches,
+            revoke_sessions_beyond_ends_the_least_recently_used,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -2624,106 +2628,147 @@ async fn first_opens_round(backend: &(impl Backend + Sync), round: usize) {
 
 const WINDOW: i64 = 900;
 
-/// 2 free failures, then 1, 2, 4 s, capped at 4.
-fn schedule() -> latchkey_core::store::FailureSchedule {
-    latchkey_core::store::FailureSchedule {
+/// 2 free attempts, then 1, 2, 4 s between attempts, capped at 4.
+fn rule(free: u32) -> ThrottleRule {
+    ThrottleRule {
+        free_failures: free,
         window_seconds: WINDOW,
-        free_failures: 2,
-        delays: vec![0, 1, 2, 4],
+        base_delay_seconds: 1,
+        max_delay_seconds: 4,
     }
 }
 
-async fn fail(store: &dyn Store, key: &str, now: UnixTime) -> latchkey_core::store::ThrottleEntry {
-    store
-        .record_sign_in_failure(key, now, &schedule())
-        .await
-        .expect("record failure")
+async fn reserve(store: &dyn Store, keys: &[&str], now: UnixTime) -> Admission {
+    let keys: Vec<(String, ThrottleRule)> = keys.iter().map(|k| (k.to_string(), rule(2))).collect();
+    store.reserve_attempt(&keys, now).await.expect("reserve")
 }
 
-pub async fn sign_in_failures_count_block_and_decay(backend: &impl Backend) {
-    let store = backend.open().await;
-    assert!(store
-        .throttle_entries(&["user:zoë".into()])
-        .await
-        .expect("read")
-        .is_empty());
-    let mut last = None;
-    for (i, expected_block) in [0, 0, 1, 2, 4, 4, 4].into_iter().enumerate() {
-        let now = T0 + i as i64;
-        let e = fail(&*store, "user:zoë", now).await;
-        assert_eq!(e.key, "user:zoë");
-        assert_eq!(e.failures, i as u32 + 1);
-        assert_eq!(e.last_failure_at, now);
-        assert_eq!(e.blocked_until, now + expected_block, "failure {}", i + 1);
-        last = Some(e);
+async fn admitted(store: &dyn Store, keys: &[&str], now: UnixTime) -> Vec<ThrottleEntry> {
+    match reserve(store, keys, now).await {
+        Admission::Admitted(entries) => entries,
+        refused => panic!("refused at {now}: {refused:?}"),
     }
-    // Another key is counted apart.
-    let other = fail(&*store, "ip:10.0.0.1", T0).await;
-    assert_eq!(other.failures, 1);
-    let mut read = store
-        .throttle_entries(&[
-            "user:zoë".into(),
-            "ip:10.0.0.1".into(),
-            "user:nobody".into(),
-        ])
-        .await
-        .expect("read");
-    read.sort_by(|a, b| a.key.cmp(&b.key));
-    assert_eq!(read, vec![other, last.clone().expect("entry")]);
-
-    // A failure a whole window after the last one starts again at 1 (and
-    // within the allowance, blocks for nothing).
-    let later = T0 + 6 + WINDOW;
-    let e = fail(&*store, "user:zoë", later).await;
-    assert_eq!(e.failures, 1);
-    assert_eq!(e.last_failure_at, later);
-    assert_eq!(e.blocked_until, later);
-    // One second less than a window keeps counting; a block never shrinks,
-    // even when a later failure would block for less.
-    let e = fail(&*store, "user:zoë", later + WINDOW - 1).await;
-    assert_eq!(e.failures, 2);
-    let e = fail(&*store, "user:zoë", later + WINDOW).await;
-    assert_eq!((e.failures, e.blocked_until), (3, later + WINDOW + 1));
-    let e = fail(&*store, "user:zoë", later + WINDOW + 1).await;
-    assert_eq!((e.failures, e.blocked_until), (4, later + WINDOW + 3));
 }
 
-pub async fn concurrent_sign_in_failures_are_all_counted(backend: &impl Backend) {
+async fn counters(store: &dyn Store, keys: &[&str]) -> Vec<ThrottleEntry> {
+    let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    let mut entries = store.throttle_entries(&keys).await.expect("read");
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    entries
+}
+
+pub async fn attempts_are_counted_refused_while_blocked_and_decay(backend: &impl Backend) {
     let store = backend.open().await;
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
+    assert!(counters(&*store, &["user:zoë"]).await.is_empty());
+    let keys = ["user:zoë", "ip:10.0.0.1"];
+    let first = admitted(&*store, &keys, T0).await;
+    assert_eq!(first.len(), 2);
+    for e in &first {
+        assert_eq!(
+            (e.failures, e.last_failure_at, e.blocked_until),
+            (1, T0, T0)
+        );
+    }
+    // The second attempt uses the allowance up: the next must wait 1 s.
+    let second = admitted(&*store, &keys, T0).await;
+    assert!(second
+        .iter()
+        .all(|e| (e.failures, e.blocked_until) == (2, T0 + 1)));
+    let Admission::Refused(seen) = reserve(&*store, &keys, T0).await else {
+        panic!("a blocked key must refuse");
+    };
+    assert_eq!(counters(&*store, &keys).await.len(), 2);
+    assert!(seen.iter().all(|e| e.failures == 2), "{seen:?}");
+    assert_eq!(counters(&*store, &keys).await, {
+        let mut s = second.clone();
+        s.sort_by(|a, b| a.key.cmp(&b.key));
+        s
+    });
+    // Delays double up to the cap.
+    let mut now = T0 + 1;
+    for expected in [2, 4, 4, 4] {
+        let e = admitted(&*store, &["user:zoë"], now).await;
+        assert_eq!(e[0].blocked_until, now + expected, "at {now}");
+        assert!(matches!(
+            reserve(&*store, &["user:zoë"], now + expected - 1).await,
+            Admission::Refused(_)
+        ));
+        now += expected;
+    }
+    // A whole window after the last attempt, counting starts again.
+    let later = now + WINDOW;
+    let e = admitted(&*store, &["user:zoë"], later).await;
+    assert_eq!((e[0].failures, e[0].blocked_until), (1, later));
+}
+
+pub async fn a_refused_attempt_counts_under_no_key(backend: &impl Backend) {
+    let store = backend.open().await;
+    admitted(&*store, &["ip:10.0.0.2"], T0).await;
+    admitted(&*store, &["ip:10.0.0.2"], T0).await;
+    // The account is free but the address is blocked: nothing is counted,
+    // and no counter appears for the account.
+    let Admission::Refused(seen) = reserve(&*store, &["user:ann", "ip:10.0.0.2"], T0).await else {
+        panic!("the address is blocked");
+    };
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(counters(&*store, &["user:ann"]).await.is_empty());
+    assert_eq!(counters(&*store, &["ip:10.0.0.2"]).await[0].failures, 2);
+}
+
+pub async fn concurrent_attempts_admit_at_most_the_allowance(backend: &impl Backend) {
+    let store = backend.open().await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { fail(&*store, "ip:10.0.0.9", T0).await })
+            // Half of them also name a second key, in the other order.
+            let keys: Vec<(String, ThrottleRule)> = if i % 2 == 0 {
+                vec![("user:x".into(), rule(5)), ("ip:10.0.0.9".into(), rule(50))]
+            } else {
+                vec![("ip:10.0.0.9".into(), rule(50)), ("user:x".into(), rule(5))]
+            };
+            tokio::spawn(async move { store.reserve_attempt(&keys, T0).await.expect("reserve") })
         })
         .collect();
-    let mut counts = Vec::new();
+    let mut admitted = 0;
     for t in tasks {
-        counts.push(t.await.expect("task").failures);
+        if matches!(t.await.expect("task"), Admission::Admitted(_)) {
+            admitted += 1;
+        }
     }
-    counts.sort_unstable();
-    assert_eq!(counts, (1..=20).collect::<Vec<u32>>());
-    let e = &store
-        .throttle_entries(&["ip:10.0.0.9".into()])
-        .await
-        .expect("read")[0];
-    assert_eq!(e.failures, 20);
-    assert_eq!(e.blocked_until, T0 + 4);
+    assert_eq!(admitted, 5);
+    let c = counters(&*store, &["ip:10.0.0.9", "user:x"]).await;
+    assert_eq!((c[0].failures, c[1].failures), (5, 5), "{c:?}");
+}
+
+pub async fn released_attempts_are_taken_back_and_blocks_stay(backend: &impl Backend) {
+    let store = backend.open().await;
+    admitted(&*store, &["ip:10.0.0.3"], T0).await;
+    admitted(&*store, &["ip:10.0.0.3"], T0).await;
+    store.release_attempt("ip:10.0.0.3").await.expect("release");
+    let c = counters(&*store, &["ip:10.0.0.3"]).await;
+    assert_eq!((c[0].failures, c[0].blocked_until), (1, T0 + 1));
+    for _ in 0..3 {
+        store.release_attempt("ip:10.0.0.3").await.expect("release");
+    }
+    assert_eq!(counters(&*store, &["ip:10.0.0.3"]).await[0].failures, 0);
+    // Releasing a key without a counter is a no-op.
+    store.release_attempt("ip:nobody").await.expect("release");
+    assert!(counters(&*store, &["ip:nobody"]).await.is_empty());
 }
 
 pub async fn sign_in_failures_clear_and_prune(backend: &impl Backend) {
     let store = backend.open().await;
     for key in ["user:a", "user:b", "user:c"] {
-        for _ in 0..5 {
-            fail(&*store, key, T0).await;
-        }
+        admitted(&*store, &[key], T0).await;
+        admitted(&*store, &[key], T0).await;
     }
-    fail(&*store, "user:d", T0 + 100).await;
+    admitted(&*store, &["user:d"], T0 + 100).await;
     assert!(store.clear_sign_in_failures("user:a").await.expect("clear"));
     assert!(!store.clear_sign_in_failures("user:a").await.expect("clear"));
-    // b and c failed at T0 and are blocked until T0 + 4; d failed later.
+    // b and c are blocked until T0 + 1; d's attempt was later.
     assert_eq!(
         store
-            .prune_sign_in_failures(T0 + 50, T0 + 3, 10)
+            .prune_sign_in_failures(T0 + 50, T0, 10)
             .await
             .expect("prune"),
         0,
@@ -2743,67 +2788,38 @@ pub async fn sign_in_failures_clear_and_prune(backend: &impl Backend) {
             .expect("prune"),
         1
     );
-    let left = store
-        .throttle_entries(&[
-            "user:a".into(),
-            "user:b".into(),
-            "user:c".into(),
-            "user:d".into(),
-        ])
-        .await
-        .expect("read");
+    let left = counters(&*store, &["user:a", "user:b", "user:c", "user:d"]).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].key, "user:d");
 }
 
-/// The delay the store picks is the one `FailureSchedule::delay_after`
-/// (core's reference) names, for schedules at the edges.
-pub async fn sign_in_failures_follow_the_schedule_core_defines(backend: &impl Backend) {
-    use latchkey_core::throttle::ThrottleRule;
+/// The store counts exactly as core's `ThrottleRule::count_attempt` says,
+/// for rules at the edges, attempting each time as soon as it is allowed.
+pub async fn attempts_follow_the_rule_core_defines(backend: &impl Backend) {
     let store = backend.open().await;
     for (i, free) in [0u32, 1, 5, u32::MAX].into_iter().enumerate() {
-        let schedule = ThrottleRule {
+        let rule = ThrottleRule {
             free_failures: free,
             window_seconds: WINDOW,
             base_delay_seconds: 3,
             max_delay_seconds: 100,
-        }
-        .schedule();
-        let key = format!("user:schedule{i}");
-        for n in 1..=12u32 {
-            let now = T0 + i64::from(n);
-            let e = store
-                .record_sign_in_failure(&key, now, &schedule)
-                .await
-                .expect("record failure");
-            assert_eq!(e.failures, n);
-            assert!(
-                e.blocked_until >= now + schedule.delay_after(n),
-                "free {free}, failure {n}: {e:?}"
-            );
-            if n > 1 && schedule.delay_after(n) > schedule.delay_after(n - 1) {
-                assert_eq!(
-                    e.blocked_until,
-                    now + schedule.delay_after(n),
-                    "free {free}, failure {n}"
-                );
-            }
+        };
+        let key = format!("user:rule{i}");
+        let keys = [(key.clone(), rule)];
+        let mut expected: Option<ThrottleEntry> = None;
+        let mut now = T0;
+        for _ in 0..12 {
+            let Admission::Admitted(entries) =
+                store.reserve_attempt(&keys, now).await.expect("reserve")
+            else {
+                panic!("free {free}: refused at {now}");
+            };
+            let want = rule.count_attempt(&key, expected.as_ref(), now);
+            assert_eq!(entries, vec![want.clone()], "free {free}");
+            now = want.blocked_until.max(now);
+            expected = Some(want);
         }
     }
-    // An empty table blocks for nothing rather than failing.
-    let e = store
-        .record_sign_in_failure(
-            "user:empty",
-            T0,
-            &latchkey_core::store::FailureSchedule {
-                window_seconds: WINDOW,
-                free_failures: 0,
-                delays: Vec::new(),
-            },
-        )
-        .await
-        .expect("record failure");
-    assert_eq!(e.blocked_until, T0);
 }
 
 // ---------------------------------------------------------------------------
@@ -2832,6 +2848,7 @@ pub async fn audit_events_round_trip_and_filter(backend: &impl Backend) {
                 },
                 session_id: (n % 2 == 0).then(Uuid::new_v4),
                 ip: (n % 4 != 0).then(|| format!("10.0.0.{n}")),
+                count: 1 + (n % 5) as u32 * 1000,
             };
             store.insert_audit_event(&event).await.expect("insert");
             written.push(event);
@@ -2874,4 +2891,98 @@ pub async fn audit_events_round_trip_and_filter(backend: &impl Backend) {
         .cloned()
         .collect();
     assert_eq!(recent_bob, expected[expected.len() - 2..].to_vec());
+}
+
+pub async fn audit_events_are_pruned_by_age_in_batches(backend: &impl Backend) {
+    use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
+    let store = backend.open().await;
+    for i in 0..7 {
+        let event = AuditEvent {
+            at: T0 + i,
+            kind: AuditKind::SignIn,
+            outcome: Outcome::Throttled,
+            user_id: None,
+            session_id: None,
+            ip: Some("10.0.0.1".into()),
+            count: 40,
+        };
+        store.insert_audit_event(&event).await.expect("insert");
+    }
+    assert_eq!(store.prune_audit_events(T0 + 5, 3).await.expect("prune"), 3);
+    assert_eq!(store.prune_audit_events(T0 + 5, 3).await.expect("prune"), 2);
+    assert_eq!(store.prune_audit_events(T0 + 5, 3).await.expect("prune"), 0);
+    let left = store
+        .audit_events(&AuditQuery {
+            user_id: None,
+            since: None,
+            limit: 100,
+        })
+        .await
+        .expect("read");
+    assert_eq!(
+        left.iter().map(|e| (e.at, e.count)).collect::<Vec<_>>(),
+        vec![(T0 + 5, 40), (T0 + 6, 40)]
+    );
+}
+
+pub async fn revoke_sessions_beyond_ends_the_least_recently_used(backend: &impl Backend) {
+    let store = backend.open().await;
+    let owner = user("olga");
+    let other = user("pete");
+    for u in [&owner, &other] {
+        must_insert_user(&*store, u).await;
+    }
+    // Refreshed at T0 + 0..5; the one refreshed last is the most recent.
+    let live: Vec<Session> = (0..5)
+        .map(|i| Session {
+            last_refreshed_at: T0 + i,
+            ..session(owner.id)
+        })
+        .collect();
+    let revoked = Session {
+        revoked_at: Some(T0),
+        revoke_reason: Some("signed_out".into()),
+        ..session(owner.id)
+    };
+    let expired = Session {
+        expires_at: T0 - 1,
+        ..session(owner.id)
+    };
+    for s in live.iter().chain([&revoked, &expired, &session(other.id)]) {
+        store.insert_session(s).await.expect("insert_session");
+    }
+    let now = T0 + 10;
+    let none = store
+        .revoke_sessions_beyond(owner.id, 5, now, "session_limit", now + 900)
+        .await
+        .expect("revoke");
+    assert!(none.is_empty(), "within the limit: {none:?}");
+    let ended = store
+        .revoke_sessions_beyond(owner.id, 3, now, "session_limit", now + 900)
+        .await
+        .expect("revoke");
+    assert_eq!(sorted_ids(ended), sorted_ids(vec![live[0].id, live[1].id]));
+    for s in &live[..2] {
+        let got = get_session(&*store, s.id).await;
+        assert_eq!(got.revoked_at, Some(now));
+        assert_eq!(got.revoke_reason.as_deref(), Some("session_limit"));
+    }
+    for s in &live[2..] {
+        assert_eq!(get_session(&*store, s.id).await.revoked_at, None);
+    }
+    let entries = store.live_revocations(now).await.expect("revocations");
+    let mut revoked_ids: Vec<String> = entries
+        .iter()
+        .filter(|e| e.kind == RevocationKind::Session && e.expires_at == now + 900)
+        .map(|e| e.id.clone())
+        .collect();
+    revoked_ids.sort();
+    let mut want = vec![live[0].id.to_string(), live[1].id.to_string()];
+    want.sort();
+    assert_eq!(revoked_ids, want);
+    let others = store
+        .live_sessions_of_user(other.id, now)
+        .await
+        .expect("sessions");
+    assert_eq!(others.len(), 1, "another user's sessions are untouched");
 }

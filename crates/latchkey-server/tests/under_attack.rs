@@ -1,0 +1,339 @@
+//! The attacks of issue 11 that target password checking and accounts,
+//! each reproduced over real HTTP on loopback (bounded in count and time):
+//! guesses raced past the throttle, an abandoned sign-in flood, password
+//! change as a guessing oracle, sessions without end, and an audit log
+//! flooded by throttled attempts.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{error_code, TestServer, Tokens};
+use latchkey_core::password::Argon2Cost;
+use latchkey_server::client_address::TrustedProxies;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A sign-in of a client at `ip`, forwarded by a trusted proxy on loopback.
+fn sign_in_from(t: &TestServer, ip: &str, user: &str, password: &str) -> reqwest::RequestBuilder {
+    t.http
+        .post(t.url("/v1/sign-in"))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"username": user, "password": password}))
+}
+
+fn behind_loopback_proxy(s: &mut latchkey_server::Settings) {
+    s.trusted_proxies = TrustedProxies::parse(&["127.0.0.1"]).expect("proxies");
+}
+
+/// 60 wrong guesses for one account from one address, all at once: the
+/// counters are reserved before hashing, so only the allowance (5) is ever
+/// evaluated, and the right password right after is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_guesses_evaluate_at_most_the_allowance() {
+    let t = TestServer::start().await;
+    assert_eq!(t.sign_up("alice", PASSWORD).await.status(), 201);
+    let guesses: Vec<_> = (0..60)
+        .map(|i| {
+            let request = t
+                .http
+                .post(t.url("/v1/sign-in"))
+                .json(&json!({"username": "alice", "password": format!("guess number {i}")}));
+            tokio::spawn(async move { request.send().await.expect("request") })
+        })
+        .collect();
+    let (mut evaluated, mut throttled) = (0, 0);
+    for g in guesses {
+        let r = g.await.expect("task");
+        match r.status().as_u16() {
+            401 => evaluated += 1,
+            429 => {
+                assert!(r.headers().contains_key("retry-after"));
+                assert_eq!(error_code(r).await, "slow_down");
+                throttled += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((evaluated, throttled), (5, 55));
+    let r = t.sign_in("alice", PASSWORD).await;
+    assert_eq!(r.status(), 429, "the right password right after is refused");
+}
+
+/// Sends a sign-in and hangs up without reading the answer.
+async fn abandoned_sign_in(addr: std::net::SocketAddr, ip: &str, user: String) {
+    let body = json!({"username": user, "password": "a wrong password"}).to_string();
+    let request = format!(
+        "POST /v1/sign-in HTTP/1.1\r\nhost: {addr}\r\nx-forwarded-for: {ip}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+        let _ = s.write_all(request.as_bytes()).await;
+    }
+}
+
+/// 1,000 sign-ins sent from two addresses and abandoned at once: queued
+/// work whose requester is gone is skipped, every attempt is still counted
+/// against its address (so both end up throttled), and a real user at a
+/// third address signs in meanwhile and right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_sign_in_flood_costs_no_hashing_and_spares_real_users() {
+    let t = TestServer::start_with(|s| {
+        behind_loopback_proxy(s);
+        // The default cost: hashing is what the flood tries to waste.
+        s.argon2 = Argon2Cost::default();
+        s.hashing_threads = 1;
+    })
+    .await;
+    assert_eq!(t.sign_up("carol", PASSWORD).await.status(), 201);
+    let addr: std::net::SocketAddr = t.base.trim_start_matches("http://").parse().expect("addr");
+    let flood_started = Instant::now();
+    let flood = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for i in 0..1000 {
+            let ip = if i % 2 == 0 {
+                "198.51.100.1"
+            } else {
+                "203.0.113.1"
+            };
+            sent.push(tokio::spawn(abandoned_sign_in(
+                addr,
+                ip,
+                format!("nobody{i}"),
+            )));
+        }
+        for s in sent {
+            let _ = s.await;
+        }
+    });
+    // A real user during the flood.
+    let during = Instant::now();
+    let r = sign_in_from(&t, "192.0.2.10", "carol", PASSWORD)
+        .send()
+        .await
+        .expect("request");
+    let during = during.elapsed();
+    assert_eq!(r.status(), 200, "a real user signs in during the flood");
+    flood.await.expect("flood");
+    let flood_ended = Instant::now();
+    let r = sign_in_from(&t, "192.0.2.10", "carol", PASSWORD)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let after = flood_ended.elapsed();
+    assert!(
+        after < Duration::from_secs(2),
+        "right after the flood: {after:?}"
+    );
+    eprintln!(
+        "flood of 1000 sent in {:?}; real sign-in during it {during:?}, right after {after:?}",
+        flood_ended - flood_started
+    );
+    // Every flooding address spent its allowance and is throttled now.
+    for ip in ["198.51.100.1", "203.0.113.1"] {
+        let r = sign_in_from(&t, ip, "carol", PASSWORD)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 429, "{ip} is throttled");
+    }
+}
+
+/// A hashing queue that is full refuses at once with 503 and
+/// `Retry-After`, instead of letting requests wait behind work it cannot
+/// catch up with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_hashing_queue_refuses_at_once() {
+    let t = TestServer::start_with(|s| {
+        behind_loopback_proxy(s);
+        s.argon2 = Argon2Cost::default();
+        s.hashing_threads = 1;
+        s.hashing_queue = Some(2);
+    })
+    .await;
+    let requests: Vec<_> = (0..12)
+        .map(|i| {
+            let r = sign_in_from(&t, &format!("192.0.2.{i}"), &format!("user{i}"), PASSWORD);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let r = r.send().await.expect("request");
+                (r, started.elapsed())
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for request in requests {
+        let (r, took) = request.await.expect("task");
+        match r.status().as_u16() {
+            401 => {}
+            503 => {
+                assert_eq!(r.headers()["retry-after"], "1");
+                assert_eq!(error_code(r).await, "temporarily_unavailable");
+                assert!(took < Duration::from_secs(5), "refused at once: {took:?}");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(refused > 0, "12 at once cannot fit 1 thread and 2 places");
+}
+
+async fn change_password(t: &TestServer, access: &str, current: &str) -> reqwest::Response {
+    t.http
+        .post(t.url("/v1/password"))
+        .bearer_auth(access)
+        .json(&json!({"current_password": current, "new_password": "another fine passphrase"}))
+        .send()
+        .await
+        .expect("request")
+}
+
+/// Password change guesses count against the account like sign-in's: of 60
+/// concurrent guesses with one stolen access token, at most 5 are
+/// evaluated, and the session that made them is ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_change_guesses_are_throttled_and_end_the_session() {
+    let t = TestServer::start().await;
+    let owner = t.new_session("dave").await;
+    let stolen = t.new_session("dave").await;
+    let guesses: Vec<_> = (0..60)
+        .map(|i| {
+            let request = t
+                .http
+                .post(t.url("/v1/password"))
+                .bearer_auth(&stolen.access)
+                .json(&json!({"current_password": format!("guess {i}"), "new_password": "another fine passphrase"}));
+            tokio::spawn(async move { request.send().await.expect("request") })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.expect("task").status().as_u16());
+    }
+    let evaluated = statuses.iter().filter(|s| **s == 400).count();
+    assert!(evaluated <= 5, "{evaluated} guesses evaluated");
+    assert!(
+        statuses.iter().all(|s| [400, 401, 429].contains(s)),
+        "{statuses:?}"
+    );
+    // The guessing session is over: neither its access nor its refresh
+    // token works, and the right password cannot be tried with it.
+    assert_eq!(t.get_bearer("/v1/me", &stolen.access).await.status(), 401);
+    assert_eq!(t.refresh(&stolen.refresh).await.status(), 401);
+    assert_eq!(
+        change_password(&t, &stolen.access, PASSWORD).await.status(),
+        401
+    );
+    // The owner's own session is untouched; once the block has passed,
+    // the owner changes the password.
+    assert_eq!(t.get_bearer("/v1/me", &owner.access).await.status(), 200);
+    assert_eq!(
+        change_password(&t, &owner.access, PASSWORD).await.status(),
+        429
+    );
+    t.clock.advance(2);
+    assert_eq!(
+        change_password(&t, &owner.access, PASSWORD).await.status(),
+        204
+    );
+}
+
+/// A user's live sessions are capped: the sign-in beyond the cap ends the
+/// least recently used session, its tokens stop working, and the audit
+/// log says so.
+#[tokio::test]
+async fn sessions_per_user_are_capped_least_recently_used_first() {
+    let t = TestServer::start_with(|s| s.policy.max_sessions_per_user = 3).await;
+    let first = t.new_session("erin").await;
+    let second = t.new_session("erin").await;
+    let third = t.new_session("erin").await;
+    // The first is used again: the second is now the least recently used.
+    t.clock.advance(5);
+    let r = t.refresh(&first.refresh).await;
+    assert_eq!(r.status(), 200);
+    let first = Tokens::from(r.json::<Value>().await.expect("json"));
+    let fourth = {
+        let r = t.sign_in("erin", PASSWORD).await;
+        assert_eq!(r.status(), 200);
+        Tokens::from(r.json::<Value>().await.expect("json"))
+    };
+    assert_eq!(t.get_bearer("/v1/me", &second.access).await.status(), 401);
+    assert_eq!(t.refresh(&second.refresh).await.status(), 401);
+    for live in [&first, &third, &fourth] {
+        assert_eq!(t.get_bearer("/v1/me", &live.access).await.status(), 200);
+    }
+    let sessions: Value = t
+        .get_bearer("/v1/sessions", &fourth.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sessions["sessions"].as_array().expect("list").len(), 3);
+    let log = audit_log(&t).await;
+    assert_eq!(
+        log.iter()
+            .filter(|e| e["kind"] == "session_evicted")
+            .count(),
+        1
+    );
+}
+
+async fn audit_log(t: &TestServer) -> Vec<Value> {
+    latchkey_server::audit_command::run(
+        latchkey_server::audit_command::AuditArgs {
+            location: latchkey_server::config::ServeArgs {
+                data_dir: Some(t.settings.data_dir.clone()),
+                ..Default::default()
+            },
+            user: None,
+            since: None,
+            limit: 10_000,
+        },
+        &*t.clock,
+    )
+    .await
+    .expect("audit")
+}
+
+/// Throttled attempts cost one audit record per address and minute, with
+/// their count, instead of one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_attempts_cannot_flood_the_audit_log() {
+    let t = TestServer::start_with(behind_loopback_proxy).await;
+    for ip in ["198.51.100.7", "198.51.100.8"] {
+        for i in 0..300 {
+            let r = sign_in_from(&t, ip, "frank", &format!("guess {i}"))
+                .send()
+                .await
+                .expect("request");
+            assert!([401, 429].contains(&r.status().as_u16()));
+        }
+    }
+    t.flush_audit().await;
+    let log = audit_log(&t).await;
+    let throttled: Vec<&Value> = log.iter().filter(|e| e["outcome"] == "throttled").collect();
+    // Per address: its lockout records, then one tally.
+    let tallies: Vec<(String, u64)> = throttled
+        .iter()
+        .filter(|e| e["kind"] == "sign_in")
+        .map(|e| {
+            (
+                e["ip"].as_str().expect("ip").to_owned(),
+                e["count"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    assert_eq!(tallies.len(), 2, "{tallies:?}");
+    let failures = log
+        .iter()
+        .filter(|e| e["kind"] == "sign_in" && e["outcome"] == "failure")
+        .count() as u64;
+    let tallied: u64 = tallies.iter().map(|(_, n)| n).sum();
+    assert_eq!(tallied + failures, 600, "every attempt accounted for");
+    assert!(log.len() < 40, "{} records for 600 attempts", log.len());
+}
