@@ -124,6 +124,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_events_by_user ON audit_events(user_id, seq);
     CREATE INDEX audit_events_by_time ON audit_events(at);
     "#,
+    // 7: clients that may introspect any client's tokens (resource servers).
+    r#"
+    ALTER TABLE clients ADD COLUMN introspect_any BOOLEAN NOT NULL DEFAULT FALSE;
+    "#,
 ];
 
 /// Brings the schema up to date on a dedicated connection.

@@ -106,6 +106,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_events_by_user ON audit_events(user_id, seq);
     CREATE INDEX audit_events_by_time ON audit_events(at);
     "#,
+    // 7: clients that may introspect any client's tokens (resource servers).
+    r#"
+    ALTER TABLE clients ADD COLUMN introspect_any INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Each migration runs in its own IMMEDIATE transaction that re-reads the
