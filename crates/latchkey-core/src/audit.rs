@@ -26,10 +26,14 @@ pub enum AuditKind {
     /// A failed sign-in used up an allowance: the account (`user_id` set if
     /// it exists) or the address is blocked. Its outcome is `throttled`.
     Lockout,
+    /// A client introspected a token: `success` if it was told the token is
+    /// active, `failure` otherwise. User and session are set only when the
+    /// token was one the client may be told about.
+    Introspect,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 8] = [
+    pub const ALL: [AuditKind; 9] = [
         AuditKind::SignUp,
         AuditKind::SignIn,
         AuditKind::Refresh,
@@ -38,6 +42,7 @@ impl AuditKind {
         AuditKind::SignOut,
         AuditKind::PasswordChange,
         AuditKind::Lockout,
+        AuditKind::Introspect,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +55,7 @@ impl AuditKind {
             AuditKind::SignOut => "sign_out",
             AuditKind::PasswordChange => "password_change",
             AuditKind::Lockout => "lockout",
+            AuditKind::Introspect => "introspect",
         }
     }
 
