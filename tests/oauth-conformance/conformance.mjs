@@ -218,7 +218,8 @@ for (const [label, auth] of [
         assert(ccTokens[label], 'no token from the grant');
         const claims = await validateAccessToken(as, ccTokens[label].access_token, JOBS_AUDIENCE);
         assert(claims.client_id === confId, `client_id: expected ${confId}, got ${claims.client_id}`);
-        assert(claims.sub === confId, `sub: RFC 9068 §2.2 says sub is the client id for client credentials, got ${claims.sub}`);
+        // RFC 9068 §2.2: sub identifies the client; Latchkey's is client:<id>, never a user's id.
+        assert(claims.sub === `client:${confId}`, `sub: expected client:${confId}, got ${claims.sub}`);
         return `scope ${JSON.stringify(claims.scope)}`;
     });
 }

@@ -7,7 +7,7 @@
 #
 # Builds the latchkey server, registers two clients with `latchkey clients create`
 # in a fresh data directory (public `web`: scopes read+write, audience latchkey;
-# confidential `jobs`: scope jobs, audience jobs-api), starts the server on a free
+# confidential `jobs`: scope jobs, audience jobs-api, introspect_any), starts the server on a free
 # 127.0.0.1 port with --issuer equal to its base URL, signs a user up and in as
 # client `web` with curl, then runs conformance.mjs. Exits non-zero on any failure.
 #
@@ -39,7 +39,9 @@ create_client() { # OUTFILE ARGS...
     fi
 }
 create_client "$work/client-web.json" "$public_client" --type public --scope read --scope write --audience latchkey
-create_client "$work/client-jobs.json" "$conf_client" --type confidential --scope jobs --audience jobs-api
+# jobs also introspects the web client's tokens, so it is registered as a resource server.
+create_client "$work/client-jobs.json" "$conf_client" --type confidential --scope jobs --audience jobs-api \
+    --introspect-any
 conf_secret="$(lk_json_field "$work/client-jobs.json" client_secret)" \
     || { lk_log "no client_secret in: $(cat "$work/client-jobs.json")"; exit 1; }
 

@@ -32,10 +32,14 @@ pub enum AuditKind {
     /// A sign-in went over `max_sessions_per_user`: the least recently used
     /// session (`session_id`) was ended.
     SessionEvicted,
+    /// A client introspected a token: `success` if it was told the token is
+    /// active, `failure` otherwise. User and session are set only when the
+    /// token was one the client may be told about.
+    Introspect,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 9] = [
+    pub const ALL: [AuditKind; 10] = [
         AuditKind::SignUp,
         AuditKind::SignIn,
         AuditKind::Refresh,
@@ -45,6 +49,7 @@ impl AuditKind {
         AuditKind::PasswordChange,
         AuditKind::Lockout,
         AuditKind::SessionEvicted,
+        AuditKind::Introspect,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +63,7 @@ impl AuditKind {
             AuditKind::PasswordChange => "password_change",
             AuditKind::Lockout => "lockout",
             AuditKind::SessionEvicted => "session_evicted",
+            AuditKind::Introspect => "introspect",
         }
     }
 

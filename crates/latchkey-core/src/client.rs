@@ -15,6 +15,11 @@ use crate::AuthError;
 /// Client secrets start with this, so scanners and log maskers spot them.
 pub const SECRET_PREFIX: &str = "lkc_";
 
+/// The `sub` of a client-credentials token is this followed by the client
+/// id. User ids are UUIDs, so no client, whatever it is called, shares a
+/// subject with a user.
+pub const CLIENT_SUBJECT_PREFIX: &str = "client:";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
     /// Cannot keep a secret (browser, mobile app): identifies itself only.
@@ -55,6 +60,9 @@ pub struct Client {
     pub access_ttl_seconds: Option<i64>,
     pub refresh_idle_timeout_seconds: Option<i64>,
     pub session_lifetime_seconds: Option<i64>,
+    /// May introspect tokens issued to any client (a resource server);
+    /// otherwise only its own. Meaningful for confidential clients only.
+    pub introspect_any: bool,
     pub created_at: UnixTime,
 }
 
@@ -78,8 +86,21 @@ impl Client {
             access_ttl_seconds: None,
             refresh_idle_timeout_seconds: None,
             session_lifetime_seconds: None,
+            introspect_any: false,
             created_at: 0,
         }
+    }
+
+    /// The `sub` of its client-credentials tokens.
+    pub fn subject(&self) -> String {
+        format!("{CLIENT_SUBJECT_PREFIX}{}", self.client_id)
+    }
+
+    /// Whether introspection may tell it about a token issued to
+    /// `issued_to`.
+    pub fn may_introspect_tokens_of(&self, issued_to: &str) -> bool {
+        self.kind == ClientKind::Confidential
+            && (self.introspect_any || self.client_id == issued_to)
     }
 
     /// Checks a presented secret in constant time. A public client has no
@@ -278,6 +299,28 @@ mod tests {
             Some(vec!["b", "a", "c"]),
             "first occurrence order"
         );
+    }
+
+    #[test]
+    fn introspection_reaches_own_tokens_unless_registered_for_any() {
+        let (mut c, _) = confidential();
+        assert!(c.may_introspect_tokens_of("svc"));
+        assert!(!c.may_introspect_tokens_of("web"));
+        c.introspect_any = true;
+        assert!(c.may_introspect_tokens_of("web"));
+        let public = Client {
+            introspect_any: true,
+            ..Client::default_public("web")
+        };
+        assert!(!public.may_introspect_tokens_of("web"));
+    }
+
+    #[test]
+    fn client_subjects_never_parse_as_user_ids() {
+        let id = uuid::Uuid::new_v4().to_string();
+        let c = Client::default_public(&id);
+        assert_eq!(c.subject(), format!("client:{id}"));
+        assert!(uuid::Uuid::parse_str(&c.subject()).is_err());
     }
 
     #[test]

@@ -728,7 +728,8 @@ impl Authority {
     }
 
     /// RFC 6749 §4.4: a service's own access token, no user, no session, no
-    /// refresh token. Confidential clients only.
+    /// refresh token. Confidential clients only. Its `sub` is
+    /// `client:<client_id>`, which no user id can equal.
     pub fn client_credentials(
         &self,
         client: &Client,
@@ -740,7 +741,7 @@ impl Authority {
         let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
         let now = self.clock.now();
         let (access_token, ttl) = self.mint(
-            &client.client_id,
+            &client.subject(),
             None,
             client,
             &grant.audience,
@@ -832,25 +833,66 @@ impl Authority {
         Ok(())
     }
 
-    /// RFC 7662 introspection of either kind of token.
-    pub async fn introspect(&self, token: &str) -> Result<Introspection, AuthError> {
+    /// RFC 7662 introspection of either kind of token, by a confidential
+    /// client. It is told about tokens issued to it, or to any client if it
+    /// is registered with `introspect_any`; any other token is
+    /// [`Introspection::Inactive`], like an unknown, invalid, expired or
+    /// revoked one, so the answer reveals nothing about it. Audited.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        caller: &Client,
+        from: &Origin,
+    ) -> Result<Introspection, AuthError> {
+        if caller.kind != ClientKind::Confidential {
+            return Err(AuthError::InvalidClient);
+        }
+        let (answer, user_id, session_id) = self.introspection_for(token, caller).await?;
+        let outcome = match answer {
+            Introspection::Inactive => Outcome::Failure,
+            _ => Outcome::Success,
+        };
+        self.audit(AuditKind::Introspect, outcome, user_id, session_id, from)
+            .await;
+        Ok(answer)
+    }
+
+    /// The answer, with the token's user and session when `caller` may be
+    /// told about the token (for the audit log).
+    async fn introspection_for(
+        &self,
+        token: &str,
+        caller: &Client,
+    ) -> Result<(Introspection, Option<Uuid>, Option<Uuid>), AuthError> {
+        const UNSEEN: (Introspection, Option<Uuid>, Option<Uuid>) =
+            (Introspection::Inactive, None, None);
         if let Some(presented) = self.refresh_codec.decode(token) {
             let Some((session, user)) = self.store.session_and_user(presented.session_id).await?
             else {
-                return Ok(Introspection::Inactive);
+                return Ok(UNSEEN);
             };
-            let idle = match self.store.client(&session.client_id).await? {
-                Some(c) => c.refresh_idle_timeout_seconds,
-                None => None,
+            // Checked first, so another client's token costs the same
+            // whatever its state.
+            if !caller.may_introspect_tokens_of(&session.client_id) {
+                return Ok(UNSEEN);
             }
-            .unwrap_or(self.policy.refresh.idle_timeout_seconds);
+            let (user_id, session_id) = (Some(session.user_id), Some(session.id));
+            let issuer_idle = if session.client_id == caller.client_id {
+                caller.refresh_idle_timeout_seconds
+            } else {
+                self.store
+                    .client(&session.client_id)
+                    .await?
+                    .and_then(|c| c.refresh_idle_timeout_seconds)
+            };
+            let idle = issuer_idle.unwrap_or(self.policy.refresh.idle_timeout_seconds);
             let now = self.clock.now();
             // Active only if using it now would work, without using it.
             let usable = presented.counter == session.counter
                 && session.revoked_at.is_none()
                 && now < session.expires_at
                 && now < session.last_refreshed_at.saturating_add(idle);
-            return Ok(if usable {
+            let answer = if usable {
                 Introspection::Refresh {
                     expires_at: session
                         .expires_at
@@ -860,18 +902,25 @@ impl Authority {
                 }
             } else {
                 Introspection::Inactive
-            });
+            };
+            return Ok((answer, user_id, session_id));
         }
-        Ok(match self.verify_access_token(token) {
-            Ok(claims)
-                if !self
-                    .revocations
-                    .is_revoked(claims.sid.as_deref(), &claims.jti) =>
-            {
-                Introspection::Access(claims)
-            }
-            _ => Introspection::Inactive,
-        })
+        let Ok(claims) = self.verify_access_token(token) else {
+            return Ok(UNSEEN);
+        };
+        if !caller.may_introspect_tokens_of(&claims.client_id) {
+            return Ok(UNSEEN);
+        }
+        let (user_id, session_id) = (subject(&claims).ok(), session_of(&claims).ok());
+        let answer = if self
+            .revocations
+            .is_revoked(claims.sid.as_deref(), &claims.jti)
+        {
+            Introspection::Inactive
+        } else {
+            Introspection::Access(claims)
+        };
+        Ok((answer, user_id, session_id))
     }
 
     /// Verifies a bearer access token for Latchkey's own API: signature,
@@ -1019,6 +1068,8 @@ impl Authority {
         new_password: &str,
         from: &Origin,
     ) -> Result<(), AuthError> {
+        // Before the password rules: a token with no user gets 401, not 400.
+        subject(caller)?;
         let result = self
             .set_new_password(caller, current_password, new_password, from)
             .await;
@@ -1337,13 +1388,23 @@ impl Authority {
     }
 }
 
+/// Why the `/v1` user endpoints refuse a token that has no user.
+pub const NO_USER: &str = "token has no user";
+
+/// The user a token speaks for. Only sign-in tokens have one: they carry a
+/// session and the user's id as `sub`. A client-credentials token (no
+/// session, `sub` = `client:<id>`) has none, whatever its client is called.
 fn subject(claims: &AccessClaims) -> Result<Uuid, AuthError> {
-    Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken("bad subject"))
+    if claims.sid.is_none() {
+        return Err(AuthError::InvalidToken(NO_USER));
+    }
+    Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken(NO_USER))
 }
 
-/// The caller's session; client-credentials tokens have none and cannot
-/// use session endpoints.
+/// The caller's session; only a user's token has one, so client-credentials
+/// tokens cannot use session endpoints.
 fn session_of(claims: &AccessClaims) -> Result<Uuid, AuthError> {
+    subject(claims)?;
     claims
         .sid
         .as_deref()

@@ -24,6 +24,8 @@ pub enum ClientsAction {
     Create(CreateArgs),
     /// List registered clients (never their secrets)
     List,
+    /// Show one registered client (never its secret)
+    Show { client_id: String },
     /// Delete a client; its sessions stop refreshing
     Delete { client_id: String },
     /// Replace a confidential client's secret; prints the new one once
@@ -53,6 +55,10 @@ pub struct CreateArgs {
     pub refresh_idle_timeout: Option<std::time::Duration>,
     #[arg(long, value_parser = parse_duration)]
     pub session_lifetime: Option<std::time::Duration>,
+    /// May introspect tokens issued to any client, not only its own (for
+    /// resource servers; confidential clients only)
+    #[arg(long)]
+    pub introspect_any: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +82,7 @@ fn describe(c: &Client) -> serde_json::Value {
         "access_ttl": c.access_ttl_seconds,
         "refresh_idle_timeout": c.refresh_idle_timeout_seconds,
         "session_lifetime": c.session_lifetime_seconds,
+        "introspect_any": c.introspect_any,
         "created_at": c.created_at,
     })
 }
@@ -99,6 +106,11 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
                 }
                 ClientKind::Public => None,
             };
+            if a.introspect_any && kind == ClientKind::Public {
+                return Err(refused(
+                    "--introspect-any needs --type confidential (only they may introspect)".into(),
+                ));
+            }
             let client = Client {
                 client_id: a.client_id,
                 kind,
@@ -108,6 +120,7 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
                 access_ttl_seconds: a.access_ttl.map(secs),
                 refresh_idle_timeout_seconds: a.refresh_idle_timeout.map(secs),
                 session_lifetime_seconds: a.session_lifetime.map(secs),
+                introspect_any: a.introspect_any,
                 created_at: SystemClock.now(),
             };
             validate_client_ttl(&client, &settings.policy).map_err(|e| refused(e.to_string()))?;
@@ -124,6 +137,11 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
             let clients = store.clients().await.map_err(store_err)?;
             Ok(clients.iter().map(describe).collect())
         }
+        ClientsAction::Show { client_id } => match store.client(&client_id).await {
+            Ok(Some(client)) => Ok(describe(&client)),
+            Ok(None) => Err(refused(format!("no client {client_id}"))),
+            Err(e) => Err(store_err(e)),
+        },
         ClientsAction::Delete { client_id } => {
             if !store.delete_client(&client_id).await.map_err(store_err)? {
                 return Err(refused(format!("no client {client_id}")));

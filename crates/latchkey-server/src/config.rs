@@ -230,6 +230,10 @@ struct ClientFile {
     refresh_idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_opt")]
     session_lifetime: Option<Duration>,
+    /// May introspect tokens issued to any client (resource servers);
+    /// confidential clients only.
+    #[serde(default)]
+    introspect_any: bool,
 }
 
 impl ClientFile {
@@ -253,6 +257,11 @@ impl ClientFile {
             }
             (None, ClientKind::Public) => None,
         };
+        if self.introspect_any && kind == ClientKind::Public {
+            return Err(invalid(
+                "introspect_any needs a confidential client (only they may introspect)".into(),
+            ));
+        }
         Ok(Client {
             client_id: self.client_id,
             kind,
@@ -262,6 +271,7 @@ impl ClientFile {
             access_ttl_seconds: self.access_ttl.map(secs),
             refresh_idle_timeout_seconds: self.refresh_idle_timeout.map(secs),
             session_lifetime_seconds: self.session_lifetime.map(secs),
+            introspect_any: self.introspect_any,
             created_at: 0,
         })
     }
@@ -741,6 +751,40 @@ mod tests {
             TrustedProxies::parse(&["192.0.2.0/24"]).expect("parse")
         );
         args.trusted_proxies = vec!["192.0.2.0/99".into()];
+        assert!(Settings::resolve(&args).is_err());
+    }
+
+    #[test]
+    fn clients_may_be_registered_to_introspect_any() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        let hash = "ab".repeat(32);
+        std::fs::write(
+            &path,
+            format!(
+                "[[clients]]\nclient_id = \"gateway\"\ntype = \"confidential\"\n\
+                 secret_sha256 = \"{hash}\"\nintrospect_any = true\n\
+                 [[clients]]\nclient_id = \"svc\"\ntype = \"confidential\"\n\
+                 secret_sha256 = \"{hash}\"\n"
+            ),
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).expect("resolve");
+        let flags: Vec<_> = s
+            .clients
+            .iter()
+            .map(|c| (c.client_id.as_str(), c.introspect_any))
+            .collect();
+        assert_eq!(flags, [("gateway", true), ("svc", false)]);
+        std::fs::write(
+            &path,
+            "[[clients]]\nclient_id = \"spa\"\ntype = \"public\"\nintrospect_any = true\n",
+        )
+        .expect("write");
         assert!(Settings::resolve(&args).is_err());
     }
 

@@ -179,6 +179,8 @@ impl IntoResponse for ApiError {
 fn token_description(reason: &str) -> &'static str {
     if reason == latchkey_core::access_token::TokenError::Expired.reason() {
         "the access token expired"
+    } else if reason == latchkey_core::service::NO_USER {
+        "the access token has no user (a client's own token)"
     } else {
         "the access token is invalid or revoked"
     }

@@ -1169,6 +1169,134 @@ async fn authorization_header_variants() {
     t.still_serving().await;
 }
 
+/// A confidential client registered under a user's id (a UUID) gets a
+/// client-credentials token. Its subject is `client:<id>`, never the user's,
+/// and every `/v1` user endpoint refuses it with 401 `invalid_token`
+/// (before it would be the user's `/v1/me`). Cancelling itself still works:
+/// that touches only the presented token.
+#[tokio::test]
+async fn client_named_like_a_user_never_acts_as_that_user() {
+    use latchkey_core::client::{generate_secret, ClientKind};
+
+    let mut s = TestServer::start().await;
+    let alice = s.new_session("alice").await;
+    let me: Value = s
+        .get_bearer("/v1/me", &alice.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let alice_id = me["id"].as_str().expect("id").to_owned();
+    let alice_sid = segment_json(&split(&alice.access).1)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+
+    let (secret, hash) = generate_secret().expect("rng");
+    s.settings.clients.push(Client {
+        kind: ClientKind::Confidential,
+        secret_hash: Some(hash),
+        ..Client::default_public(&alice_id)
+    });
+    let s = s.restart().await;
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .basic_auth(&alice_id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.expect("json");
+    let token = t["access_token"].as_str().expect("at").to_owned();
+    let claims = segment_json(&split(&token).1);
+    assert_eq!(claims["sub"], format!("client:{alice_id}").as_str());
+    assert_eq!(claims["aud"], AUDIENCE, "a token for our own API");
+    assert!(claims.get("sid").is_none());
+
+    let refused = |what: &'static str, r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_token")),
+            "ATTACK ACCEPTED OR MISHANDLED: {what}: {body}"
+        );
+        assert!(body["error_description"].is_string(), "{what}: {body}");
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Bearer")),
+            "{what}: no Bearer challenge"
+        );
+    };
+    assert_refused(&s, &token, "client token on /v1/me").await;
+    refused("/v1/sessions", s.get_bearer("/v1/sessions", &token).await).await;
+    let http = &s.http;
+    refused(
+        "DELETE /v1/sessions/{alice's}",
+        http.delete(s.url(&format!("/v1/sessions/{alice_sid}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    for scope in ["current", "others", "all"] {
+        refused(
+            "/v1/sign-out",
+            http.post(s.url("/v1/sign-out"))
+                .bearer_auth(&token)
+                .json(&json!({ "scope": scope }))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+    }
+    // Refused as a token before the password rules see the body.
+    for new_password in ["x", "a perfectly good new passphrase"] {
+        refused(
+            "/v1/password",
+            http.post(s.url("/v1/password"))
+                .bearer_auth(&token)
+                .json(&json!({"current_password": "correct horse battery",
+                               "new_password": new_password}))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+    }
+
+    // Alice is untouched: same account, same session, same password.
+    assert_accepted(&s, &alice.access, "alice after the attempts").await;
+    let sessions: Value = s
+        .get_bearer("/v1/sessions", &alice.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sessions["sessions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        s.sign_in("alice", "correct horse battery").await.status(),
+        200
+    );
+
+    let r = http
+        .post(s.url("/v1/tokens/cancel"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 204, "a client may cancel its own token");
+    assert_accepted(&s, &alice.access, "alice after the client's cancel").await;
+}
+
 /// Just enough cryptography to forge tokens as an attacker would:
 /// SHA-256, HMAC-SHA256, SHA-512 and Ed25519 signing, in plain Rust
 /// (the server crate has no crypto dependency to borrow, and attackers

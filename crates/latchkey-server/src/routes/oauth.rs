@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use latchkey_core::client::{Client, ClientKind};
+use latchkey_core::client::Client;
 use latchkey_core::service::{GrantRequest, Introspection};
 use latchkey_core::AuthError;
 use serde_json::{json, Map, Value};
@@ -161,18 +161,23 @@ pub async fn revoke(
     Ok((StatusCode::OK, no_store()).into_response())
 }
 
+/// Answers a confidential client about its own tokens (any client's if it
+/// is registered with `introspect_any`); everything else gets exactly
+/// `{"active":false}`, with the same status and headers.
 pub async fn introspect(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
     form: Form,
 ) -> Result<Response, ApiError> {
     let token = form.require("token")?;
     let client = authenticate_client(&auth, &headers, &form).await?;
-    if client.kind != ClientKind::Confidential {
-        return Err(ApiError::OAuth(AuthError::InvalidClient));
-    }
     let issuer = &auth.policy().issuer;
-    let body = match auth.introspect(token).await.map_err(ApiError::OAuth)? {
+    let answer = auth
+        .introspect(token, &client, &origin)
+        .await
+        .map_err(ApiError::OAuth)?;
+    let body = match answer {
         Introspection::Inactive => json!({ "active": false }),
         Introspection::Access(claims) => {
             let mut v = serde_json::to_value(&claims).unwrap_or_default();

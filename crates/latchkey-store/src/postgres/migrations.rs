@@ -129,6 +129,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE audit_events ADD COLUMN count BIGINT NOT NULL DEFAULT 1;
     "#,
+    // 8: clients that may introspect any client's tokens (resource servers).
+    r#"
+    ALTER TABLE clients ADD COLUMN introspect_any BOOLEAN NOT NULL DEFAULT FALSE;
+    "#,
 ];
 
 /// Brings the schema up to date on a dedicated connection.

@@ -186,8 +186,8 @@ impl PostgresStore {
         self.execute(
             &format!(
                 "INSERT INTO clients (client_id, kind, secret_hash, audiences, scopes, access_ttl,
-                     refresh_idle_timeout, session_lifetime, created_at)
-                 VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9)
+                     refresh_idle_timeout, session_lifetime, created_at, introspect_any)
+                 VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10)
                  {on_conflict}"
             ),
             &[
@@ -200,6 +200,7 @@ impl PostgresStore {
                 &client.refresh_idle_timeout_seconds,
                 &client.session_lifetime_seconds,
                 &client.created_at,
+                &client.introspect_any,
             ],
         )
         .await
@@ -445,7 +446,8 @@ fn key_row(row: &Row) -> Result<StoredKey, StoreError> {
 }
 
 const CLIENT_COLUMNS: &str = "client_id, kind, secret_hash, audiences::text AS audiences, \
-     scopes::text AS scopes, access_ttl, refresh_idle_timeout, session_lifetime, created_at";
+     scopes::text AS scopes, access_ttl, refresh_idle_timeout, session_lifetime, created_at, \
+     introspect_any";
 
 fn client_row(row: &Row) -> Result<Client, StoreError> {
     let kind: &str = col(row, "kind")?;
@@ -463,6 +465,7 @@ fn client_row(row: &Row) -> Result<Client, StoreError> {
         access_ttl_seconds: col(row, "access_ttl")?,
         refresh_idle_timeout_seconds: col(row, "refresh_idle_timeout")?,
         session_lifetime_seconds: col(row, "session_lifetime")?,
+        introspect_any: col(row, "introspect_any")?,
         created_at: col(row, "created_at")?,
     })
 }
@@ -1066,7 +1069,8 @@ impl Store for PostgresStore {
                  secret_hash = EXCLUDED.secret_hash, audiences = EXCLUDED.audiences,
                  scopes = EXCLUDED.scopes, access_ttl = EXCLUDED.access_ttl,
                  refresh_idle_timeout = EXCLUDED.refresh_idle_timeout,
-                 session_lifetime = EXCLUDED.session_lifetime, created_at = EXCLUDED.created_at",
+                 session_lifetime = EXCLUDED.session_lifetime, created_at = EXCLUDED.created_at,
+                 introspect_any = EXCLUDED.introspect_any",
         )
         .await
         .map(drop)

@@ -111,6 +111,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE audit_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 8: clients that may introspect any client's tokens (resource servers).
+    r#"
+    ALTER TABLE clients ADD COLUMN introspect_any INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Each migration runs in its own IMMEDIATE transaction that re-reads the

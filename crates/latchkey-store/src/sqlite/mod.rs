@@ -822,7 +822,7 @@ impl Store for SqliteStore {
 }
 
 const CLIENT_COLUMNS: &str = "client_id, kind, secret_hash, audiences, scopes, access_ttl, \
-     refresh_idle_timeout, session_lifetime, created_at";
+     refresh_idle_timeout, session_lifetime, created_at, introspect_any";
 
 fn client_row(r: &Row<'_>) -> rusqlite::Result<Client> {
     let kind: String = r.get("kind")?;
@@ -839,6 +839,7 @@ fn client_row(r: &Row<'_>) -> rusqlite::Result<Client> {
         access_ttl_seconds: r.get("access_ttl")?,
         refresh_idle_timeout_seconds: r.get("refresh_idle_timeout")?,
         session_lifetime_seconds: r.get("session_lifetime")?,
+        introspect_any: r.get("introspect_any")?,
         created_at: r.get("created_at")?,
     })
 }
@@ -850,7 +851,7 @@ fn write_client(c: &Connection, client: &Client, verb: &str) -> rusqlite::Result
     };
     let n = c.execute(
         &format!(
-            "{verb} INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "{verb} INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
         params![
             client.client_id,
@@ -861,7 +862,8 @@ fn write_client(c: &Connection, client: &Client, verb: &str) -> rusqlite::Result
             client.access_ttl_seconds,
             client.refresh_idle_timeout_seconds,
             client.session_lifetime_seconds,
-            client.created_at
+            client.created_at,
+            client.introspect_any
         ],
     )?;
     Ok(n == 1)

@@ -82,6 +82,7 @@ macro_rules! store_conformance_tests {
             audit_events_round_trip_and_filter,
             audit_events_are_pruned_by_age_in_batches,
             revoke_sessions_beyond_ends_the_least_recently_used,
+            clients_round_trip_every_field,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -2985,4 +2986,88 @@ pub async fn revoke_sessions_beyond_ends_the_least_recently_used(backend: &impl 
         .await
         .expect("sessions");
     assert_eq!(others.len(), 1, "another user's sessions are untouched");
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+pub async fn clients_round_trip_every_field(backend: &impl Backend) {
+    use latchkey_core::client::{Client, ClientKind};
+    let store = backend.open().await;
+    let resource_server = Client {
+        client_id: "rs:orders/1".to_owned(),
+        kind: ClientKind::Confidential,
+        secret_hash: Some(vec![7; 32]),
+        audiences: vec!["orders".to_owned(), "Zoë".to_owned()],
+        scopes: vec!["read".to_owned(), "write".to_owned()],
+        access_ttl_seconds: Some(300),
+        refresh_idle_timeout_seconds: Some(DAY),
+        session_lifetime_seconds: Some(30 * DAY),
+        introspect_any: true,
+        created_at: T0,
+    };
+    let web = Client {
+        created_at: T0 + 1,
+        ..Client::default_public("web")
+    };
+    for c in [&resource_server, &web] {
+        assert!(store.insert_client(c).await.expect("insert"));
+        assert_eq!(
+            store.client(&c.client_id).await.expect("read").as_ref(),
+            Some(c)
+        );
+    }
+    assert!(!store
+        .insert_client(&Client {
+            introspect_any: false,
+            ..resource_server.clone()
+        })
+        .await
+        .expect("insert existing id"));
+    assert_eq!(
+        store.clients().await.expect("list"),
+        vec![resource_server.clone(), web.clone()]
+    );
+    assert_eq!(store.client("nobody").await.expect("read"), None);
+
+    // Upsert replaces the whole row, the flag included, both ways.
+    let demoted = Client {
+        introspect_any: false,
+        scopes: Vec::new(),
+        ..resource_server.clone()
+    };
+    store.upsert_client(&demoted).await.expect("upsert");
+    assert_eq!(
+        store.client(&demoted.client_id).await.expect("read"),
+        Some(demoted.clone())
+    );
+    store.upsert_client(&resource_server).await.expect("upsert");
+    assert_eq!(
+        store
+            .client(&resource_server.client_id)
+            .await
+            .expect("read"),
+        Some(resource_server.clone())
+    );
+
+    assert!(store
+        .set_client_secret(&resource_server.client_id, &[9; 32])
+        .await
+        .expect("rotate"));
+    assert!(!store
+        .set_client_secret("web", &[9; 32])
+        .await
+        .expect("public client has no secret"));
+    let rotated = store
+        .client(&resource_server.client_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(rotated.secret_hash, Some(vec![9; 32]));
+    assert!(rotated.introspect_any);
+
+    assert!(store.delete_client("web").await.expect("delete"));
+    assert!(!store.delete_client("web").await.expect("delete again"));
+    assert_eq!(store.clients().await.expect("list"), vec![rotated]);
 }
