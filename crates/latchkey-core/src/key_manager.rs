@@ -284,8 +284,8 @@ mod tests {
     use crate::client::Client;
     use crate::clock::ManualClock;
     use crate::store::{
-        AuditEvent, AuditQuery, FailureSchedule, FeedPage, PruneBefore, Revocation, Session,
-        StoreError, ThrottleEntry, User,
+        AuditEvent, AuditQuery, FailureSchedule, FeedPage, FeedRead, PruneBefore, Revocation,
+        Session, StoreError, ThrottleEntry, User,
     };
 
     /// Just enough of a store for the key lifecycle: the key table, with the
@@ -382,7 +382,7 @@ mod tests {
         }
         async fn revocation_feed(
             &self,
-            _: Option<i64>,
+            _: FeedRead,
             _: UnixTime,
             _: usize,
         ) -> Result<Option<FeedPage>, StoreError> {
