@@ -284,8 +284,8 @@ mod tests {
     use crate::client::Client;
     use crate::clock::ManualClock;
     use crate::store::{
-        Admission, AuditEvent, AuditQuery, FeedPage, PruneBefore, Revocation, Session, StoreError,
-        ThrottleEntry, ThrottleRule, User,
+        Admission, AuditEvent, AuditQuery, FeedPage, FeedRead, PruneBefore, Revocation, Session,
+        StoreError, ThrottleEntry, ThrottleRule, User,
     };
 
     /// Just enough of a store for the key lifecycle: the key table, with the
@@ -392,7 +392,7 @@ mod tests {
         }
         async fn revocation_feed(
             &self,
-            _: Option<i64>,
+            _: FeedRead,
             _: UnixTime,
             _: usize,
         ) -> Result<Option<FeedPage>, StoreError> {

@@ -20,7 +20,9 @@ use crate::refresh_token::RefreshTokenCodec;
 use crate::revocation::RevocationSet;
 use crate::rotation::{decide, RefreshDecision, RefreshRules};
 use crate::secret::ServerSecret;
-use crate::store::{FeedPage, PruneBefore, Revocation, RevocationKind, Session, Store, User};
+use crate::store::{
+    FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind, Session, Store, User,
+};
 use crate::throttle::{self, Admission, ThrottleEntry, ThrottlePolicy};
 use crate::username::Username;
 use crate::AuthError;
@@ -196,6 +198,8 @@ const MAX_ROTATION_ATTEMPTS: usize = 3;
 const CLIENT_CACHE_SECONDS: i64 = 5;
 /// Most revocation-feed entries in one page.
 pub const FEED_PAGE_LIMIT: usize = 1000;
+/// Most feed pages one `sync_revocations` call reads.
+const SYNC_MAX_PAGES: usize = 16;
 /// Most rows one pruning pass deletes per table.
 const PRUNE_BATCH: usize = 500;
 /// The audit log grows fastest; a pass a minute must outpace it.
@@ -225,13 +229,7 @@ impl Authority {
         startup.created_signing_keys = created;
 
         let revocations = RevocationSet::default();
-        let snapshot = store
-            .revocation_feed(None, clock.now(), FEED_PAGE_LIMIT)
-            .await?
-            .ok_or_else(|| AuthError::Internal("revocation snapshot unavailable".into()))?;
-        for entry in &snapshot.entries {
-            revocations.insert(entry);
-        }
+        let (cursor, _) = read_snapshot(&*store, clock.now(), &revocations).await?;
         startup.revocations_loaded = revocations.len();
 
         let authority = Self {
@@ -241,7 +239,7 @@ impl Authority {
             refresh_codec: RefreshTokenCodec::new(secret)?,
             keys,
             revocations,
-            revocations_cursor: AtomicI64::new(snapshot.cursor),
+            revocations_cursor: AtomicI64::new(cursor),
             revocation_listener: OnceLock::new(),
             clients: RwLock::default(),
             expectations: Expectations {
@@ -1134,42 +1132,63 @@ impl Authority {
         Ok(())
     }
 
-    /// A page of the revocation feed: a snapshot without `after`, else the
-    /// entries after that cursor (possibly none).
-    pub async fn revocation_feed(&self, after: Option<&str>) -> Result<FeedPage, AuthError> {
-        let after = after
-            .map(|c| c.parse::<i64>().map_err(|_| AuthError::CursorExpired))
-            .transpose()?;
+    /// A page of the revocation feed: with `after` (a cursor), the entries
+    /// recorded since (possibly none); else a page of the snapshot of live
+    /// entries, from the `page` token of the previous one (the first page
+    /// without). Unknown cursors and tokens: [`AuthError::CursorExpired`].
+    pub async fn revocation_feed(
+        &self,
+        after: Option<&str>,
+        page: Option<&str>,
+    ) -> Result<FeedPage, AuthError> {
+        let parse = |c: &str| c.parse::<i64>().map_err(|_| AuthError::CursorExpired);
+        let read = match (after, page) {
+            (Some(_), Some(_)) => {
+                return Err(AuthError::InvalidRequest(
+                    "use either after (to follow) or page (to read a snapshot), not both".into(),
+                ))
+            }
+            (Some(after), None) => FeedRead::After(parse(after)?),
+            (None, page) => FeedRead::Snapshot {
+                from: page.map(parse).transpose()?.unwrap_or(0),
+            },
+        };
         self.store
-            .revocation_feed(after, self.clock.now(), FEED_PAGE_LIMIT)
+            .revocation_feed(read, self.clock.now(), FEED_PAGE_LIMIT)
             .await?
             .ok_or(AuthError::CursorExpired)
     }
 
     /// Brings the in-memory revocation set up to date with the store, which
-    /// other nodes may have written to. Returns the number of new entries.
+    /// other nodes may have written to. Returns the number of entries read.
     pub async fn sync_revocations(&self) -> Result<usize, AuthError> {
         let now = self.clock.now();
-        let cursor = self.revocations_cursor.load(Ordering::Acquire);
-        let page = match self
-            .store
-            .revocation_feed(Some(cursor), now, FEED_PAGE_LIMIT)
-            .await?
-        {
-            Some(page) => page,
-            // Fell too far behind: start again from a snapshot.
-            None => self
+        let mut cursor = self.revocations_cursor.load(Ordering::Acquire);
+        let mut read = 0;
+        // Bounded, so that a flood of revocations cannot hold one call for
+        // long; the next call goes on from the cursor.
+        for _ in 0..SYNC_MAX_PAGES {
+            let Some(page) = self
                 .store
-                .revocation_feed(None, now, FEED_PAGE_LIMIT)
+                .revocation_feed(FeedRead::After(cursor), now, FEED_PAGE_LIMIT)
                 .await?
-                .ok_or_else(|| AuthError::Internal("revocation snapshot unavailable".into()))?,
-        };
-        for entry in &page.entries {
-            self.revocations.insert(entry);
+            else {
+                // Fell too far behind: start again from a snapshot.
+                let (cursor, entries) = read_snapshot(&*self.store, now, &self.revocations).await?;
+                self.revocations_cursor.fetch_max(cursor, Ordering::AcqRel);
+                return Ok(read + entries);
+            };
+            for entry in &page.entries {
+                self.revocations.insert(entry);
+            }
+            read += page.entries.len();
+            cursor = page.cursor;
+            self.revocations_cursor.fetch_max(cursor, Ordering::AcqRel);
+            if !page.more {
+                break;
+            }
         }
-        self.revocations_cursor
-            .fetch_max(page.cursor, Ordering::AcqRel);
-        Ok(page.entries.len())
+        Ok(read)
     }
 
     /// The feed cursor the in-memory set has caught up to.
@@ -1410,4 +1429,30 @@ fn session_of(claims: &AccessClaims) -> Result<Uuid, AuthError> {
         .as_deref()
         .and_then(|sid| Uuid::parse_str(sid).ok())
         .ok_or(AuthError::InvalidToken("token has no session"))
+}
+
+/// Reads every page of a snapshot of the revocation feed into `set`; returns
+/// the cursor to follow from and the number of entries read.
+async fn read_snapshot(
+    store: &dyn Store,
+    now: UnixTime,
+    set: &RevocationSet,
+) -> Result<(i64, usize), AuthError> {
+    let mut from = 0;
+    let mut read = 0;
+    loop {
+        let page = store
+            .revocation_feed(FeedRead::Snapshot { from }, now, FEED_PAGE_LIMIT)
+            .await?
+            .ok_or_else(|| AuthError::Internal("revocation snapshot unavailable".into()))?;
+        for entry in &page.entries {
+            set.insert(entry);
+        }
+        read += page.entries.len();
+        // A full page moves the cursor forward, so this ends.
+        if !page.more {
+            return Ok((page.cursor, read));
+        }
+        from = page.cursor;
+    }
 }

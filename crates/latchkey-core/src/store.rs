@@ -138,12 +138,47 @@ pub struct StoredKey {
     pub retired_at: Option<UnixTime>,
 }
 
+/// Where a read of the revocation feed starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedRead {
+    /// A page of the snapshot of live entries: those recorded after `from`
+    /// (0 for the first page, else the `cursor` of the previous page) that
+    /// have not expired. Entries recorded while a reader pages through are
+    /// in a later page, so nothing between pages is missed.
+    Snapshot { from: i64 },
+    /// Following the feed: every entry recorded after this cursor, expired
+    /// or not, oldest first.
+    After(i64),
+}
+
 /// One page of the revocation feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedPage {
     pub entries: Vec<Revocation>,
-    /// Where the next page starts.
+    /// Where the next page starts: read on from here with the same kind of
+    /// read while `more`, then follow with [`FeedRead::After`].
     pub cursor: i64,
+    /// Whether entries past `cursor` were left out because the page was full.
+    pub more: bool,
+}
+
+impl FeedPage {
+    /// The page of `rows` (`(seq, entry)` in feed order, up to `limit + 1`
+    /// of them: an extra row only tells that more remain); `newest` is the
+    /// cursor of the newest entry the read saw, where a complete page ends.
+    pub fn from_rows(mut rows: Vec<(i64, Revocation)>, limit: usize, newest: i64) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let cursor = match rows.last() {
+            Some((seq, _)) if more => *seq,
+            _ => newest,
+        };
+        Self {
+            entries: rows.into_iter().map(|(_, entry)| entry).collect(),
+            cursor,
+            more,
+        }
+    }
 }
 
 /// What background pruning may delete.
@@ -234,14 +269,18 @@ pub trait Store: Send + Sync {
         entry_expires_at: UnixTime,
     ) -> Result<Vec<Uuid>, StoreError>;
 
-    /// The revocation feed. `None`: a snapshot of every live entry and the
-    /// cursor to continue from, read consistently. `Some(cursor)`: up to
-    /// `limit` entries recorded after it, oldest first; `Ok(None)` when the
-    /// cursor is unknown or older than what pruning kept (the reader must
-    /// take a new snapshot rather than silently miss entries).
+    /// Up to `limit` (at least 1) entries of the revocation feed in feed
+    /// order, with the cursor to go on from, read consistently.
+    /// [`FeedRead::Snapshot`] pages hold only entries live at `now`; their
+    /// last page's cursor is where following starts, and any page's cursor
+    /// can be followed from instead (a reader that stops paging misses
+    /// nothing, it reads expired entries too). `Ok(None)` when a
+    /// cursor is negative or beyond the newest entry, or (following only)
+    /// older than what pruning kept: the reader must take a new snapshot
+    /// rather than silently miss entries.
     async fn revocation_feed(
         &self,
-        after: Option<i64>,
+        read: FeedRead,
         now: UnixTime,
         limit: usize,
     ) -> Result<Option<FeedPage>, StoreError>;

@@ -92,6 +92,18 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+    /// Let anyone read the revocation feed (`/v1/revocations`), not only
+    /// confidential clients [default: false]
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_PUBLIC_REVOCATION_FEED",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub public_revocation_feed: Option<bool>,
     /// TOML config file
     #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -141,6 +153,8 @@ struct FileConfig {
     /// How long audit records are kept [default: 90d].
     #[serde(default, with = "humantime_opt")]
     audit_retention: Option<Duration>,
+    /// Whether `/v1/revocations` is readable without client credentials.
+    public_revocation_feed: Option<bool>,
     /// Prefer `LATCHKEY_PASSWORD_PEPPER`: a secret in a config file tends
     /// to end up in places secrets should not.
     password_pepper: Option<String>,
@@ -312,6 +326,10 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     /// Proxies whose `X-Forwarded-For` names the client address.
     pub trusted_proxies: TrustedProxies,
+    /// Whether anyone may read the revocation feed; by default only
+    /// confidential clients (resource servers) may, since it tells session
+    /// ids, per-user session counts and sign-out times.
+    pub public_revocation_feed: bool,
     /// Secret mixed into every new password hash (HMAC-SHA256 of the
     /// password before Argon2), from `LATCHKEY_PASSWORD_PEPPER` or the
     /// file's `password_pepper`. Once set, never change or drop it.
@@ -359,6 +377,7 @@ impl Settings {
             database_max_connections: 16,
             rate_limits: RateLimits::default(),
             trusted_proxies: TrustedProxies::default(),
+            public_revocation_feed: false,
             password_pepper: None,
             server_secret: None,
         }
@@ -466,6 +485,9 @@ impl Settings {
             (_, from_file) => from_file.unwrap_or_default(),
         };
         s.trusted_proxies = TrustedProxies::parse(&proxies).map_err(ConfigError::Invalid)?;
+        if let Some(public) = args.public_revocation_feed.or(file.public_revocation_feed) {
+            s.public_revocation_feed = public;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -786,6 +808,50 @@ mod tests {
         )
         .expect("write");
         assert!(Settings::resolve(&args).is_err());
+    }
+
+    #[test]
+    fn revocation_feed_is_private_unless_the_file_or_a_flag_opens_it() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        let mut args = ServeArgs::default();
+        assert!(
+            !Settings::resolve(&args)
+                .expect("resolve")
+                .public_revocation_feed
+        );
+        std::fs::write(&path, "public_revocation_feed = true\n").expect("write");
+        args.config = Some(path.clone());
+        assert!(
+            Settings::resolve(&args)
+                .expect("resolve")
+                .public_revocation_feed
+        );
+        args.public_revocation_feed = Some(false);
+        assert!(
+            !Settings::resolve(&args)
+                .expect("resolve")
+                .public_revocation_feed
+        );
+
+        let flag =
+            |argv: &[&str]| Cli::try_parse_from(argv).map(|c| c.serve.public_revocation_feed);
+        assert_eq!(flag(&["latchkey"]).ok(), Some(None));
+        assert_eq!(
+            flag(&["latchkey", "--public-revocation-feed"]).ok(),
+            Some(Some(true))
+        );
+        assert_eq!(
+            flag(&["latchkey", "--public-revocation-feed=false"]).ok(),
+            Some(Some(false))
+        );
+        assert!(flag(&["latchkey", "--public-revocation-feed=maybe"]).is_err());
     }
 
     #[test]

@@ -113,6 +113,7 @@ impl RunningServer {
         let app = routes::router(routes::App {
             auth: authority.clone(),
             feed_updates,
+            public_revocation_feed: settings.public_revocation_feed,
             sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),

@@ -1,9 +1,7 @@
-//! Sessions users control, sign-out scopes, password change and the
-//! revocation feed, over real HTTP.
+//! Sessions users control, sign-out scopes and password change, over real
+//! HTTP (the revocation feed is in feed.rs).
 
 mod common;
-
-use std::time::{Duration, Instant};
 
 use common::{error_code, TestServer, Tokens};
 use serde_json::{json, Value};
@@ -209,94 +207,4 @@ async fn password_change_keeps_exactly_the_current_session() {
     assert_eq!(s.refresh(&keep.refresh).await.status(), 200);
     assert_eq!(s.sign_in("dave", PASSWORD).await.status(), 401);
     assert_eq!(s.sign_in("dave", "brand new password").await.status(), 200);
-}
-
-async fn feed(s: &TestServer, query: &str) -> reqwest::Response {
-    s.http
-        .get(s.url(&format!("/v1/revocations{query}")))
-        .send()
-        .await
-        .expect("request")
-}
-
-#[tokio::test]
-async fn revocation_feed_snapshot_tail_and_long_poll() {
-    let s = TestServer::start().await;
-    let first = s.new_session("erin").await;
-    s.post("/v1/tokens/revoke", json!({"refresh_token": first.refresh}))
-        .await;
-
-    let snap: Value = feed(&s, "").await.json().await.expect("json");
-    let entries = snap["entries"].as_array().expect("entries");
-    assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0]["kind"], "sid");
-    assert!(entries[0]["expires_at"].is_i64());
-    let cursor = snap["cursor"].as_str().expect("cursor").to_owned();
-
-    // Nothing new: an immediate empty answer with the same cursor.
-    let tail: Value = feed(&s, &format!("?after={cursor}"))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(tail["entries"], json!([]));
-    assert_eq!(tail["cursor"], cursor.as_str());
-
-    // A long poll is answered as soon as something is revoked.
-    let second = s.new_session("frank").await;
-    let waiting = {
-        let http = s.http.clone();
-        let url = s.url(&format!("/v1/revocations?after={cursor}&wait=10"));
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let v: Value = http
-                .get(url)
-                .send()
-                .await
-                .expect("request")
-                .json()
-                .await
-                .expect("json");
-            (v, started.elapsed())
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = s
-        .http
-        .post(s.url("/v1/tokens/cancel"))
-        .bearer_auth(&second.access)
-        .send()
-        .await
-        .expect("cancel");
-    assert_eq!(r.status(), 204);
-    let (v, took) = waiting.await.expect("poll");
-    assert_eq!(v["entries"][0]["kind"], "jti");
-    assert!(took < Duration::from_secs(5), "long poll took {took:?}");
-    assert_ne!(v["cursor"], cursor.as_str());
-
-    // Unknown cursors get an explicit answer, never silent gaps.
-    for bad in ["?after=999999", "?after=abc", "?after=-5"] {
-        let r = feed(&s, bad).await;
-        assert_eq!(r.status(), 410, "{bad}");
-        assert_eq!(error_code(r).await, "cursor_expired");
-    }
-    let r = feed(&s, "?after=1&wait=soon").await;
-    assert_eq!(r.status(), 400);
-}
-
-#[tokio::test]
-async fn feed_cursor_survives_restart() {
-    let s = TestServer::start().await;
-    let t = s.new_session("gina").await;
-    let snap: Value = feed(&s, "").await.json().await.expect("json");
-    let cursor = snap["cursor"].as_str().expect("cursor").to_owned();
-    let s = s.restart().await;
-    s.post("/v1/tokens/revoke", json!({"refresh_token": t.refresh}))
-        .await;
-    let tail: Value = feed(&s, &format!("?after={cursor}"))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(tail["entries"].as_array().map(Vec::len), Some(1));
 }

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use latchkey_core::store::{Revocation, RevocationKind, Store, StoreError, User};
+use latchkey_core::store::{FeedRead, Revocation, RevocationKind, Store, StoreError, User};
 use latchkey_store::postgres::PostgresOptions;
 use latchkey_store::PostgresStore;
 use tokio::net::{TcpListener, TcpStream};
@@ -330,7 +330,9 @@ async fn unreachable_server_fails_fast_and_store_recovers() {
         let t = Instant::now();
         assert_unavailable(
             &format!("revocation_feed, round {round}"),
-            store.revocation_feed(None, 1_700_000_000, 100).await,
+            store
+                .revocation_feed(FeedRead::Snapshot { from: 0 }, 1_700_000_000, 100)
+                .await,
             t.elapsed(),
         );
     }
@@ -447,7 +449,7 @@ async fn feed_tail_misses_nothing_while_nodes_write() {
     ];
     let reader = conformance::Backend::open(&backend).await;
     let start = reader
-        .revocation_feed(None, NOW, 1_000)
+        .revocation_feed(FeedRead::Snapshot { from: 0 }, NOW, 1_000)
         .await
         .expect("snapshot")
         .expect("snapshot page");
@@ -478,7 +480,7 @@ async fn feed_tail_misses_nothing_while_nodes_write() {
         // One last read after every writer finished picks up the tail.
         let finished = writers.iter().all(|w| w.is_finished());
         let page = reader
-            .revocation_feed(Some(cursor), NOW, 1_000)
+            .revocation_feed(FeedRead::After(cursor), NOW, 1_000)
             .await
             .expect("revocation_feed")
             .expect("cursor must stay valid (nothing is pruned)");

@@ -10,7 +10,10 @@
 //! `http://127.0.0.1:8080`), `LISTEN` (default `127.0.0.1:3000`),
 //! `LATCHKEY_AUDIENCE` (default `latchkey`, the server's default audience),
 //! `LATCHKEY_EXPECTED_ISSUER` (the `iss` in tokens, if it differs from the
-//! URL the issuer is reached at).
+//! URL the issuer is reached at), `LATCHKEY_CLIENT_ID` and
+//! `LATCHKEY_CLIENT_SECRET` (a confidential client, e.g. from
+//! `latchkey clients create api --type confidential`: the issuer serves its
+//! revocation feed only to such clients unless `public_revocation_feed`).
 
 use std::sync::Arc;
 
@@ -43,6 +46,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = Options::default();
     if let Ok(iss) = std::env::var("LATCHKEY_EXPECTED_ISSUER") {
         options = options.expected_issuer(iss);
+    }
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var("LATCHKEY_CLIENT_ID"),
+        std::env::var("LATCHKEY_CLIENT_SECRET"),
+    ) {
+        options = options.client_credentials(id, secret);
     }
     let verifier = Arc::new(Verifier::with_options(&issuer, &audience, options).await?);
     tracing::info!(%issuer, %audience, kids = ?verifier.key_ids(), "verifier ready");

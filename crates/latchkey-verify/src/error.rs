@@ -29,10 +29,10 @@ pub enum VerifyError {
     /// The token's `sid` or `jti` is in the revocation set.
     #[error("token revoked")]
     Revoked,
-    /// Fail-closed mode and the revocation feed has not been reached for
-    /// longer than the configured bound: we cannot tell whether the token
-    /// was revoked, so we refuse it.
-    #[error("revocation feed is stale")]
+    /// The revocation data is older than `max_staleness` (or, in
+    /// fail-closed mode, the feed is failing): we cannot tell whether the
+    /// token was revoked, so we refuse it until the feed answers again.
+    #[error("revocation data is stale: the revocation feed cannot be reached")]
     FeedStale,
     /// No `Authorization: Bearer` header (only the axum integration
     /// produces this).

@@ -1,28 +1,38 @@
 //! The revocation feed follower.
 //!
-//! Protocol (`GET {issuer}/v1/revocations`): without `after`, a snapshot of
-//! every live entry plus a cursor; with `after=<cursor>&wait=<s>`, the
-//! entries after the cursor, long-polled up to `wait` seconds; 410
-//! `cursor_expired` means the history we would need is gone, so we start
-//! over from a snapshot that *replaces* the set (a merge would keep entries
-//! the server has since dropped, and miss nothing it still has).
+//! Protocol (`GET {issuer}/v1/revocations`, with the client credentials as
+//! HTTP Basic when set): without `after`, a snapshot of every live entry in
+//! pages, each but the last naming the `next` one (`?page=<next>`), the
+//! last one's cursor being where to follow from; with
+//! `after=<cursor>&wait=<s>`, the entries after the cursor, long-polled up
+//! to `wait` seconds; 410 `cursor_expired` means the history we would need
+//! is gone, so we start over from a snapshot that *replaces* the set (a
+//! merge would keep entries the server has since dropped, and miss nothing
+//! it still has).
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use latchkey_core::revocation::RevocationSet;
 use latchkey_core::store::{Revocation, RevocationKind};
+use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::options::FailMode;
 use crate::verifier::Shared;
 use crate::VerifyError;
+
+/// Most pages one snapshot may take (a million entries at the issuer's
+/// page size), so a misbehaving issuer cannot keep us paging for ever.
+const MAX_SNAPSHOT_PAGES: usize = 1_000;
 
 #[derive(Deserialize)]
 struct Page {
     entries: Vec<Entry>,
     cursor: String,
+    /// On a snapshot page with more after it: the `page` to ask for next.
+    #[serde(default)]
+    next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -32,30 +42,50 @@ struct Entry {
     expires_at: i64,
 }
 
+/// Which feed request to make.
+enum Read<'a> {
+    /// A snapshot page: the first, or the one a previous page named.
+    Snapshot(Option<&'a str>),
+    /// What came after a cursor, long-polled.
+    After(&'a str),
+}
+
 enum Poll {
     Page(Page),
     CursorExpired,
 }
 
-async fn poll(shared: &Shared, cursor: Option<&str>) -> Result<Poll, VerifyError> {
+async fn poll(shared: &Shared, read: Read<'_>) -> Result<Poll, VerifyError> {
     let opts = &shared.opts;
     let client = shared
         .client
         .as_ref()
         .ok_or_else(|| VerifyError::Config("no HTTP client".into()))?;
     let mut request = client.get(&shared.feed_url);
-    let timeout = match cursor {
-        Some(after) => {
+    if let Some(authorization) = &shared.feed_authorization {
+        request = request.header(AUTHORIZATION, authorization.clone());
+    }
+    let timeout = match read {
+        Read::After(after) => {
             let wait = opts.feed_wait.as_secs().to_string();
             request = request.query(&[("after", after), ("wait", wait.as_str())]);
             opts.feed_wait + opts.http_timeout
         }
-        None => opts.http_timeout,
+        Read::Snapshot(Some(page)) => {
+            request = request.query(&[("page", page)]);
+            opts.http_timeout
+        }
+        Read::Snapshot(None) => opts.http_timeout,
     };
     let response = request.timeout(timeout).send().await?;
     match response.status() {
         StatusCode::OK => Ok(Poll::Page(response.json().await?)),
         StatusCode::GONE => Ok(Poll::CursorExpired),
+        StatusCode::UNAUTHORIZED => Err(VerifyError::Feed(
+            "the issuer refused the client credentials (401): the feed needs a confidential \
+             client's id and secret (Options::client_credentials)"
+                .into(),
+        )),
         status => Err(VerifyError::Feed(format!("unexpected status {status}"))),
     }
 }
@@ -81,16 +111,38 @@ fn prune_horizon(shared: &Shared) -> i64 {
     shared.opts.clock.now().saturating_sub(shared.expect.leeway)
 }
 
-fn apply_snapshot(shared: &Shared, page: Page) -> String {
+/// Reads every page of a snapshot into a new set; `None` when the issuer
+/// refused a page token (start over).
+async fn read_snapshot(shared: &Shared) -> Result<Option<(RevocationSet, String)>, VerifyError> {
     let set = RevocationSet::default();
-    for entry in entries(page.entries) {
-        set.insert(&entry);
+    let mut page: Option<String> = None;
+    for _ in 0..MAX_SNAPSHOT_PAGES {
+        let read = match poll(shared, Read::Snapshot(page.as_deref())).await? {
+            Poll::Page(read) => read,
+            Poll::CursorExpired => return Ok(None),
+        };
+        for entry in entries(read.entries) {
+            set.insert(&entry);
+        }
+        match read.next {
+            None => return Ok(Some((set, read.cursor))),
+            Some(next) if page.as_ref() == Some(&next) => {
+                return Err(VerifyError::Feed("snapshot page token did not move".into()))
+            }
+            Some(next) => page = Some(next),
+        }
     }
+    Err(VerifyError::Feed(format!(
+        "snapshot longer than {MAX_SNAPSHOT_PAGES} pages"
+    )))
+}
+
+/// Installs a complete snapshot: only now is the data current again.
+fn apply_snapshot(shared: &Shared, set: RevocationSet) {
     set.prune(prune_horizon(shared));
     tracing::debug!(entries = set.len(), "revocation snapshot loaded");
     shared.replace_revocations(set);
     shared.mark_feed_ok();
-    page.cursor
 }
 
 fn apply_tail(shared: &Shared, page: Page) -> String {
@@ -106,15 +158,26 @@ fn apply_tail(shared: &Shared, page: Page) -> String {
 /// The snapshot taken before `Verifier::new` returns; `None` leaves it to
 /// the follower.
 pub(crate) async fn first_snapshot(shared: &Shared) -> Option<String> {
-    match poll(shared, None).await {
-        Ok(Poll::Page(page)) => Some(apply_snapshot(shared, page)),
-        Ok(Poll::CursorExpired) => None,
+    match read_snapshot(shared).await {
+        Ok(Some((set, cursor))) => {
+            apply_snapshot(shared, set);
+            Some(cursor)
+        }
+        Ok(None) => None,
         Err(e) => {
+            shared.mark_feed_failed();
             tracing::warn!(url = %shared.feed_url, error = %e,
                 "revocation feed unreachable at start-up; retrying in the background");
             None
         }
     }
+}
+
+/// What one round of following did.
+enum Step {
+    /// Read on from this cursor; `true` for a tail that brought nothing.
+    Moved(String, bool),
+    CursorExpired,
 }
 
 /// Follows the feed until the task is aborted.
@@ -128,13 +191,27 @@ pub(crate) async fn follow(shared: &Shared, mut cursor: Option<String>) {
     let mut expired_in_a_row = 0u32;
     loop {
         let polled_at = std::time::Instant::now();
-        let error = match poll(shared, cursor.as_deref()).await {
-            Ok(Poll::Page(page)) => {
-                let empty_tail = cursor.is_some() && page.entries.is_empty();
-                cursor = Some(match cursor {
-                    None => apply_snapshot(shared, page),
-                    Some(_) => apply_tail(shared, page),
-                });
+        let step = match cursor.as_deref() {
+            None => read_snapshot(shared).await.map(|read| match read {
+                Some((set, next)) => {
+                    apply_snapshot(shared, set);
+                    Step::Moved(next, false)
+                }
+                None => Step::CursorExpired,
+            }),
+            Some(after) => poll(shared, Read::After(after))
+                .await
+                .map(|read| match read {
+                    Poll::Page(page) => {
+                        let empty = page.entries.is_empty();
+                        Step::Moved(apply_tail(shared, page), empty)
+                    }
+                    Poll::CursorExpired => Step::CursorExpired,
+                }),
+        };
+        let error = match step {
+            Ok(Step::Moved(next, empty_tail)) => {
+                cursor = Some(next);
                 if failing {
                     tracing::info!("revocation feed polling resumed");
                 }
@@ -149,47 +226,47 @@ pub(crate) async fn follow(shared: &Shared, mut cursor: Option<String>) {
                 }
                 continue;
             }
-            Ok(Poll::CursorExpired) if cursor.is_some() && expired_in_a_row == 0 => {
+            Ok(Step::CursorExpired) if cursor.is_some() && expired_in_a_row == 0 => {
                 tracing::info!("revocation feed cursor expired; taking a new snapshot");
                 cursor = None;
                 expired_in_a_row += 1;
                 continue;
             }
-            Ok(Poll::CursorExpired) => {
+            Ok(Step::CursorExpired) => {
                 cursor = None;
                 expired_in_a_row += 1;
                 VerifyError::Feed("cursor refused right after a snapshot".into())
             }
             Err(e) => e,
         };
+        shared.mark_feed_failed();
         if failing {
             tracing::debug!(error = %error, "revocation feed still failing");
         } else {
             tracing::warn!(url = %shared.feed_url, error = %error, "revocation feed poll failed");
             failing = true;
         }
-        warn_if_stale(shared);
+        warn_if_refusing(shared);
         tokio::time::sleep(jitter(backoff)).await;
         backoff = (backoff * 2).min(max);
     }
 }
 
-fn warn_if_stale(shared: &Shared) {
+/// Says once per outage that every token is being refused.
+fn warn_if_refusing(shared: &Shared) {
     use std::sync::atomic::Ordering;
-    if !shared.feed_stale() || shared.stale_warned.swap(true, Ordering::AcqRel) {
+    if !shared.feed_refuses() || shared.stale_warned.swap(true, Ordering::AcqRel) {
         return;
     }
-    let bound = shared.opts.feed_stale_after;
-    match shared.opts.fail_mode {
-        FailMode::Open => tracing::warn!(
-            ?bound,
-            "revocation feed unreachable past its bound; FAIL-OPEN: accepting tokens \
-             without up-to-date revocations"
-        ),
-        FailMode::Closed => tracing::error!(
-            ?bound,
-            "revocation feed unreachable past its bound; FAIL-CLOSED: refusing every token"
-        ),
+    if shared.feed_stale() {
+        tracing::error!(
+            bound = ?shared.opts.max_staleness,
+            "revocation data older than max_staleness; refusing every token until the feed answers"
+        );
+    } else {
+        tracing::error!(
+            "revocation feed failing; FAIL-CLOSED: refusing every token until it answers"
+        );
     }
 }
 

@@ -7,10 +7,12 @@
 //!   supports), refetching on an unknown `kid` (rate-limited)
 //!   and on a timer, so rotated-in keys are picked up and removed keys stop
 //!   verifying;
-//! - following the revocation feed (`{issuer}/v1/revocations`) in a
-//!   background task, so a cancelled token or ended session is refused
-//!   within about a second, with a fail-open or fail-closed policy for when
-//!   the feed is unreachable;
+//! - following the revocation feed (`{issuer}/v1/revocations`, as a
+//!   confidential client: [`Options::client_credentials`]) in a background
+//!   task, so a cancelled token or ended session is refused within about a
+//!   second; fail-open or fail-closed while the feed is unreachable, and
+//!   fail-closed in any case once the revocation data is older than
+//!   [`Options::max_staleness`] (default 60 s);
 //! - the axum [`Claims`] extractor and the tower [`RequireBearer`] layer.
 //!
 //! The signature and claims rules themselves (RFC 8725 strictness, `typ`,

@@ -3,20 +3,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use latchkey_core::clock::{Clock, SystemClock};
+use reqwest::header::HeaderValue;
 
-/// What `verify` does while the revocation feed cannot be reached.
+/// What `verify` does while the revocation feed cannot be reached but the
+/// revocation data is not yet older than [`Options::max_staleness`]. Past
+/// that bound every token is refused with [`crate::VerifyError::FeedStale`]
+/// in either mode, until the feed answers again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailMode {
     /// Keep accepting tokens that are otherwise valid (a warning is logged
-    /// once per outage). Revocations published during the outage are missed
-    /// until the feed is back, which bounds the damage to the access-token
-    /// lifetime.
+    /// once per outage): revocations published during a short outage are
+    /// missed for at most `max_staleness`.
     #[default]
     Open,
-    /// Refuse every token with [`crate::VerifyError::FeedStale`] until the
-    /// feed is reached again. A verifier that never reached the feed counts
-    /// the bound from its start.
+    /// Refuse every token with [`crate::VerifyError::FeedStale`] from the
+    /// first failed feed request until one succeeds again (and from start-up
+    /// until the first snapshot is loaded).
     Closed,
 }
 
@@ -32,7 +37,7 @@ pub struct Options {
     pub(crate) refresh_interval: Duration,
     pub(crate) follow_feed: bool,
     pub(crate) feed_wait: Duration,
-    pub(crate) feed_stale_after: Duration,
+    pub(crate) max_staleness: Duration,
     pub(crate) feed_backoff_min: Duration,
     pub(crate) feed_backoff_max: Duration,
     pub(crate) fail_mode: FailMode,
@@ -40,6 +45,24 @@ pub struct Options {
     pub(crate) client: Option<reqwest::Client>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) expected_issuer: Option<String>,
+    pub(crate) client_credentials: Option<ClientCredentials>,
+}
+
+/// A confidential client's id and secret, sent as HTTP Basic on feed
+/// requests. `Debug` never shows the secret.
+#[derive(Clone)]
+pub(crate) struct ClientCredentials {
+    pub(crate) id: String,
+    pub(crate) secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Options {
@@ -50,13 +73,14 @@ impl std::fmt::Debug for Options {
             .field("refresh_interval", &self.refresh_interval)
             .field("follow_feed", &self.follow_feed)
             .field("feed_wait", &self.feed_wait)
-            .field("feed_stale_after", &self.feed_stale_after)
+            .field("max_staleness", &self.max_staleness)
             .field(
                 "feed_backoff",
                 &(self.feed_backoff_min, self.feed_backoff_max),
             )
             .field("fail_mode", &self.fail_mode)
             .field("http_timeout", &self.http_timeout)
+            .field("client_credentials", &self.client_credentials)
             .finish_non_exhaustive()
     }
 }
@@ -69,7 +93,7 @@ impl Default for Options {
             refresh_interval: Duration::from_secs(300),
             follow_feed: true,
             feed_wait: Duration::from_secs(20),
-            feed_stale_after: Duration::from_secs(30),
+            max_staleness: Duration::from_secs(60),
             feed_backoff_min: Duration::from_millis(200),
             feed_backoff_max: Duration::from_secs(5),
             fail_mode: FailMode::Open,
@@ -77,6 +101,7 @@ impl Default for Options {
             client: None,
             clock: Arc::new(SystemClock),
             expected_issuer: None,
+            client_credentials: None,
         }
     }
 }
@@ -116,11 +141,25 @@ impl Options {
         self
     }
 
-    /// How long the feed may be unreachable before it counts as stale
-    /// (default 30 s). Must exceed `feed_wait`, or a healthy idle long-poll
+    /// How old the revocation data may get (time since the feed last
+    /// answered) before every token is refused with
+    /// [`crate::VerifyError::FeedStale`], whatever the [`FailMode`]
+    /// (default 60 s). Must exceed `feed_wait`, or a healthy idle long-poll
     /// would look like an outage.
-    pub fn feed_stale_after(mut self, bound: Duration) -> Self {
-        self.feed_stale_after = bound;
+    pub fn max_staleness(mut self, bound: Duration) -> Self {
+        self.max_staleness = bound;
+        self
+    }
+
+    /// The confidential client whose id and secret are sent (HTTP Basic,
+    /// RFC 6749 §2.3.1) on every feed request. The issuer serves its feed
+    /// only to confidential clients unless it runs with
+    /// `public_revocation_feed = true`.
+    pub fn client_credentials(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.client_credentials = Some(ClientCredentials {
+            id: id.into(),
+            secret: secret.into(),
+        });
         self
     }
 
@@ -132,6 +171,8 @@ impl Options {
         self
     }
 
+    /// What to do while the feed fails, before `max_staleness` (default
+    /// [`FailMode::Open`]).
     pub fn fail_mode(mut self, mode: FailMode) -> Self {
         self.fail_mode = mode;
         self
@@ -165,6 +206,20 @@ impl Options {
         self
     }
 
+    /// The `Authorization` value of feed requests, if credentials are set:
+    /// both halves form-urlencoded, then base64 (RFC 6749 §2.3.1).
+    pub(crate) fn feed_authorization(&self) -> Result<Option<HeaderValue>, crate::VerifyError> {
+        let Some(c) = &self.client_credentials else {
+            return Ok(None);
+        };
+        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let basic = STANDARD.encode(format!("{}:{}", encode(&c.id), encode(&c.secret)));
+        let mut value = HeaderValue::try_from(format!("Basic {basic}"))
+            .map_err(|_| crate::VerifyError::Config("client credentials".into()))?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+
     pub(crate) fn validate(&self) -> Result<(), crate::VerifyError> {
         let bad = |why: &str| Err(crate::VerifyError::Config(why.to_owned()));
         // The protocol counts whole seconds, and wait=0 would turn the
@@ -172,11 +227,16 @@ impl Options {
         if self.feed_wait < Duration::from_secs(1) || self.feed_wait > MAX_FEED_WAIT {
             return bad("feed_wait must be between 1 s and 30 s");
         }
-        if self.follow_feed && self.feed_stale_after <= self.feed_wait {
-            return bad("feed_stale_after must exceed feed_wait");
+        if self.follow_feed && self.max_staleness <= self.feed_wait {
+            return bad("max_staleness must exceed feed_wait");
         }
         if self.feed_backoff_min.is_zero() || self.feed_backoff_max < self.feed_backoff_min {
             return bad("feed_backoff needs 0 < min <= max");
+        }
+        if let Some(c) = &self.client_credentials {
+            if c.id.is_empty() || c.secret.is_empty() {
+                return bad("client_credentials need a client id and a secret");
+            }
         }
         if self.refresh_interval.is_zero() {
             return bad("refresh_interval must be positive");

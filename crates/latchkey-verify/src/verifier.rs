@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     /// `None` when built from a fixed JWKS: nothing to refetch.
     jwks_url: Option<String>,
     pub(crate) feed_url: String,
+    /// HTTP Basic with the client credentials, sent on feed requests.
+    pub(crate) feed_authorization: Option<reqwest::header::HeaderValue>,
     /// `None` without network (`from_jwks`): building a client would load
     /// TLS roots for nothing.
     pub(crate) client: Option<reqwest::Client>,
@@ -59,9 +61,12 @@ pub(crate) struct Shared {
 
     revoked: RwLock<Arc<RevocationSet>>,
     started: Instant,
-    /// Milliseconds since `started` of the last successful feed response;
-    /// 0 until the first one, so staleness is then counted from start-up.
+    /// Milliseconds since `started` of the last successful feed response
+    /// (the age of the revocation data); 0 until the first one, so
+    /// staleness is then counted from start-up.
     last_feed_ok_ms: AtomicU64,
+    /// Whether the last feed request failed (or none succeeded yet).
+    feed_failing: AtomicBool,
     pub(crate) feed_ever_ok: AtomicBool,
     pub(crate) stale_warned: AtomicBool,
 }
@@ -87,6 +92,7 @@ impl Verifier {
         opts: Options,
     ) -> Result<Verifier, VerifyError> {
         opts.validate()?;
+        let feed_authorization = opts.feed_authorization()?;
         let base = issuer_url.trim_end_matches('/');
         let client = match &opts.client {
             Some(c) => c.clone(),
@@ -99,6 +105,7 @@ impl Verifier {
             audience,
             Some(format!("{base}/.well-known/jwks.json")),
             format!("{base}/v1/revocations"),
+            feed_authorization,
             Some(client),
             Handle::try_current().ok(),
             KeySet::empty(),
@@ -141,6 +148,7 @@ impl Verifier {
             audience,
             None,
             String::new(),
+            None,
             client,
             None,
             keys,
@@ -222,7 +230,8 @@ impl Verifier {
         ))
     }
 
-    /// Whether the feed is past its staleness bound right now.
+    /// Whether the revocation data is older than
+    /// [`Options::max_staleness`] right now (every token is refused).
     pub fn feed_is_stale(&self) -> bool {
         self.shared.feed_stale()
     }
@@ -260,6 +269,7 @@ impl Shared {
         audience: &str,
         jwks_url: Option<String>,
         feed_url: String,
+        feed_authorization: Option<reqwest::header::HeaderValue>,
         client: Option<reqwest::Client>,
         runtime: Option<Handle>,
         keys: KeySet,
@@ -278,6 +288,7 @@ impl Shared {
             opts,
             jwks_url,
             feed_url,
+            feed_authorization,
             client,
             runtime,
             keys: RwLock::new(Arc::new(keys)),
@@ -288,6 +299,7 @@ impl Shared {
             revoked: RwLock::new(Arc::new(RevocationSet::default())),
             started: Instant::now(),
             last_feed_ok_ms: AtomicU64::new(0),
+            feed_failing: AtomicBool::new(true),
             feed_ever_ok: AtomicBool::new(false),
             stale_warned: AtomicBool::new(false),
         }
@@ -305,7 +317,7 @@ impl Shared {
         {
             return Err(VerifyError::Revoked);
         }
-        if self.opts.fail_mode == FailMode::Closed && self.feed_stale() {
+        if self.feed_refuses() {
             return Err(VerifyError::FeedStale);
         }
         Ok(claims)
@@ -335,18 +347,33 @@ impl Shared {
         self.last_feed_ok_ms
             .store(self.elapsed_ms().max(1), Ordering::Release);
         self.feed_ever_ok.store(true, Ordering::Release);
+        self.feed_failing.store(false, Ordering::Release);
         if self.stale_warned.swap(false, Ordering::AcqRel) {
             tracing::info!(url = %self.feed_url, "revocation feed reachable again");
         }
     }
 
+    pub(crate) fn mark_feed_failed(&self) {
+        self.feed_failing.store(true, Ordering::Release);
+    }
+
+    /// Whether the revocation data is older than `max_staleness`.
     pub(crate) fn feed_stale(&self) -> bool {
         if !self.opts.follow_feed {
             return false;
         }
         let last = self.last_feed_ok_ms.load(Ordering::Acquire);
-        let bound = u64::try_from(self.opts.feed_stale_after.as_millis()).unwrap_or(u64::MAX);
+        let bound = u64::try_from(self.opts.max_staleness.as_millis()).unwrap_or(u64::MAX);
         self.elapsed_ms().saturating_sub(last) > bound
+    }
+
+    /// Whether tokens are refused for want of current revocation data: past
+    /// `max_staleness` in any mode, while the feed fails when fail-closed.
+    pub(crate) fn feed_refuses(&self) -> bool {
+        self.opts.follow_feed
+            && (self.feed_stale()
+                || (self.opts.fail_mode == FailMode::Closed
+                    && self.feed_failing.load(Ordering::Acquire)))
     }
 
     /// Takes the refetch slot if the rate limit allows one now.

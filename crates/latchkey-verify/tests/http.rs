@@ -9,7 +9,7 @@ use axum::extract::{Extension, FromRef};
 use axum::routing::get;
 use axum::Router;
 use common::{key, now, token, wait_until, FeedMode, Issuer, AUDIENCE};
-use latchkey_verify::{AccessClaims, Claims, FailMode, Options, RequireBearer, Verifier};
+use latchkey_verify::{AccessClaims, Claims, Options, RequireBearer, Verifier};
 use serde_json::Value;
 
 #[derive(Clone)]
@@ -141,7 +141,7 @@ async fn extractor_and_layer_accept_and_refuse_alike() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_feed_in_fail_closed_mode_is_503_not_401() {
+async fn stale_revocation_data_is_503_not_401() {
     let k1 = key("k1");
     let issuer = Issuer::start(&[&k1]).await;
     let verifier = Arc::new(
@@ -150,9 +150,8 @@ async fn stale_feed_in_fail_closed_mode_is_503_not_401() {
             AUDIENCE,
             Options::default()
                 .feed_wait(Duration::from_secs(1))
-                .feed_stale_after(Duration::from_millis(1500))
-                .feed_backoff(Duration::from_millis(50), Duration::from_millis(200))
-                .fail_mode(FailMode::Closed),
+                .max_staleness(Duration::from_millis(1500))
+                .feed_backoff(Duration::from_millis(50), Duration::from_millis(200)),
         )
         .await
         .expect("verifier"),

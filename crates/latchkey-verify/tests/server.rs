@@ -1,5 +1,6 @@
 //! End to end against the real `latchkey` server (in-process, 127.0.0.1:0,
-//! SQLite in a temporary directory): its JWKS and its revocation feed.
+//! SQLite in a temporary directory): its JWKS and its revocation feed, which
+//! it serves to confidential clients only.
 
 mod common;
 
@@ -7,17 +8,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::wait_until;
+use latchkey_core::client::{generate_secret, Client, ClientKind};
 use latchkey_core::clock::SystemClock;
 use latchkey_core::password::Argon2Cost;
 use latchkey_server::{RunningServer, Settings};
-use latchkey_verify::{Options, Verifier, VerifyError};
+use latchkey_verify::{FailMode, Options, Verifier, VerifyError};
 use serde_json::{json, Value};
 
 const ISSUER: &str = "http://latchkey.test";
 const AUDIENCE: &str = "latchkey";
 
-/// The real server in-process on 127.0.0.1:0, SQLite in `dir`.
-async fn start_server(dir: &tempfile::TempDir) -> (RunningServer, String) {
+/// The confidential client the verifiers authenticate as.
+const RS: &str = "resource-server";
+
+/// The real server in-process, SQLite in `dir`, with the confidential
+/// client [`RS`] whose secret is `rs_secret`.
+fn settings(dir: &tempfile::TempDir, rs_secret_hash: &[u8]) -> Settings {
     let mut settings = Settings::new(
         "127.0.0.1:0".parse().expect("addr"),
         dir.path().join("data"),
@@ -30,11 +36,25 @@ async fn start_server(dir: &tempfile::TempDir) -> (RunningServer, String) {
         iterations: 1,
         parallelism: 1,
     };
-    let server = RunningServer::start(settings, Arc::new(SystemClock))
+    settings.clients.push(Client {
+        kind: ClientKind::Confidential,
+        secret_hash: Some(rs_secret_hash.to_vec()),
+        ..Client::default_public(RS)
+    });
+    settings
+}
+
+/// The real server on 127.0.0.1:0; returns it, its base URL, its settings
+/// (to restart it on the same address) and the [`RS`] client's secret.
+async fn start_server(dir: &tempfile::TempDir) -> (RunningServer, String, Settings, String) {
+    let (secret, hash) = generate_secret().expect("rng");
+    let mut settings = settings(dir, &hash);
+    let server = RunningServer::start(settings.clone(), Arc::new(SystemClock))
         .await
         .expect("server starts");
+    settings.listen = server.addr;
     let base = format!("http://{}", server.addr);
-    (server, base)
+    (server, base, settings, secret)
 }
 
 async fn sign_in(http: &reqwest::Client, base: &str, user: &str) -> Value {
@@ -59,7 +79,7 @@ async fn sign_in(http: &reqwest::Client, base: &str, user: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_the_real_server() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (server, base) = start_server(&dir).await;
+    let (server, base, _, secret) = start_server(&dir).await;
     let http = reqwest::Client::new();
 
     let verifier = Verifier::with_options(
@@ -67,6 +87,7 @@ async fn follows_the_real_server() {
         AUDIENCE,
         Options::default()
             .expected_issuer(ISSUER)
+            .client_credentials(RS, &secret)
             .feed_wait(Duration::from_secs(2)),
     )
     .await
@@ -131,12 +152,17 @@ async fn follows_the_real_server() {
 async fn sign_out_reaches_the_verifier_within_two_seconds() {
     const TRIALS: usize = 100;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (server, base) = start_server(&dir).await;
+    let (server, base, _, secret) = start_server(&dir).await;
     let http = reqwest::Client::new();
-    let verifier =
-        Verifier::with_options(&base, AUDIENCE, Options::default().expected_issuer(ISSUER))
-            .await
-            .expect("verifier");
+    let verifier = Verifier::with_options(
+        &base,
+        AUDIENCE,
+        Options::default()
+            .expected_issuer(ISSUER)
+            .client_credentials(RS, &secret),
+    )
+    .await
+    .expect("verifier");
 
     let creds = json!({"username": "propagation", "password": "correct horse battery"});
     let r = http
@@ -196,4 +222,146 @@ async fn sign_out_reaches_the_verifier_within_two_seconds() {
         latencies[TRIALS - 1]
     );
     server.stop().await;
+}
+
+/// Without the credentials of a confidential client the real server does
+/// not serve the feed: the verifier starts (the JWKS is public) but never
+/// gets revocation data; with them it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_needs_client_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, base, _, secret) = start_server(&dir).await;
+    let options = || {
+        Options::default()
+            .expected_issuer(ISSUER)
+            .feed_wait(Duration::from_secs(1))
+            .feed_backoff(Duration::from_millis(50), Duration::from_millis(200))
+    };
+    for (what, opts) in [
+        ("no credentials", options()),
+        (
+            "wrong secret",
+            options().client_credentials(RS, "not-the-secret"),
+        ),
+        (
+            "a public client",
+            options().client_credentials("default", "x"),
+        ),
+    ] {
+        let v = Verifier::with_options(&base, AUDIENCE, opts)
+            .await
+            .expect("the JWKS needs no credentials");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(v.feed_last_success().is_none(), "{what}: feed served");
+    }
+    let v = Verifier::with_options(&base, AUDIENCE, options().client_credentials(RS, &secret))
+        .await
+        .expect("verifier");
+    assert!(v.feed_last_success().is_some(), "credentials accepted");
+    let debug = format!("{:?} {:?}", options().client_credentials(RS, &secret), v);
+    assert!(!debug.contains(&secret), "the secret shows in Debug output");
+    server.stop().await;
+}
+
+/// Fail-open by default, but not for ever: with the real server gone, a
+/// valid token is still accepted at first, then refused with `FeedStale`
+/// once the revocation data is older than `max_staleness`; when the server
+/// is back the verifier catches up (a sign-out made after the restart
+/// reaches it) and accepts tokens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_revocation_data_fails_closed_until_the_feed_is_back() {
+    const MAX_STALENESS: Duration = Duration::from_secs(3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, base, settings, secret) = start_server(&dir).await;
+    let http = reqwest::Client::new();
+    let verifier = Verifier::with_options(
+        &base,
+        AUDIENCE,
+        Options::default()
+            .expected_issuer(ISSUER)
+            .client_credentials(RS, &secret)
+            .feed_wait(Duration::from_secs(1))
+            .max_staleness(MAX_STALENESS)
+            .feed_backoff(Duration::from_millis(50), Duration::from_millis(200))
+            .http_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .expect("verifier");
+    let kept = sign_in(&http, &base, "kept").await;
+    let kept = kept["access_token"].as_str().expect("access_token");
+    let ended = sign_in(&http, &base, "ended").await;
+    let ended = ended["access_token"].as_str().expect("access_token");
+    assert!(verifier.verify(kept).is_ok());
+
+    server.stop().await;
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        verifier.verify(kept).is_ok(),
+        "fail-open while the data is younger than max_staleness"
+    );
+    assert!(
+        wait_until(MAX_STALENESS * 3, || matches!(
+            verifier.verify(kept),
+            Err(VerifyError::FeedStale)
+        ))
+        .await,
+        "still accepting {:?} after the server stopped",
+        stopped.elapsed()
+    );
+    assert!(verifier.feed_is_stale());
+    assert!(
+        verifier
+            .feed_last_success()
+            .is_some_and(|age| age > MAX_STALENESS),
+        "refused before max_staleness"
+    );
+
+    let server = RunningServer::start(settings, Arc::new(SystemClock))
+        .await
+        .expect("server restarts on the same address");
+    assert!(
+        wait_until(Duration::from_secs(10), || verifier.verify(kept).is_ok()).await,
+        "no recovery after the server came back"
+    );
+    let r = http
+        .post(format!("{base}/v1/sign-out"))
+        .bearer_auth(ended)
+        .send()
+        .await
+        .expect("sign-out");
+    assert_eq!(r.status(), 204);
+    assert!(
+        wait_until(Duration::from_secs(5), || matches!(
+            verifier.verify(ended),
+            Err(VerifyError::Revoked)
+        ))
+        .await,
+        "a sign-out after the restart did not reach the verifier"
+    );
+
+    // Fail-closed refuses from the first failed request, and recovers too.
+    let closed = Verifier::with_options(
+        &base,
+        AUDIENCE,
+        Options::default()
+            .expected_issuer(ISSUER)
+            .client_credentials(RS, &secret)
+            .feed_wait(Duration::from_secs(1))
+            .max_staleness(MAX_STALENESS)
+            .feed_backoff(Duration::from_millis(50), Duration::from_millis(200))
+            .fail_mode(FailMode::Closed),
+    )
+    .await
+    .expect("verifier");
+    assert!(closed.verify(kept).is_ok());
+    server.stop().await;
+    assert!(
+        wait_until(Duration::from_secs(3), || matches!(
+            closed.verify(kept),
+            Err(VerifyError::FeedStale)
+        ))
+        .await
+    );
+    assert!(!closed.feed_is_stale(), "refused before max_staleness");
 }

@@ -16,7 +16,7 @@ const SECOND: Duration = Duration::from_secs(1);
 fn fast() -> Options {
     Options::default()
         .feed_wait(SECOND)
-        .feed_stale_after(Duration::from_millis(2500))
+        .max_staleness(Duration::from_millis(2500))
         .feed_backoff(Duration::from_millis(50), Duration::from_millis(200))
         .http_timeout(Duration::from_secs(5))
 }
@@ -311,10 +311,14 @@ async fn revocation_entries_expire() {
     );
 }
 
-async fn stale_feed(mode: FailMode) {
+/// Fail-open (the default): a feed outage changes nothing until the
+/// revocation data is older than `max_staleness`; then every token is
+/// refused with `FeedStale` until the feed answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_accepts_until_max_staleness_then_refuses() {
     let k1 = key("k1");
     let issuer = Issuer::start(&[&k1]).await;
-    let v = Verifier::with_options(&issuer.base, AUDIENCE, fast().fail_mode(mode))
+    let v = Verifier::with_options(&issuer.base, AUDIENCE, fast())
         .await
         .expect("verifier");
     let t = token(&k1, &issuer.base, "s", "j");
@@ -326,11 +330,13 @@ async fn stale_feed(mode: FailMode) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(v.verify(&t).is_ok());
     assert!(wait_until(6 * SECOND, || v.feed_is_stale()).await);
-    match mode {
-        FailMode::Open => assert!(v.verify(&t).is_ok()),
-        FailMode::Closed => assert!(matches!(v.verify(&t), Err(VerifyError::FeedStale))),
-    }
-    // A revoked token is still refused in either mode.
+    assert!(matches!(v.verify(&t), Err(VerifyError::FeedStale)));
+    assert!(
+        v.feed_last_success()
+            .is_some_and(|age| age > Duration::from_millis(2500)),
+        "refused only past max_staleness"
+    );
+    // A revoked token is still told apart.
     v.insert_revocation(&latchkey_verify::Revocation {
         kind: latchkey_verify::RevocationKind::Token,
         id: "gone".into(),
@@ -343,14 +349,34 @@ async fn stale_feed(mode: FailMode) {
     assert!(wait_until(5 * SECOND, || !v.feed_is_stale() && v.verify(&t).is_ok()).await);
 }
 
+/// Fail-closed: every token is refused from the first failed feed request,
+/// well before `max_staleness`, until the feed answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_open_keeps_accepting_when_the_feed_goes_away() {
-    stale_feed(FailMode::Open).await;
-}
+async fn fail_closed_refuses_as_soon_as_the_feed_fails() {
+    let k1 = key("k1");
+    let issuer = Issuer::start(&[&k1]).await;
+    let v = Verifier::with_options(&issuer.base, AUDIENCE, fast().fail_mode(FailMode::Closed))
+        .await
+        .expect("verifier");
+    let t = token(&k1, &issuer.base, "s", "j");
+    assert!(v.verify(&t).is_ok());
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_closed_refuses_when_the_feed_goes_away() {
-    stale_feed(FailMode::Closed).await;
+    issuer.set_feed(FeedMode::Down);
+    let down = Instant::now();
+    assert!(
+        wait_until(2 * SECOND, || matches!(
+            v.verify(&t),
+            Err(VerifyError::FeedStale)
+        ))
+        .await
+    );
+    assert!(
+        down.elapsed() < Duration::from_millis(2500) && !v.feed_is_stale(),
+        "refused before max_staleness"
+    );
+
+    issuer.set_feed(FeedMode::Up);
+    assert!(wait_until(5 * SECOND, || v.verify(&t).is_ok()).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,21 +385,51 @@ async fn feed_down_at_start_up_is_retried() {
     let issuer = Issuer::start(&[&k1]).await;
     issuer.revoke("sid", "s1", now() + 600);
     issuer.set_feed(FeedMode::Down);
-    let v = Verifier::with_options(&issuer.base, AUDIENCE, fast().fail_mode(FailMode::Closed))
+    let v = Verifier::with_options(&issuer.base, AUDIENCE, fast())
+        .await
+        .expect("JWKS alone is enough to start");
+    let closed = Verifier::with_options(&issuer.base, AUDIENCE, fast().fail_mode(FailMode::Closed))
         .await
         .expect("JWKS alone is enough to start");
     assert!(v.feed_last_success().is_none());
     let t = token(&k1, &issuer.base, "s1", "j");
-    // Not yet stale (counted from start-up), and the entry is unknown yet.
+    // Fail-open: not yet stale (counted from start-up), and the entry is
+    // unknown yet. Fail-closed: no revocation data at all yet.
     assert!(v.verify(&t).is_ok());
+    assert!(matches!(closed.verify(&t), Err(VerifyError::FeedStale)));
     issuer.set_feed(FeedMode::Up);
-    assert!(
-        wait_until(3 * SECOND, || matches!(
-            v.verify(&t),
-            Err(VerifyError::Revoked)
-        ))
+    for v in [&v, &closed] {
+        assert!(
+            wait_until(3 * SECOND, || matches!(
+                v.verify(&t),
+                Err(VerifyError::Revoked)
+            ))
+            .await
+        );
+    }
+}
+
+/// The snapshot comes in pages (`next`); the verifier reads them all before
+/// it replaces its set, then follows from the last page's cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paginated_snapshot_is_read_to_the_end() {
+    let k1 = key("k1");
+    let issuer = Issuer::start(&[&k1]).await;
+    issuer.set_snapshot_page_size(2);
+    for i in 0..7 {
+        issuer.revoke("sid", &format!("s{i}"), now() + 600);
+    }
+    let v = Verifier::with_options(&issuer.base, AUDIENCE, fast())
         .await
-    );
+        .expect("verifier");
+    assert_eq!(v.revocation_count(), 7);
+    assert_eq!(issuer.snapshots.load(Ordering::SeqCst), 4, "four pages");
+    for i in 0..7 {
+        let t = token(&k1, &issuer.base, &format!("s{i}"), "j");
+        assert!(matches!(v.verify(&t), Err(VerifyError::Revoked)), "s{i}");
+    }
+    issuer.revoke("sid", "s7", now() + 600);
+    assert!(wait_until(3 * SECOND, || v.revocation_count() == 8).await);
 }
 
 #[test]

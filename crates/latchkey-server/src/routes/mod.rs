@@ -2,6 +2,7 @@
 //! shape the response.
 
 mod accounts;
+mod basic_auth;
 mod feed;
 mod meta;
 mod oauth;
@@ -44,6 +45,9 @@ pub struct App {
     pub auth: AuthState,
     /// The newest feed cursor this node has seen; changes wake long polls.
     pub feed_updates: watch::Receiver<i64>,
+    /// Whether the feed is readable without a confidential client's
+    /// credentials.
+    pub public_revocation_feed: bool,
     /// Per-address limits of this node; `None`: unlimited.
     pub sign_up_limit: Option<Arc<RateLimiter>>,
     pub tokens_limit: Option<Arc<RateLimiter>>,

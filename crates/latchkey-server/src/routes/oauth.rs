@@ -8,13 +8,12 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use latchkey_core::client::Client;
 use latchkey_core::service::{GrantRequest, Introspection};
 use latchkey_core::AuthError;
 use serde_json::{json, Map, Value};
 
+use super::basic_auth::BasicCredentials;
 use super::tokens::TokenBody;
 use super::{no_store, AuthState};
 use crate::error::ApiError;
@@ -83,28 +82,16 @@ fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<ClientCredenti
             "use one client authentication method, not two".into(),
         ));
     }
-    let value = value.to_str().map_err(|_| invalid())?;
-    let (scheme, encoded) = value.split_once(' ').ok_or_else(invalid)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(invalid());
-    }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| invalid())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
-    // §2.3.1: both halves are form-urlencoded before base64.
-    let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    let (id, secret) = (unescape(id), unescape(secret));
-    if form.get("client_id").is_some_and(|body_id| body_id != id) {
+    let basic = BasicCredentials::parse(value).map_err(ApiError::OAuth)?;
+    if form
+        .get("client_id")
+        .is_some_and(|body_id| body_id != basic.id)
+    {
         return Err(invalid());
     }
     Ok(ClientCredentials {
-        id: Some(id),
-        secret: (!secret.is_empty()).then_some(secret),
+        id: Some(basic.id),
+        secret: basic.secret,
     })
 }
 

@@ -43,8 +43,8 @@ use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
-    FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
-    StoredKey, ThrottleEntry, User,
+    FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store,
+    StoreError, StoredKey, ThrottleEntry, User,
 };
 use latchkey_core::throttle::{self, Admission, ThrottleRule};
 use tokio_postgres::types::{FromSql, ToSql};
@@ -776,10 +776,13 @@ impl Store for PostgresStore {
 
     async fn revocation_feed(
         &self,
-        after: Option<i64>,
+        read: FeedRead,
         now: UnixTime,
         limit: usize,
     ) -> Result<Option<FeedPage>, StoreError> {
+        let limit = limit.max(1);
+        // One row past the page tells whether more remain.
+        let rows = limit_param(limit).saturating_add(1);
         let mut client = self.client().await?;
         // One snapshot: the entries and the cursor agree.
         let tx = client
@@ -803,40 +806,42 @@ impl Store for PostgresStore {
         let pruned_through: i64 = col(state, "pruned_through")?;
         // Feed cursors only grow; a sequence never hands out a value twice.
         let latest = latest.max(pruned_through);
-        let page = match after {
-            None => Some(FeedPage {
-                entries: tx_query(
+        let found = match read {
+            FeedRead::Snapshot { from } | FeedRead::After(from) if from < 0 || from > latest => {
+                None
+            }
+            // Pruning dropped entries a follower has not seen; a snapshot
+            // page misses nothing by it (they had expired).
+            FeedRead::After(after) if after < pruned_through => None,
+            FeedRead::Snapshot { from } => Some(
+                tx_query(
                     &tx,
-                    "SELECT kind, id, expires_at FROM revocations
-                     WHERE expires_at > $1 ORDER BY seq",
-                    &[&now],
+                    "SELECT seq, kind, id, expires_at FROM revocations
+                     WHERE seq > $1 AND seq <= $2 AND expires_at > $3
+                     ORDER BY seq LIMIT $4",
+                    &[&from, &latest, &now, &rows],
                 )
-                .await?
-                .iter()
-                .map(revocation_row)
-                .collect::<Result<_, _>>()?,
-                cursor: latest,
-            }),
-            Some(after) if after < pruned_through || after > latest => None,
-            Some(after) => {
-                let rows = tx_query(
+                .await?,
+            ),
+            FeedRead::After(after) => Some(
+                tx_query(
                     &tx,
                     "SELECT seq, kind, id, expires_at FROM revocations
                      WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&after, &limit_param(limit)],
+                    &[&after, &rows],
                 )
-                .await?;
-                let mut cursor = after;
-                let mut entries = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    cursor = col(row, "seq")?;
-                    entries.push(revocation_row(row)?);
-                }
-                Some(FeedPage { entries, cursor })
-            }
+                .await?,
+            ),
         };
         tx.commit().await.map_err(pg_error)?;
-        Ok(page)
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let rows = found
+            .iter()
+            .map(|row| Ok((col(row, "seq")?, revocation_row(row)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(FeedPage::from_rows(rows, limit, latest)))
     }
 
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {

@@ -13,8 +13,8 @@ use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
-    FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store, StoreError,
-    StoredKey, ThrottleEntry, User,
+    FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store,
+    StoreError, StoredKey, ThrottleEntry, User,
 };
 use latchkey_core::throttle::{self, Admission, ThrottleRule};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -439,13 +439,15 @@ impl Store for SqliteStore {
 
     async fn revocation_feed(
         &self,
-        after: Option<i64>,
+        read: FeedRead,
         now: UnixTime,
         limit: usize,
     ) -> Result<Option<FeedPage>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit.max(1);
+        // One row past the page tells whether more remain.
+        let rows = i64::try_from(limit).map_or(i64::MAX, |l| l.saturating_add(1));
         self.read(|c| {
-            // One read transaction: the snapshot and its cursor agree.
+            // One read transaction: the entries and the cursor agree.
             let tx = c.unchecked_transaction()?;
             let (latest, pruned_through): (i64, i64) = tx.query_row(
                 "SELECT (SELECT ifnull(max(seq), 0) FROM revocations),
@@ -455,40 +457,36 @@ impl Store for SqliteStore {
             )?;
             // Feed cursors only grow; AUTOINCREMENT never reuses one.
             let latest = latest.max(pruned_through);
-            let page = match after {
-                None => Some(FeedPage {
-                    entries: tx
-                        .prepare_cached(
-                            "SELECT kind, id, expires_at FROM revocations
-                             WHERE expires_at > ?1 ORDER BY seq",
-                        )?
-                        .query_map([now], revocation_row)?
-                        .collect::<rusqlite::Result<_>>()?,
-                    cursor: latest,
-                }),
-                Some(after) if after < pruned_through || after > latest => None,
-                Some(after) => {
-                    let mut cursor = after;
-                    let entries = tx
-                        .prepare_cached(
-                            "SELECT seq, kind, id, expires_at FROM revocations
-                             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                        )?
-                        .query_map(params![after, limit], |r| {
-                            Ok((r.get::<_, i64>("seq")?, revocation_row(r)?))
-                        })?
-                        .map(|row| {
-                            row.map(|(seq, entry)| {
-                                cursor = seq;
-                                entry
-                            })
-                        })
-                        .collect::<rusqlite::Result<_>>()?;
-                    Some(FeedPage { entries, cursor })
+            let seq_row = |r: &Row<'_>| Ok((r.get::<_, i64>("seq")?, revocation_row(r)?));
+            let page = match read {
+                FeedRead::Snapshot { from } | FeedRead::After(from)
+                    if from < 0 || from > latest =>
+                {
+                    None
                 }
+                // Pruning dropped entries a follower has not seen; a
+                // snapshot page misses nothing by it (they had expired).
+                FeedRead::After(after) if after < pruned_through => None,
+                FeedRead::Snapshot { from } => Some(
+                    tx.prepare_cached(
+                        "SELECT seq, kind, id, expires_at FROM revocations
+                         WHERE seq > ?1 AND seq <= ?2 AND expires_at > ?3
+                         ORDER BY seq LIMIT ?4",
+                    )?
+                    .query_map(params![from, latest, now, rows], seq_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+                ),
+                FeedRead::After(after) => Some(
+                    tx.prepare_cached(
+                        "SELECT seq, kind, id, expires_at FROM revocations
+                         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    )?
+                    .query_map(params![after, rows], seq_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+                ),
             };
             tx.finish()?;
-            Ok(page)
+            Ok(page.map(|rows| FeedPage::from_rows(rows, limit, latest)))
         })
     }
 

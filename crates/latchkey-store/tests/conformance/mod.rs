@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
-    Admission, FeedPage, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store,
-    StoreError, StoredKey, ThrottleEntry, ThrottleRule, User,
+    Admission, FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind, Session,
+    Store, StoreError, StoredKey, ThrottleEntry, ThrottleRule, User,
 };
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -63,6 +63,7 @@ macro_rules! store_conformance_tests {
             concurrent_revoke_sessions_of_user_never_revokes_twice,
             revocation_feed_snapshot_holds_every_live_entry,
             revocation_feed_pages_return_each_entry_once_in_order,
+            revocation_feed_snapshot_pages_miss_nothing_recorded_between_them,
             revocation_feed_refuses_cursor_beyond_newest,
             revocation_feed_refuses_cursor_older_than_pruned,
             revocation_feed_snapshot_and_tail_lose_nothing_under_concurrent_inserts,
@@ -1193,9 +1194,9 @@ pub async fn concurrent_revoke_sessions_of_user_never_revokes_twice(backend: &im
 // Revocation feed
 // ---------------------------------------------------------------------------
 
-/// `revocation_feed(None, now, _)` is a snapshot of every entry with
-/// `expires_at > now` (of both kinds, every field, whatever `limit`) and a
-/// cursor from which a tail returns nothing until something new is
+/// The snapshot (all its pages, whatever `limit`) holds every entry with
+/// `expires_at > now` (of both kinds, every field) in feed order, and its
+/// last cursor is one from which a tail returns nothing until something new is
 /// recorded; then exactly the new entries, oldest first. An empty store has
 /// a snapshot too.
 pub async fn revocation_feed_snapshot_holds_every_live_entry(backend: &impl Backend) {
@@ -1207,7 +1208,8 @@ pub async fn revocation_feed_snapshot_holds_every_live_entry(backend: &impl Back
         feed(&*store, Some(empty.cursor), now, 10).await,
         Some(FeedPage {
             entries: Vec::new(),
-            cursor: empty.cursor
+            cursor: empty.cursor,
+            more: false,
         }),
         "the snapshot cursor of an empty store must be usable"
     );
@@ -1235,15 +1237,17 @@ pub async fn revocation_feed_snapshot_holds_every_live_entry(backend: &impl Back
 
     let mut expected = vec![next, later, later_sid];
     expected.extend(many.iter().cloned());
-    // `limit` bounds tails, not the snapshot.
+    // `limit` bounds each snapshot page; the pages together hold it all.
     for limit in [1, 5, 1_000] {
         let snap = snapshot_with_limit(&*store, now, limit).await;
         assert_eq!(
-            sorted(snap.entries),
-            sorted(expected.clone()),
+            snap.entries, expected,
             "snapshot at {now} with limit {limit}"
         );
     }
+    let first = feed(&*store, None, now, 5).await.expect("first page");
+    assert_eq!(first.entries, expected[..5].to_vec());
+    assert!(first.more, "a full first page says more remain");
     let snap = snapshot(&*store, now).await;
     assert_eq!(
         sorted(snapshot(&*store, now - DAY).await.entries),
@@ -1260,7 +1264,8 @@ pub async fn revocation_feed_snapshot_holds_every_live_entry(backend: &impl Back
         feed(&*store, Some(snap.cursor), now, 10).await,
         Some(FeedPage {
             entries: Vec::new(),
-            cursor: snap.cursor
+            cursor: snap.cursor,
+            more: false,
         })
     );
     // The old empty-store cursor tails every entry, in insertion order.
@@ -1289,7 +1294,8 @@ pub async fn revocation_feed_snapshot_holds_every_live_entry(backend: &impl Back
         feed(&*store, Some(page.cursor), now, 10).await,
         Some(FeedPage {
             entries: Vec::new(),
-            cursor: page.cursor
+            cursor: page.cursor,
+            more: false,
         })
     );
     assert_eq!(snapshot(&*store, now).await.cursor, page.cursor);
@@ -1334,6 +1340,12 @@ pub async fn revocation_feed_pages_return_each_entry_once_in_order(backend: &imp
                 "limit {limit}: page size after {} entries",
                 seen.len()
             );
+            assert_eq!(
+                page.more,
+                remaining > limit,
+                "limit {limit}: `more` after {} entries",
+                seen.len()
+            );
             if page.entries.is_empty() {
                 assert_eq!(
                     page.cursor, cursor,
@@ -1368,17 +1380,134 @@ pub async fn revocation_feed_pages_return_each_entry_once_in_order(backend: &imp
     assert_eq!(rest, all[10..].to_vec());
 }
 
-/// A cursor beyond the newest entry (one the store never handed out) →
-/// `Ok(None)`, on an empty store and on one with entries, so that the
-/// reader starts again from a snapshot; the newest cursor itself works.
+/// Paging a snapshot 4 entries at a time while entries are recorded between
+/// pages: every page holds at most 4 live entries in feed order and says
+/// whether more remain; the pages together hold every entry live at `now`
+/// (those recorded between pages too) exactly once, expired ones never;
+/// following from the last page's cursor then returns nothing until
+/// something new is recorded. A reader that stops after the first page and
+/// follows from its cursor instead misses nothing either (it also reads
+/// the expired entries).
+pub async fn revocation_feed_snapshot_pages_miss_nothing_recorded_between_them(
+    backend: &impl Backend,
+) {
+    const LIMIT: usize = 4;
+    let store = backend.open().await;
+    let now = T0 + 1_000;
+    let entry = |id: String, expires_at| Revocation {
+        kind: RevocationKind::Token,
+        id,
+        expires_at,
+    };
+    let mut recorded = Vec::new();
+    let mut record = |e: Revocation| {
+        recorded.push(e.clone());
+        e
+    };
+    // Ten live entries with an expired one after every third.
+    for i in 0..10 {
+        let e = record(entry(format!("live-{i}"), now + DAY));
+        store
+            .insert_revocation(&e)
+            .await
+            .expect("insert_revocation");
+        if i % 3 == 2 {
+            let e = record(entry(format!("expired-{i}"), now - 1));
+            store
+                .insert_revocation(&e)
+                .await
+                .expect("insert_revocation");
+        }
+    }
+
+    let first = feed(&*store, None, now, LIMIT).await.expect("first page");
+    assert!(first.more);
+    let mut pages = vec![first.clone()];
+    let mut between = 0;
+    let mut from = first.cursor;
+    while pages.last().is_some_and(|p| p.more) {
+        assert!(pages.len() < 100, "the snapshot never ends");
+        // Two more entries (one already expired) before each next page.
+        for e in [
+            entry(format!("between-{between}"), now + DAY),
+            entry(format!("between-expired-{between}"), now),
+        ] {
+            let e = record(e);
+            store
+                .insert_revocation(&e)
+                .await
+                .expect("insert_revocation");
+        }
+        between += 1;
+        let page = snapshot_page(&*store, from, now, LIMIT)
+            .await
+            .unwrap_or_else(|| panic!("snapshot page from {from} refused"));
+        assert!(page.entries.len() <= LIMIT);
+        if page.more {
+            assert_eq!(
+                page.entries.len(),
+                LIMIT,
+                "a page with more after it is full"
+            );
+            assert!(page.cursor > from, "the cursor must move");
+        }
+        from = page.cursor;
+        pages.push(page);
+    }
+    let paged: Vec<Revocation> = pages.iter().flat_map(|p| p.entries.clone()).collect();
+    let live: Vec<Revocation> = recorded
+        .iter()
+        .filter(|e| e.expires_at > now)
+        .cloned()
+        .collect();
+    assert_eq!(paged, live, "every live entry once, in feed order");
+    assert!(between >= 2, "entries were recorded between pages");
+
+    let last = pages.last().map(|p| p.cursor).unwrap_or_default();
+    assert_eq!(snapshot(&*store, now).await.cursor, last);
+    assert_eq!(tail_all(&*store, last, 10, now).await.0, Vec::new());
+    let after = entry("after-the-snapshot".into(), now + DAY);
+    store
+        .insert_revocation(&after)
+        .await
+        .expect("insert_revocation");
+    assert_eq!(
+        tail_all(&*store, last, 10, now).await.0,
+        vec![after.clone()]
+    );
+
+    // Stopping after the first page and following from its cursor.
+    let (followed, _) = tail_all(&*store, first.cursor, 10, now).await;
+    let mut seen = first.entries.clone();
+    seen.extend(followed);
+    let mut everything = recorded.clone();
+    everything.push(after);
+    let pos = everything
+        .iter()
+        .position(|e| Some(e) == first.entries.last())
+        .expect("the first page's last entry");
+    let mut expected = live[..LIMIT].to_vec();
+    expected.extend(everything[pos + 1..].iter().cloned());
+    assert_eq!(seen, expected);
+}
+
+/// A cursor beyond the newest entry (one the store never handed out) or
+/// negative → `Ok(None)`, following or paging a snapshot, on an empty store
+/// and on one with entries, so that the reader starts again from a
+/// snapshot; the newest cursor itself works.
 pub async fn revocation_feed_refuses_cursor_beyond_newest(backend: &impl Backend) {
     let store = backend.open().await;
     let empty = snapshot(&*store, T0).await.cursor;
-    for beyond in [empty + 1, empty + 1_000, i64::MAX] {
+    for beyond in [empty + 1, empty + 1_000, i64::MAX, -1, i64::MIN] {
         assert_eq!(
             feed(&*store, Some(beyond), T0, 10).await,
             None,
             "cursor {beyond} on an empty store (newest {empty})"
+        );
+        assert_eq!(
+            snapshot_page(&*store, beyond, T0, 10).await,
+            None,
+            "snapshot page from {beyond} on an empty store (newest {empty})"
         );
     }
     for i in 0..3 {
@@ -1392,26 +1521,43 @@ pub async fn revocation_feed_refuses_cursor_beyond_newest(backend: &impl Backend
             .expect("insert_revocation");
     }
     let newest = snapshot(&*store, T0).await.cursor;
-    for beyond in [newest + 1, newest + 1_000, i64::MAX] {
+    for beyond in [newest + 1, newest + 1_000, i64::MAX, -1] {
         assert_eq!(
             feed(&*store, Some(beyond), T0, 10).await,
             None,
             "cursor {beyond} beyond the newest ({newest})"
         );
+        assert_eq!(
+            snapshot_page(&*store, beyond, T0, 10).await,
+            None,
+            "snapshot page from {beyond} beyond the newest ({newest})"
+        );
     }
+    assert_eq!(
+        snapshot_page(&*store, newest, T0, 10).await,
+        Some(FeedPage {
+            entries: Vec::new(),
+            cursor: newest,
+            more: false,
+        }),
+        "a snapshot page from the newest cursor is the empty last page"
+    );
     assert_eq!(
         feed(&*store, Some(newest), T0, 10).await,
         Some(FeedPage {
             entries: Vec::new(),
-            cursor: newest
+            cursor: newest,
+            more: false,
         })
     );
 }
 
-/// Once `prune` has deleted entries recorded after a cursor, that cursor →
-/// `Ok(None)` (its reader would silently miss them), while the cursor of a
-/// reader that was up to date still works and sees what comes next, and a
-/// fresh snapshot holds exactly the surviving live entries.
+/// Once `prune` has deleted entries recorded after a cursor, following from
+/// that cursor → `Ok(None)` (its reader would silently miss them), while
+/// the cursor of a reader that was up to date still works and sees what
+/// comes next, a fresh snapshot holds exactly the surviving live entries,
+/// and a snapshot page from the old cursor still works (what was pruned had
+/// expired, so a snapshot misses nothing by it).
 pub async fn revocation_feed_refuses_cursor_older_than_pruned(backend: &impl Backend) {
     let store = backend.open().await;
     let entry = |id: &str, expires_at| Revocation {
@@ -1452,9 +1598,19 @@ pub async fn revocation_feed_refuses_cursor_older_than_pruned(backend: &impl Bac
         feed(&*store, Some(current), T0, 10).await,
         Some(FeedPage {
             entries: Vec::new(),
-            cursor: current
+            cursor: current,
+            more: false,
         }),
         "the current cursor must still work"
+    );
+    assert_eq!(
+        snapshot_page(&*store, old, T0, 10).await,
+        Some(FeedPage {
+            entries: vec![kept.clone()],
+            cursor: current,
+            more: false,
+        }),
+        "a snapshot page from before the pruned entries"
     );
     let snap = snapshot(&*store, T0).await;
     assert_eq!(sorted(snap.entries), sorted(vec![kept_early, kept]));
@@ -1476,8 +1632,8 @@ pub async fn revocation_feed_refuses_cursor_older_than_pruned(backend: &impl Bac
     );
 }
 
-/// A reader that takes a snapshot while 8 writers record 200 entries, then
-/// keeps tailing (limit 7) from its cursor until the writers are done and a
+/// A reader that pages through a snapshot (limit 7) while 8 writers record
+/// 200 entries, then keeps tailing (limit 7) from its last cursor until the writers are done and a
 /// last tail is empty, ends up with every acknowledged entry (and the ones
 /// recorded before) exactly once; the tail returns each writer's entries in
 /// the order they were acknowledged. Three rounds, the snapshot taken at a
@@ -1539,11 +1695,8 @@ pub async fn revocation_feed_snapshot_and_tail_lose_nothing_under_concurrent_ins
                 for _ in 0..round * 5 {
                     tokio::task::yield_now().await;
                 }
-                let snap = store
-                    .revocation_feed(None, T0, 7)
-                    .await
-                    .expect("revocation_feed")
-                    .expect("a snapshot is always available");
+                // Paged 7 at a time while the writers write.
+                let snap = snapshot_with_limit(&*store, T0, 7).await;
                 let mut tail = Vec::new();
                 let mut cursor = snap.cursor;
                 loop {
@@ -1551,7 +1704,7 @@ pub async fn revocation_feed_snapshot_and_tail_lose_nothing_under_concurrent_ins
                     // writers finished means everything has been seen.
                     let finished = done.load(std::sync::atomic::Ordering::SeqCst);
                     let page = store
-                        .revocation_feed(Some(cursor), T0, 7)
+                        .revocation_feed(FeedRead::After(cursor), T0, 7)
                         .await
                         .expect("revocation_feed")
                         .unwrap_or_else(|| panic!("cursor {cursor} refused mid-tail"));
@@ -1821,7 +1974,8 @@ pub async fn prune_deletes_expired_rows_in_batches(backend: &impl Backend) {
         feed(&*store, Some(snap.cursor), T0, 10).await,
         Some(FeedPage {
             entries: Vec::new(),
-            cursor: snap.cursor
+            cursor: snap.cursor,
+            more: false,
         })
     );
 }
@@ -1882,7 +2036,8 @@ pub async fn prune_leaves_live_rows_alone(backend: &impl Backend) {
         feed(&*store, Some(cursor), T0, 10).await,
         Some(FeedPage {
             entries: Vec::new(),
-            cursor
+            cursor,
+            more: false,
         }),
         "pruning sessions only does not invalidate feed cursors"
     );
@@ -1904,7 +2059,8 @@ pub async fn prune_leaves_live_rows_alone(backend: &impl Backend) {
         feed(&*store, Some(cursor), T0, 10).await,
         Some(FeedPage {
             entries: Vec::new(),
-            cursor
+            cursor,
+            more: false,
         }),
         "a reader that had seen every pruned entry keeps its cursor"
     );
@@ -1937,22 +2093,64 @@ async fn existing_sessions(store: &dyn Store, sessions: &[Session]) -> usize {
     n
 }
 
+/// `after`: following from that cursor; `None`: the first snapshot page.
 async fn feed(
     store: &dyn Store,
     after: Option<i64>,
     now: UnixTime,
     limit: usize,
 ) -> Option<FeedPage> {
+    let read = match after {
+        Some(cursor) => FeedRead::After(cursor),
+        None => FeedRead::Snapshot { from: 0 },
+    };
     store
-        .revocation_feed(after, now, limit)
+        .revocation_feed(read, now, limit)
         .await
         .expect("revocation_feed")
 }
 
-async fn snapshot_with_limit(store: &dyn Store, now: UnixTime, limit: usize) -> FeedPage {
-    feed(store, None, now, limit)
+async fn snapshot_page(
+    store: &dyn Store,
+    from: i64,
+    now: UnixTime,
+    limit: usize,
+) -> Option<FeedPage> {
+    store
+        .revocation_feed(FeedRead::Snapshot { from }, now, limit)
         .await
-        .expect("revocation_feed(None) must always give a snapshot")
+        .expect("revocation_feed")
+}
+
+/// Every page of a snapshot, `limit` at a time, as one page: the entries in
+/// feed order and the cursor of the last page.
+async fn snapshot_with_limit(store: &dyn Store, now: UnixTime, limit: usize) -> FeedPage {
+    let mut from = 0;
+    let mut entries = Vec::new();
+    for _ in 0..100_000 {
+        let page = snapshot_page(store, from, now, limit)
+            .await
+            .unwrap_or_else(|| panic!("snapshot page from {from} refused"));
+        assert!(
+            page.entries.len() <= limit,
+            "a snapshot page of {} entries for limit {limit}",
+            page.entries.len()
+        );
+        entries.extend(page.entries);
+        if !page.more {
+            return FeedPage {
+                entries,
+                cursor: page.cursor,
+                more: false,
+            };
+        }
+        assert!(
+            page.cursor > from,
+            "a full snapshot page must move the cursor"
+        );
+        from = page.cursor;
+    }
+    panic!("the snapshot never ends");
 }
 
 async fn snapshot(store: &dyn Store, now: UnixTime) -> FeedPage {

@@ -98,6 +98,8 @@ pub struct Issuer {
     pub snapshots: AtomicUsize,
     pub tails: AtomicUsize,
     feed_down: AtomicBool,
+    /// Most entries in one snapshot page.
+    snapshot_page_size: AtomicUsize,
     log: Mutex<Log>,
     changed: Notify,
 }
@@ -116,6 +118,7 @@ impl Issuer {
             snapshots: AtomicUsize::new(0),
             tails: AtomicUsize::new(0),
             feed_down: AtomicBool::new(false),
+            snapshot_page_size: AtomicUsize::new(usize::MAX),
             log: Mutex::new(Log {
                 next_seq: 1,
                 ..Log::default()
@@ -165,6 +168,10 @@ impl Issuer {
         self.changed.notify_waiters();
     }
 
+    pub fn set_snapshot_page_size(&self, size: usize) {
+        self.snapshot_page_size.store(size, Ordering::SeqCst);
+    }
+
     pub fn set_feed(&self, mode: FeedMode) {
         self.feed_down
             .store(mode == FeedMode::Down, Ordering::SeqCst);
@@ -177,12 +184,21 @@ async fn jwks_route(State(issuer): State<Arc<Issuer>>) -> Json<Value> {
     Json(json!({ "keys": issuer.keys.lock().expect("lock").clone() }))
 }
 
-fn page(entries: &[(u64, String, String, i64)], cursor: u64) -> Response {
-    let list: Vec<Value> = entries
+fn listed(entries: &[(u64, String, String, i64)]) -> Vec<Value> {
+    entries
         .iter()
         .map(|(_, kind, id, exp)| json!({"kind": kind, "id": id, "expires_at": exp}))
-        .collect();
-    Json(json!({"entries": list, "cursor": cursor.to_string()})).into_response()
+        .collect()
+}
+
+fn page(entries: &[(u64, String, String, i64)], cursor: u64) -> Response {
+    Json(json!({"entries": listed(entries), "cursor": cursor.to_string()})).into_response()
+}
+
+/// A snapshot page that names the next one.
+fn snapshot_page(entries: &[(u64, String, String, i64)], next: u64) -> Response {
+    let next = next.to_string();
+    Json(json!({"entries": listed(entries), "cursor": next, "next": next})).into_response()
 }
 
 async fn feed_route(
@@ -201,13 +217,24 @@ async fn feed_route(
     }
     let Some(after) = q.get("after") else {
         issuer.snapshots.fetch_add(1, Ordering::SeqCst);
+        let from = match q.get("page").map(|p| p.parse::<u64>()) {
+            None => 0,
+            Some(Ok(from)) => from,
+            Some(Err(_)) => {
+                return (StatusCode::GONE, Json(json!({"error": "cursor_expired"}))).into_response()
+            }
+        };
+        let size = issuer.snapshot_page_size.load(Ordering::SeqCst);
         let log = issuer.log.lock().expect("lock");
         let live: Vec<_> = log
             .entries
             .iter()
-            .filter(|e| e.3 > now())
+            .filter(|e| e.0 > from && e.3 > now())
             .cloned()
             .collect();
+        if live.len() > size {
+            return snapshot_page(&live[..size], live[size - 1].0);
+        }
         return page(&live, log.next_seq - 1);
     };
     issuer.tails.fetch_add(1, Ordering::SeqCst);
