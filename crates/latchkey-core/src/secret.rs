@@ -2,26 +2,70 @@
 //! in the data directory or a mounted secret), from which the refresh-token
 //! MAC keys and the key-encryption key are derived with HKDF. A database
 //! leak alone therefore forges no refresh token and decrypts no signing key.
+//!
+//! Also [`Secret`], the type every other secret value held in memory has
+//! (the pepper, client secrets, the database password), so that no `Debug`
+//! or log line can show one.
 
 use aws_lc_rs::{aead, hkdf, hmac};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
 
 use crate::AuthError;
 
 pub const SECRET_BYTES: usize = 32;
+
+/// What `Debug` shows in place of a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// A secret string (a setting such as the pepper, a client secret, a
+/// database URL): its `Debug` is `[redacted]`, the value is read only through
+/// [`Secret::expose`] where it is used, and its memory is wiped on drop.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(SecretString::from(value))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(SecretString::from(value))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
+    }
+}
 
 /// One version of the server secret. Versions let the secret rotate: the
 /// newest signs, older ones still verify.
 #[derive(Clone)]
 pub struct SecretVersion {
     pub version: u8,
-    bytes: Vec<u8>,
+    bytes: SecretSlice<u8>,
 }
 
 impl std::fmt::Debug for SecretVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecretVersion({}, ***)", self.version)
+        write!(f, "SecretVersion({}, {REDACTED})", self.version)
     }
 }
 
@@ -37,7 +81,10 @@ impl ServerSecret {
         let mut bytes = vec![0u8; SECRET_BYTES];
         fill_random(&mut bytes)?;
         Ok(Self {
-            versions: vec![SecretVersion { version: 1, bytes }],
+            versions: vec![SecretVersion {
+                version: 1,
+                bytes: bytes.into(),
+            }],
         })
     }
 
@@ -60,7 +107,10 @@ impl ServerSecret {
             if version == 0 || bytes.len() < SECRET_BYTES {
                 return Err(bad("each version needs a non-zero number and >= 32 bytes"));
             }
-            versions.push(SecretVersion { version, bytes });
+            versions.push(SecretVersion {
+                version,
+                bytes: bytes.into(),
+            });
         }
         versions.sort_by_key(|v| v.version);
         if versions.is_empty() {
@@ -80,7 +130,7 @@ impl ServerSecret {
             out.push_str(&format!(
                 "{} {}\n",
                 v.version,
-                URL_SAFE_NO_PAD.encode(&v.bytes)
+                URL_SAFE_NO_PAD.encode(v.bytes.expose_secret())
             ));
         }
         out
@@ -98,7 +148,8 @@ impl ServerSecret {
 
 impl SecretVersion {
     fn prk(&self) -> hkdf::Prk {
-        hkdf::Salt::new(hkdf::HKDF_SHA256, b"latchkey server secret").extract(&self.bytes)
+        hkdf::Salt::new(hkdf::HKDF_SHA256, b"latchkey server secret")
+            .extract(self.bytes.expose_secret())
     }
 
     pub fn hmac_key(&self, purpose: &'static [u8]) -> Result<hmac::Key, AuthError> {
@@ -132,7 +183,23 @@ mod tests {
     fn file_round_trip() {
         let s = ServerSecret::generate().expect("rng");
         let back = ServerSecret::parse(&s.to_file_text()).expect("parse");
-        assert_eq!(back.current().bytes, s.current().bytes);
+        assert_eq!(
+            back.current().bytes.expose_secret(),
+            s.current().bytes.expose_secret()
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let planted = "a pepper nobody may read in a log";
+        let secret = Secret::from(planted);
+        assert_eq!(format!("{secret:?}"), REDACTED);
+        assert_eq!(format!("{:?}", Some(secret.clone())), "Some([redacted])");
+        assert_eq!(secret.expose(), planted);
+        let server = ServerSecret::generate().expect("rng");
+        let encoded = URL_SAFE_NO_PAD.encode(server.current().bytes.expose_secret());
+        assert!(!format!("{server:?}").contains(&encoded));
+        assert!(format!("{server:?}").contains(REDACTED));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use latchkey_core::client::{generate_secret, validate_client_id, Client, ClientKind};
 use latchkey_core::clock::{Clock, SystemClock};
+use latchkey_core::secret::Secret;
 use serde_json::json;
 
 use crate::config::{parse_duration, validate_client_ttl, ServeArgs, Settings};
@@ -69,6 +70,13 @@ pub enum AdminError {
     Refused(String),
 }
 
+/// A new client secret (held as a [`Secret`] until it is printed, the one
+/// place it ever appears) and the hash to store.
+fn new_client_secret() -> Result<(Secret, Vec<u8>), AdminError> {
+    let (secret, hash) = generate_secret().map_err(|e| AdminError::Refused(e.to_string()))?;
+    Ok((Secret::from(secret), hash))
+}
+
 fn secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -101,9 +109,7 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
                 Kind::Confidential => ClientKind::Confidential,
             };
             let secret = match kind {
-                ClientKind::Confidential => {
-                    Some(generate_secret().map_err(|e| refused(e.to_string()))?)
-                }
+                ClientKind::Confidential => Some(new_client_secret()?),
                 ClientKind::Public => None,
             };
             if a.introspect_any && kind == ClientKind::Public {
@@ -129,7 +135,7 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
             }
             let mut out = describe(&client);
             if let Some((secret, _)) = secret {
-                out["client_secret"] = secret.into();
+                out["client_secret"] = secret.expose().into();
             }
             Ok(out)
         }
@@ -149,7 +155,7 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
             Ok(json!({ "deleted": client_id }))
         }
         ClientsAction::RotateSecret { client_id } => {
-            let (secret, hash) = generate_secret().map_err(|e| refused(e.to_string()))?;
+            let (secret, hash) = new_client_secret()?;
             if !store
                 .set_client_secret(&client_id, &hash)
                 .await
@@ -157,7 +163,7 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
             {
                 return Err(refused(format!("no confidential client {client_id}")));
             }
-            Ok(json!({ "client_id": client_id, "client_secret": secret }))
+            Ok(json!({ "client_id": client_id, "client_secret": secret.expose() }))
         }
     }
 }

@@ -9,6 +9,7 @@ use clap::Args;
 use latchkey_core::access_token::Algorithm;
 use latchkey_core::client::{validate_client_id, Client, ClientKind};
 use latchkey_core::password::Argon2Cost;
+use latchkey_core::secret::{Secret, REDACTED};
 use latchkey_core::throttle::{ThrottlePolicy, ThrottleRule};
 use latchkey_core::Policy;
 use serde::Deserialize;
@@ -27,10 +28,14 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path}: {source}")]
+    /// Only where and what: TOML's own message quotes the offending line,
+    /// which may hold the pepper or the database password.
+    #[error("config file {path}: line {line}, column {column}: {message}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        line: usize,
+        column: usize,
+        message: String,
     },
     #[error("{0}")]
     Invalid(String),
@@ -69,8 +74,8 @@ pub struct ServeArgs {
     pub key_rotation_interval: Option<Duration>,
     /// PostgreSQL URL (`postgres://user@host/db`) to share one database
     /// between nodes [default: SQLite in the data directory]
-    #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL", value_parser = DatabaseUrl::parse_arg)]
+    pub database_url: Option<DatabaseUrl>,
     /// Sign-ups per minute per client address on this node; 0: no limit [default: 10]
     #[arg(long, global = true, env = "LATCHKEY_SIGN_UP_RATE_LIMIT")]
     pub sign_up_rate_limit: Option<u32>,
@@ -136,7 +141,7 @@ struct FileConfig {
     max_access_ttl: Option<Duration>,
     #[serde(default)]
     clients: Vec<ClientFile>,
-    database_url: Option<String>,
+    database_url: Option<DatabaseUrl>,
     /// PostgreSQL pool size of this node.
     database_max_connections: Option<usize>,
     throttle: Option<ThrottleFile>,
@@ -157,17 +162,129 @@ struct FileConfig {
     public_revocation_feed: Option<bool>,
     /// Prefer `LATCHKEY_PASSWORD_PEPPER`: a secret in a config file tends
     /// to end up in places secrets should not.
-    password_pepper: Option<String>,
+    password_pepper: Option<Secret>,
 }
 
-/// A secret setting: its `Debug` (and so `check-config`) never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretSetting(pub String);
+/// A PostgreSQL connection string (`postgres://` URL or libpq key-value
+/// form). The whole of it is held as a secret; its `Debug` (and so
+/// `check-config`) shows it with the password replaced by `[redacted]`,
+/// keeping user, host and database visible for operators.
+#[derive(Clone)]
+pub struct DatabaseUrl(Secret);
 
-impl std::fmt::Debug for SecretSetting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
+impl DatabaseUrl {
+    /// For clap: any string is accepted here; the store parses it.
+    pub fn parse_arg(s: &str) -> Result<Self, std::convert::Infallible> {
+        Ok(Self::from(s))
     }
+
+    /// The full string, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// The string with every password in it replaced by `[redacted]`.
+    pub fn redacted(&self) -> String {
+        redact_database_url(self.expose())
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(s: &str) -> Self {
+        Self(Secret::from(s))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.redacted(), f)
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Secret::deserialize(d).map(Self)
+    }
+}
+
+/// Redacts the passwords the PostgreSQL driver would read: in a URL the
+/// part of the user info after the first `:` (the user info ends at the
+/// first `@`, as the driver reads it) and any `password` query parameter;
+/// in the key-value form the value of every `password` key. When in doubt
+/// it redacts more: a query key with a `%` escape could spell `password`.
+fn redact_database_url(url: &str) -> String {
+    let Some(rest) = ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|p| url.strip_prefix(p))
+    else {
+        return redact_key_value_password(url);
+    };
+    let mut out = url[..url.len() - rest.len()].to_owned();
+    let after_user_info = match rest.split_once('@') {
+        Some((user_info, after)) => {
+            match user_info.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push(':');
+                    out.push_str(REDACTED);
+                }
+                None => out.push_str(user_info),
+            }
+            out.push('@');
+            after
+        }
+        None => rest,
+    };
+    let Some((head, query)) = after_user_info.split_once('?') else {
+        out.push_str(after_user_info);
+        return out;
+    };
+    out.push_str(head);
+    out.push('?');
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if key == "password" || key.contains('%') => {
+                format!("{key}={REDACTED}")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    out.push_str(&params.join("&"));
+    out
+}
+
+/// `host=db password='s e\'cret' user=me`: each value after a `password`
+/// key, quoted (to its closing unescaped quote) or not (to the next
+/// unescaped space), becomes `[redacted]`.
+fn redact_key_value_password(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("password") {
+        out.push_str(&rest[..at + "password".len()]);
+        rest = &rest[at + "password".len()..];
+        let after_key = rest.trim_start();
+        let Some(value) = after_key.strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        out.push_str(&rest[..rest.len() - value.len()]);
+        out.push_str(REDACTED);
+        let quoted = value.starts_with('\'');
+        let mut chars = value.char_indices().skip(usize::from(quoted));
+        let mut end = value.len();
+        while let Some((i, c)) = chars.next() {
+            if c == '\\' {
+                chars.next();
+            } else if (quoted && c == '\'') || (!quoted && c.is_whitespace()) {
+                end = if quoted { i + 1 } else { i };
+                break;
+            }
+        }
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Shortest pepper accepted (bytes); 32 random bytes are recommended.
@@ -320,7 +437,7 @@ pub struct Settings {
     /// Scheduled signing-key rotation; `None`: only by `latchkey keys rotate`.
     pub key_rotation_interval: Option<Duration>,
     /// `Some`: PostgreSQL (a cluster of nodes); `None`: SQLite in `data_dir`.
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     pub database_max_connections: usize,
     /// Per-address request limits of this node.
     pub rate_limits: RateLimits,
@@ -333,11 +450,11 @@ pub struct Settings {
     /// Secret mixed into every new password hash (HMAC-SHA256 of the
     /// password before Argon2), from `LATCHKEY_PASSWORD_PEPPER` or the
     /// file's `password_pepper`. Once set, never change or drop it.
-    pub password_pepper: Option<SecretSetting>,
+    pub password_pepper: Option<Secret>,
     /// The server secret itself (file format), from `LATCHKEY_SERVER_SECRET`,
     /// for platforms that hand secrets over as environment variables; it
     /// takes the place of `<data_dir>/server-secret`.
-    pub server_secret: Option<String>,
+    pub server_secret: Option<Secret>,
 }
 
 /// One hashing thread per core but one (at least one). Even at the lowest
@@ -412,7 +529,9 @@ impl Settings {
         if let Some(n) = file.database_max_connections {
             s.database_max_connections = n.max(1);
         }
-        s.server_secret = std::env::var("LATCHKEY_SERVER_SECRET").ok();
+        s.server_secret = std::env::var("LATCHKEY_SERVER_SECRET")
+            .ok()
+            .map(Secret::from);
         let p = &mut s.policy;
         if let Some(d) = args.access_ttl.or(file.access_ttl) {
             p.access_ttl_seconds = secs(d);
@@ -456,9 +575,9 @@ impl Settings {
         }
         s.password_pepper = std::env::var("LATCHKEY_PASSWORD_PEPPER")
             .ok()
+            .map(Secret::from)
             .or(file.password_pepper)
-            .filter(|p| !p.is_empty())
-            .map(SecretSetting);
+            .filter(|p| !p.expose().is_empty());
         if let Some(t) = file.throttle {
             t.apply(&mut s.policy.throttle);
         }
@@ -514,7 +633,7 @@ impl Settings {
         if self
             .password_pepper
             .as_ref()
-            .is_some_and(|p| p.0.len() < MIN_PEPPER_BYTES)
+            .is_some_and(|p| p.expose().len() < MIN_PEPPER_BYTES)
         {
             return invalid(
                 "password_pepper must be at least 16 bytes (32 random bytes recommended)",
@@ -573,9 +692,16 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_owned(),
-        source: Box::new(source),
+    toml::from_str(&text).map_err(|e| {
+        let offset = e.span().map_or(0, |span| span.start.min(text.len()));
+        let before = text.get(..offset).unwrap_or_default();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        ConfigError::Parse {
+            path: path.to_owned(),
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+            message: e.message().to_owned(),
+        }
     })
 }
 
@@ -710,12 +836,12 @@ mod tests {
         assert_eq!(t.account.max_delay_seconds, 300);
         assert_eq!(s.rate_limits.sign_up_per_minute, 0);
         assert_eq!(s.rate_limits.tokens_per_minute, 1000);
-        assert_eq!(s.password_pepper, None);
+        assert!(s.password_pepper.is_none());
         std::fs::write(&path, "password_pepper = \"0123456789abcdef0123\"\n").expect("write");
         let s = Settings::resolve(&args).expect("resolve");
         assert_eq!(
-            s.password_pepper,
-            Some(SecretSetting("0123456789abcdef0123".into()))
+            s.password_pepper.as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123")
         );
         assert!(!format!("{s:?}").contains("0123456789abcdef"));
         std::fs::write(&path, "password_pepper = \"short\"\n").expect("write");
@@ -852,6 +978,86 @@ mod tests {
             Some(Some(false))
         );
         assert!(flag(&["latchkey", "--public-revocation-feed=maybe"]).is_err());
+    }
+
+    #[test]
+    fn database_url_debug_redacts_only_the_password() {
+        let cases = [
+            (
+                "postgres://latchkey:s3cr%40t@db.internal:5432/auth",
+                "postgres://latchkey:[redacted]@db.internal:5432/auth",
+            ),
+            (
+                "postgresql://me:pw@h1,h2/db?sslmode=disable&password=pw2",
+                "postgresql://me:[redacted]@h1,h2/db?sslmode=disable&password=[redacted]",
+            ),
+            (
+                "postgres://me@host/db?pass%77ord=pw",
+                "postgres://me@host/db?pass%77ord=[redacted]",
+            ),
+            ("postgres://host/db", "postgres://host/db"),
+            (
+                "host=db user=me password = 'p w\\'x' dbname=auth",
+                "host=db user=me password = [redacted] dbname=auth",
+            ),
+            ("password=pw host=db", "password=[redacted] host=db"),
+        ];
+        for (url, shown) in cases {
+            let url = DatabaseUrl::from(url);
+            assert_eq!(url.redacted(), shown);
+            assert_eq!(format!("{url:?}"), format!("{shown:?}"));
+        }
+    }
+
+    #[test]
+    fn debug_of_settings_and_args_shows_no_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(
+            &path,
+            "password_pepper = \"PLANTED-pepper-0123456789\"\n\
+             database_url = \"postgres://me:PLANTED-db@db/auth\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let mut s = Settings::resolve(&args).expect("resolve");
+        s.server_secret = Some(Secret::from("1 PLANTED-server-secret"));
+        let shown = format!("{s:#?}");
+        assert!(!shown.contains("PLANTED"), "{shown}");
+        assert!(
+            shown.contains("postgres://me:[redacted]@db/auth"),
+            "{shown}"
+        );
+        assert_eq!(shown.matches("[redacted]").count(), 3, "{shown}");
+        let args = ServeArgs {
+            database_url: Some(DatabaseUrl::from("postgres://me:PLANTED@db/auth")),
+            ..ServeArgs::default()
+        };
+        assert!(!format!("{args:?}").contains("PLANTED"));
+    }
+
+    #[test]
+    fn config_parse_errors_do_not_quote_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        for text in [
+            "listen = \"127.0.0.1:1\"\ndatabase_url = \"postgres://me:PLANTED@db/auth\n",
+            "password_pepper = \"PLANTED-pepper-0123456789\" x\n",
+            "password_pepper = [\"PLANTED-pepper-0123456789\"]\n",
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let e = Settings::resolve(&args).expect_err("bad file");
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("PLANTED"), "{shown}");
+            assert!(shown.contains("line "), "{shown}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use latchkey_core::secret::ServerSecret;
+use latchkey_core::secret::{Secret, ServerSecret};
 
 pub const DATABASE_FILE: &str = "latchkey.db";
 pub const SECRET_FILE: &str = "server-secret";
@@ -30,7 +30,7 @@ pub enum DataDirError {
 /// Opens (creating when missing) the data directory and its server secret.
 /// `secret_override` (the secret's file text from the environment) replaces
 /// the file and is never written to disk.
-pub fn prepare(dir: &Path, secret_override: Option<&str>) -> Result<DataDir, DataDirError> {
+pub fn prepare(dir: &Path, secret_override: Option<&Secret>) -> Result<DataDir, DataDirError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| DataDirError::Io { path, source }
@@ -43,7 +43,7 @@ pub fn prepare(dir: &Path, secret_override: Option<&str>) -> Result<DataDir, Dat
     let secret_path = dir.join(SECRET_FILE);
     let stored = match secret_override {
         Some(text) => Some(
-            ServerSecret::parse(text)
+            ServerSecret::parse(text.expose())
                 .map_err(|e| secret_error(Path::new("LATCHKEY_SERVER_SECRET"), e))?,
         ),
         None => read_secret(&secret_path)?,

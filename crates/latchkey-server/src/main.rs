@@ -42,10 +42,15 @@ enum Command {
     Audit(AuditArgs),
 }
 
+const POSTGRES_DRIVER_LOG_CAP: &str = "tokio_postgres=info";
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("LATCHKEY_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"))
+        // The PostgreSQL driver logs every statement's parameters at debug:
+        // password hashes, client-secret hashes, sealed keys. Never shown.
+        .add_directive(POSTGRES_DRIVER_LOG_CAP.parse()?);
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     if cli.log_json {
         logs.json().init();

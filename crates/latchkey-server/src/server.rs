@@ -91,7 +91,10 @@ impl RunningServer {
         let hasher = Arc::new(HashingPool::new(
             Argon2Hashing::with_pepper(
                 settings.argon2,
-                settings.password_pepper.as_ref().map(|p| p.0.as_bytes()),
+                settings
+                    .password_pepper
+                    .as_ref()
+                    .map(|p| p.expose().as_bytes()),
             )?,
             settings.hashing_threads,
             settings.hashing_queue(),
@@ -197,7 +200,7 @@ pub(crate) async fn open_data(
             ),
         }));
     }
-    let mut dir = data_dir::prepare(&settings.data_dir, settings.server_secret.as_deref())?;
+    let mut dir = data_dir::prepare(&settings.data_dir, settings.server_secret.as_ref())?;
     if settings.database_url.is_none() && !dir.database.exists() {
         dir.created
             .push(format!("database {}", dir.database.display()));
@@ -208,7 +211,7 @@ pub(crate) async fn open_data(
                 max_connections: settings.database_max_connections,
                 ..PostgresOptions::default()
             };
-            Arc::new(PostgresStore::connect(url, options).await?)
+            Arc::new(PostgresStore::connect(url.expose(), options).await?)
         }
         None => Arc::new(SqliteStore::open(&dir.database)?),
     };

@@ -43,10 +43,10 @@ async fn common_passwords_are_refused_at_sign_up_and_password_change() {
 /// everyone whose hash was peppered, which is why it must never go.
 #[tokio::test]
 async fn a_pepper_can_be_added_to_a_running_installation() {
-    use latchkey_server::config::SecretSetting;
+    use latchkey_core::secret::Secret;
     let mut t = TestServer::start().await;
     t.new_session("alice").await;
-    t.settings.password_pepper = Some(SecretSetting("a pepper of thirty-two bytes....".into()));
+    t.settings.password_pepper = Some(Secret::from("a pepper of thirty-two bytes...."));
     let mut t = t.restart().await;
     assert_eq!(
         t.sign_in("alice", "correct horse battery").await.status(),
