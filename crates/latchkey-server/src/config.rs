@@ -14,7 +14,7 @@ use latchkey_core::throttle::{ThrottlePolicy, ThrottleRule};
 use latchkey_core::Policy;
 use serde::Deserialize;
 
-use crate::client_address::TrustedProxies;
+use crate::client_address::{NetworkPrefixes, TrustedProxies};
 use crate::hashing_pool::DEFAULT_QUEUE_PER_THREAD;
 use crate::rate_limit::RateLimits;
 
@@ -109,6 +109,9 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub public_revocation_feed: Option<bool>,
+    /// Connections served at once; more wait in the listen queue [default: 10000]
+    #[arg(long, global = true, env = "LATCHKEY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// TOML config file
     #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -163,6 +166,17 @@ struct FileConfig {
     /// Prefer `LATCHKEY_PASSWORD_PEPPER`: a secret in a config file tends
     /// to end up in places secrets should not.
     password_pepper: Option<Secret>,
+    /// Time a client has to send a request's head.
+    #[serde(default, with = "humantime_opt")]
+    header_read_timeout: Option<Duration>,
+    /// A connection that moves no byte for this long, between requests,
+    /// is closed.
+    #[serde(default, with = "humantime_opt")]
+    idle_timeout: Option<Duration>,
+    max_connections: Option<usize>,
+    /// Prefix lengths of the networks per-address limits count.
+    ipv4_prefix: Option<u8>,
+    ipv6_prefix: Option<u8>,
 }
 
 /// A PostgreSQL connection string (`postgres://` URL or libpq key-value
@@ -455,7 +469,25 @@ pub struct Settings {
     /// for platforms that hand secrets over as environment variables; it
     /// takes the place of `<data_dir>/server-secret`.
     pub server_secret: Option<Secret>,
+    /// Time a client has to send a request's head, from when the server
+    /// waits for one (also between requests on a kept-alive connection).
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moved for this long, with no request
+    /// in progress, is closed, whatever the HTTP layer is waiting for.
+    pub idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's
+    /// listen queue until one closes, costing this process nothing.
+    pub max_connections: usize,
+    /// Networks per-address limits and the sign-in address throttle count
+    /// clients under.
+    pub network_prefixes: NetworkPrefixes,
 }
+
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Far above any file-descriptor limit; keeps the count a `u32`.
+pub const MAX_MAX_CONNECTIONS: usize = 1_000_000;
 
 /// One hashing thread per core but one (at least one). Even at the lowest
 /// scheduling priority, Argon2 on every core slows request handling during
@@ -497,6 +529,10 @@ impl Settings {
             public_revocation_feed: false,
             password_pepper: None,
             server_secret: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            network_prefixes: NetworkPrefixes::default(),
         }
     }
 
@@ -607,6 +643,21 @@ impl Settings {
         if let Some(public) = args.public_revocation_feed.or(file.public_revocation_feed) {
             s.public_revocation_feed = public;
         }
+        if let Some(d) = file.header_read_timeout {
+            s.header_read_timeout = d;
+        }
+        if let Some(d) = file.idle_timeout {
+            s.idle_timeout = d;
+        }
+        if let Some(n) = args.max_connections.or(file.max_connections) {
+            s.max_connections = n;
+        }
+        if let Some(n) = file.ipv4_prefix {
+            s.network_prefixes.ipv4 = n;
+        }
+        if let Some(n) = file.ipv6_prefix {
+            s.network_prefixes.ipv6 = n;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -667,6 +718,15 @@ impl Settings {
             // caches (ours say max-age=60) must see it before its tokens.
             return invalid("key_rotation_interval must be at least 10m");
         }
+        if self.header_read_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return invalid("header_read_timeout and idle_timeout must be more than 0s");
+        }
+        if !(1..=MAX_MAX_CONNECTIONS).contains(&self.max_connections) {
+            return invalid("max_connections must be between 1 and 1000000");
+        }
+        self.network_prefixes
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
@@ -1057,6 +1117,49 @@ mod tests {
             let shown = format!("{e} {e:?}");
             assert!(!shown.contains("PLANTED"), "{shown}");
             assert!(shown.contains("line "), "{shown}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_and_network_prefixes_have_defaults_and_can_be_set() {
+        let defaults = Settings::resolve(&ServeArgs::default()).expect("resolve");
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.idle_timeout, Duration::from_secs(60));
+        assert_eq!(defaults.max_connections, 10_000);
+        assert_eq!(
+            (defaults.network_prefixes.ipv4, defaults.network_prefixes.ipv6),
+            (32, 64)
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(
+            &path,
+            "header_read_timeout = \"5s\"\nidle_timeout = 30\nmax_connections = 50\n\
+             ipv4_prefix = 24\nipv6_prefix = 56\n",
+        )
+        .expect("write");
+        let mut args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).expect("resolve");
+        assert_eq!(s.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.idle_timeout, Duration::from_secs(30));
+        assert_eq!(s.max_connections, 50);
+        assert_eq!((s.network_prefixes.ipv4, s.network_prefixes.ipv6), (24, 56));
+        args.max_connections = Some(7);
+        assert_eq!(Settings::resolve(&args).expect("resolve").max_connections, 7);
+        args.max_connections = Some(0);
+        assert!(Settings::resolve(&args).is_err());
+        args.max_connections = None;
+        for bad in [
+            "ipv6_prefix = 129\n",
+            "ipv4_prefix = 0\n",
+            "idle_timeout = 0\n",
+            "header_read_timeout = \"0s\"\n",
+        ] {
+            std::fs::write(&path, bad).expect("write");
+            assert!(Settings::resolve(&args).is_err(), "{bad}");
         }
     }
 

@@ -9,7 +9,7 @@ use latchkey_core::service::Origin;
 use latchkey_core::AuthError;
 use serde::de::DeserializeOwned;
 
-use crate::client_address::ClientAddress;
+use crate::client_address::{ClientAddress, ClientNetwork};
 use crate::error::ApiError;
 
 /// A JSON body; malformed JSON, wrong types, missing fields, wrong content
@@ -169,8 +169,9 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
 /// Longest user agent kept on a session; storage per session stays bounded.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
-/// Where a request came from: user agent and client address, for the
-/// session list, throttling and the audit log.
+/// Where a request came from: user agent, client address (for the session
+/// list and the audit log) and the network it is counted under (for the
+/// sign-in address throttle).
 pub struct RequestOrigin(pub Origin);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
@@ -186,10 +187,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             .extensions
             .get::<ClientAddress>()
             .map(|ClientAddress(ip)| ip.to_string());
+        let network = parts
+            .extensions
+            .get::<ClientNetwork>()
+            .map(ClientNetwork::to_string);
         Ok(RequestOrigin(Origin {
             user_agent,
-            network: ip.clone(),
             ip,
+            network,
         }))
     }
 }

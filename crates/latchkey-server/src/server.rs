@@ -1,4 +1,5 @@
-//! Start-up and shutdown: data directory, store, authority, listener.
+//! Start-up and shutdown: data directory, store, authority, listener, and
+//! the accept loop that serves connections within their limits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,11 +15,16 @@ use latchkey_store::{PostgresStore, SqliteStore};
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::client_address::AddressResolution;
 use crate::config::{ConfigError, Settings};
 use crate::data_dir::{self, DataDir, DataDirError};
 use crate::hashing_pool::HashingPool;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
+
+mod connections;
+
+pub use connections::ConnectionLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -119,16 +125,19 @@ impl RunningServer {
             public_revocation_feed: settings.public_revocation_feed,
             sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
-            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
-        })
-        .into_make_service_with_connect_info::<SocketAddr>();
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            client_addresses: Arc::new(AddressResolution {
+                proxies: settings.trusted_proxies.clone(),
+                prefixes: settings.network_prefixes,
+            }),
         });
+        let limits = ConnectionLimits {
+            header_read_timeout: settings.header_read_timeout,
+            idle_timeout: settings.idle_timeout,
+            max_connections: settings.max_connections,
+        };
+        let serve = tokio::spawn(connections::serve(listener, app, limits, async {
+            let _ = stopped.await;
+        }));
         let rotate_every = settings
             .key_rotation_interval
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));

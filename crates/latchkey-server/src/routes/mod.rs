@@ -12,7 +12,7 @@ mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::routing::{delete, get, post};
@@ -20,19 +20,22 @@ use axum::Router;
 use latchkey_core::Authority;
 use tokio::sync::watch;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Span;
 
-use crate::client_address::{self, TrustedProxies};
+use crate::client_address::{self, AddressResolution};
 use crate::error::ApiError;
 use crate::rate_limit::{self, RateLimiter};
 
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// The same for the routes that take a password: large enough that a
-/// password of up to a megabyte reaches the password rule and gets its
-/// precise 400 (before any hashing), small enough to bound memory.
-pub const MAX_PASSWORD_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// The same for the routes that take a password (sign-up, sign-in, password
+/// change): room for the longest password the password rule accepts (1024
+/// bytes) many times over, JSON escapes included, so a too-long password
+/// still gets the rule's precise 400; anything larger is 413 unread.
+pub const MAX_PASSWORD_BODY_BYTES: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What most handlers need.
@@ -51,8 +54,9 @@ pub struct App {
     /// Per-address limits of this node; `None`: unlimited.
     pub sign_up_limit: Option<Arc<RateLimiter>>,
     pub tokens_limit: Option<Arc<RateLimiter>>,
-    /// Whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Arc<TrustedProxies>,
+    /// Whose `X-Forwarded-For` is believed, and the network lengths
+    /// clients are counted under.
+    pub client_addresses: Arc<AddressResolution>,
 }
 
 /// `routes` with `limiter` in front of each of them, if there is one.
@@ -88,7 +92,7 @@ pub fn router(app: App) -> Router {
             .route("/oauth/introspect", post(oauth::introspect)),
         app.tokens_limit.clone(),
     );
-    let trusted_proxies = app.trusted_proxies.clone();
+    let client_addresses = app.client_addresses.clone();
     Router::new()
         .merge(password_routes)
         .merge(token_endpoints)
@@ -111,7 +115,7 @@ pub fn router(app: App) -> Router {
         .with_state(app)
         // Outside the route layers, so the rate limits see the result.
         .layer(middleware::from_fn_with_state(
-            trusted_proxies,
+            client_addresses,
             client_address::resolve,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -119,15 +123,34 @@ pub fn router(app: App) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        // Paths and methods only: tokens never travel in URLs here. A 5xx
-        // is a warning: a 503 while the database restarts is expected, and
-        // real failures are logged as errors where they happen.
+        // Responses carry personal data or tokens unless the handler says
+        // otherwise (JWKS and metadata set their public caching); errors
+        // and timeouts too, hence outside everything that answers.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        // A 5xx is a warning: a 503 while the database restarts is
+        // expected, and real failures are logged as errors where they
+        // happen.
         .layer(
             TraceLayer::new_for_http()
+                .make_span_with(request_span)
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The span of each request: method and path only. Never the whole URI:
+/// we accept no tokens in query strings, but clients send them anyway, and
+/// a log is no place for them.
+fn request_span(request: &Request) -> Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+    )
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` for responses that carry
