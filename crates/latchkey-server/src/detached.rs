@@ -14,11 +14,15 @@
 //! as it sees the client close.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::Service;
 
 tokio::task_local! {
     static REQUESTER: Requester;
@@ -50,13 +54,39 @@ impl Drop for WaitingSide {
 }
 
 /// Whether a request is one that checks a password.
-pub fn checks_password(method: &Method, path: &str) -> bool {
+fn checks_password(method: &Method, path: &str) -> bool {
     method == Method::POST && matches!(path, "/v1/sign-in" | "/v1/sign-up" | "/v1/password")
+}
+
+/// The app's answer to `request`: a password check is detached at once (see
+/// the module documentation), anything else is answered on the caller's
+/// task.
+pub fn answer<B>(
+    mut app: Router,
+    request: Request<B>,
+) -> Pin<Box<dyn Future<Output = Response> + Send>>
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let request = request.map(axum::body::Body::new);
+    let checks = checks_password(request.method(), request.uri().path());
+    let handling = async move {
+        match app.call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    };
+    if checks {
+        Box::pin(detach(handling))
+    } else {
+        Box::pin(handling)
+    }
 }
 
 /// Runs `handling` on a task of its own and waits for its answer; see the
 /// module documentation.
-pub fn detach<F>(handling: F) -> impl Future<Output = Response> + Send
+fn detach<F>(handling: F) -> impl Future<Output = Response> + Send
 where
     F: Future<Output = Response> + Send + 'static,
 {
@@ -81,14 +111,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_task_runs_on_and_sees_its_requester_leave() {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
         let waiting = detach(async move {
             let requester = Requester::current().expect("inside a detached request");
-            assert!(!requester.is_gone());
+            let _ = started_tx.send(requester.is_gone());
             tokio::time::sleep(Duration::from_millis(50)).await;
             let _ = seen_tx.send(requester.is_gone());
             StatusCode::OK.into_response()
         });
+        assert_eq!(started_rx.await.ok(), Some(false), "still waited for");
         // The client hangs up before the answer.
         drop(waiting);
         let gone = tokio::time::timeout(Duration::from_secs(5), seen_rx)

@@ -250,7 +250,9 @@ async fn password_change_guesses_are_throttled_and_end_the_session() {
 async fn sessions_per_user_are_capped_least_recently_used_first() {
     let t = TestServer::start_with(|s| s.policy.max_sessions_per_user = 3).await;
     let first = t.new_session("erin").await;
+    t.clock.advance(1);
     let second = t.new_session("erin").await;
+    t.clock.advance(1);
     let third = t.new_session("erin").await;
     // The first is used again: the second is now the least recently used.
     t.clock.advance(5);

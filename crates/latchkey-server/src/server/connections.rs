@@ -18,6 +18,7 @@
 //! - The request timeout (30 s, a tower layer in `routes`) bounds each
 //!   request's handling, body included.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -36,7 +37,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
-use tower::Service;
+
+use crate::detached;
 
 /// What one client may hold of the server.
 #[derive(Debug, Clone, Copy)]
@@ -134,11 +136,13 @@ async fn serve_connection(
         // What `into_make_service_with_connect_info` gave handlers.
         request.extensions_mut().insert(ConnectInfo(peer));
         let in_flight = service_activity.request_started();
-        let mut app = app.clone();
+        // Called by hyper as the request arrives: a password check is
+        // detached here, before the client can hang up on it.
+        let answer = detached::answer(app.clone(), request);
         async move {
-            let response = app.call(request).await;
+            let response = answer.await;
             drop(in_flight);
-            response
+            Ok::<_, Infallible>(response)
         }
     });
     let mut connection = pin!(builder.serve_connection(io, service));
