@@ -76,9 +76,9 @@ impl NetworkPrefixes {
         // Lengths past the address's are clamped, not refused: `validate`
         // keeps them out of configurations, and this runs per request.
         let net = match ip.to_canonical() {
-            IpAddr::V4(v4) => IpNet::V4(
-                Ipv4Net::new(v4, self.ipv4.min(32)).unwrap_or_else(|_| Ipv4Net::from(v4)),
-            ),
+            IpAddr::V4(v4) => {
+                IpNet::V4(Ipv4Net::new(v4, self.ipv4.min(32)).unwrap_or_else(|_| Ipv4Net::from(v4)))
+            }
             IpAddr::V6(v6) => IpNet::V6(
                 Ipv6Net::new(v6, self.ipv6.min(128)).unwrap_or_else(|_| Ipv6Net::from(v6)),
             ),
@@ -167,9 +167,7 @@ pub async fn resolve(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     if let Some(peer) = peer {
-        let client = resolution
-            .proxies
-            .client_address(peer, request.headers());
+        let client = resolution.proxies.client_address(peer, request.headers());
         let network = resolution.prefixes.network_of(client);
         request.extensions_mut().insert(ClientAddress(client));
         request.extensions_mut().insert(network);
@@ -265,13 +263,19 @@ mod tests {
             wide.network_of(ip("2001:db8:1:2::1")).to_string(),
             "2001:db8:1::/48"
         );
-        let whole = NetworkPrefixes { ipv4: 32, ipv6: 128 };
+        let whole = NetworkPrefixes {
+            ipv4: 32,
+            ipv6: 128,
+        };
         assert_eq!(
             whole.network_of(ip("2001:db8::7")).to_string(),
             "2001:db8::7"
         );
         // Out-of-range lengths never panic; validation refuses them.
-        let bad = NetworkPrefixes { ipv4: 40, ipv6: 200 };
+        let bad = NetworkPrefixes {
+            ipv4: 40,
+            ipv6: 200,
+        };
         assert!(bad.validate().is_err());
         assert_eq!(bad.network_of(ip("10.1.2.3")).to_string(), "10.1.2.3");
         assert!(NetworkPrefixes { ipv4: 0, ipv6: 64 }.validate().is_err());

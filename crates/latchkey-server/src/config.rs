@@ -773,7 +773,10 @@ mod tests {
         assert_eq!(defaults.idle_timeout, Duration::from_secs(60));
         assert_eq!(defaults.max_connections, 10_000);
         assert_eq!(
-            (defaults.network_prefixes.ipv4, defaults.network_prefixes.ipv6),
+            (
+                defaults.network_prefixes.ipv4,
+                defaults.network_prefixes.ipv6
+            ),
             (32, 64)
         );
         let dir = tempfile::tempdir().expect("tempdir");
@@ -794,7 +797,10 @@ mod tests {
         assert_eq!(s.max_connections, 50);
         assert_eq!((s.network_prefixes.ipv4, s.network_prefixes.ipv6), (24, 56));
         args.max_connections = Some(7);
-        assert_eq!(Settings::resolve(&args).expect("resolve").max_connections, 7);
+        assert_eq!(
+            Settings::resolve(&args).expect("resolve").max_connections,
+            7
+        );
         args.max_connections = Some(0);
         assert!(Settings::resolve(&args).is_err());
         args.max_connections = None;

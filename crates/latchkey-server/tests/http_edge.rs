@@ -193,7 +193,10 @@ async fn personal_data_tokens_and_errors_are_not_stored() {
     // Public documents keep their caching.
     for (path, caching) in [
         ("/.well-known/jwks.json", "public, max-age=60"),
-        ("/.well-known/oauth-authorization-server", "public, max-age=300"),
+        (
+            "/.well-known/oauth-authorization-server",
+            "public, max-age=300",
+        ),
         ("/.well-known/openid-configuration", "public, max-age=300"),
     ] {
         let r = s.http.get(s.url(path)).send().await.expect("request");

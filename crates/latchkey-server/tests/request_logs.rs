@@ -50,12 +50,7 @@ async fn request_logs_carry_the_path_but_never_the_query() {
         format!("/v1/me?token={secret}"),
         format!("/v1/nope?refresh_token={secret}&x=1"),
     ] {
-        let r = s
-            .http
-            .get(s.url(&path))
-            .send()
-            .await
-            .expect("request");
+        let r = s.http.get(s.url(&path)).send().await.expect("request");
         assert!(r.status().as_u16() < 500, "{path}");
     }
     let text = String::from_utf8_lossy(&log.0.lock().expect("log")).into_owned();
