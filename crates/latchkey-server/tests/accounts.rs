@@ -241,7 +241,7 @@ async fn bad_input_gets_precise_4xx() {
         (
             "/v1/sign-up",
             json_ct,
-            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
+            format!("{}{}", "[".repeat(5_000), "]".repeat(5_000)).into_bytes(),
             400,
         ),
         (
@@ -264,13 +264,13 @@ async fn bad_input_gets_precise_4xx() {
         error_code(r).await;
     }
 
-    // A 1 MB password is refused by the password rule, before hashing:
-    // the password routes accept bodies that large, and nothing larger.
+    // A password over the rule's 1024 bytes is refused by the rule, before
+    // hashing; a body over the password routes' 16 KiB is 413 unread.
     for path in ["/v1/sign-in", "/v1/sign-up"] {
         let r = s
             .post(
                 path,
-                json!({"username": "someone", "password": "p".repeat(1024 * 1024)}),
+                json!({"username": "someone", "password": "p".repeat(2000)}),
             )
             .await;
         assert_eq!(r.status(), 400, "{path}");
@@ -279,10 +279,8 @@ async fn bad_input_gets_precise_4xx() {
         let description = body["error_description"].as_str().unwrap_or_default();
         assert!(description.contains("at most 1024 bytes"), "{path}: {body}");
     }
-    let r = s.sign_in("someone", &"p".repeat(3 * 1024 * 1024)).await;
+    let r = s.sign_in("someone", &"p".repeat(1024 * 1024)).await;
     assert_eq!(r.status(), 413);
-    let r = s.sign_in("someone", &"p".repeat(2000)).await;
-    assert_eq!(r.status(), 400);
 
     let r = s.http.get(s.url("/v1/nope")).send().await.expect("request");
     assert_eq!(r.status(), 404);

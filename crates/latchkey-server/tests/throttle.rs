@@ -364,7 +364,8 @@ async fn sign_up_and_token_endpoints_are_rate_limited_per_address() {
 #[tokio::test]
 async fn hostile_usernames_are_counted_like_any_other() {
     let t = TestServer::start_with(|s| s.policy.throttle.address.free_failures = 1000).await;
-    let long = "ä".repeat(20_000);
+    // As long as fits in the password routes' 16 KiB body limit.
+    let long = "ä".repeat(7_000);
     for name in [
         "'; DELETE FROM sign_in_failures; --",
         "nul\u{0}byte",

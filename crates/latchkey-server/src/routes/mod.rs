@@ -149,7 +149,7 @@ fn request_span(request: &Request) -> Span {
     tracing::debug_span!(
         "request",
         method = %request.method(),
-        path = request.uri().path(),
+        path = %request.uri().path(),
     )
 }
 
