@@ -411,7 +411,7 @@ mod tests {
         ) -> Result<Admission, StoreError> {
             unused()
         }
-        async fn release_attempt(&self, _: &str) -> Result<(), StoreError> {
+        async fn release_attempt(&self, _: &ThrottleEntry) -> Result<(), StoreError> {
             unused()
         }
         async fn clear_sign_in_failures(&self, _: &str) -> Result<bool, StoreError> {

@@ -539,7 +539,8 @@ impl Authority {
     }
 
     /// A counted attempt succeeded: the account's counter is cleared (the
-    /// owner proved themselves) and the address gets its attempt back. The
+    /// owner proved themselves) and the address gets its attempt back, with
+    /// the block it set if it was the last one counted. The
     /// owner getting in through the known-address exemption does not end
     /// the block the attacker elsewhere earned.
     async fn attempt_succeeded(&self, attempt: Option<Attempt>) -> Result<(), AuthError> {
@@ -549,8 +550,12 @@ impl Authority {
         if let Some(key) = &attempt.account_key {
             self.store.clear_sign_in_failures(key).await?;
         }
-        if let Some(key) = &attempt.address_key {
-            self.store.release_attempt(key).await?;
+        let reserved_for_address = attempt
+            .entries
+            .iter()
+            .find(|e| attempt.address_key.as_deref() == Some(e.key.as_str()));
+        if let Some(reserved) = reserved_for_address {
+            self.store.release_attempt(reserved).await?;
         }
         Ok(())
     }

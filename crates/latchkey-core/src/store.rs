@@ -301,9 +301,11 @@ pub trait Store: Send + Sync {
         keys: &[(String, ThrottleRule)],
         now: UnixTime,
     ) -> Result<Admission, StoreError>;
-    /// Takes one counted attempt back from `key` (it succeeded): the count
-    /// drops by one, a block stays.
-    async fn release_attempt(&self, key: &str) -> Result<(), StoreError>;
+    /// Takes back the attempt `reserved` counted (it succeeded): the count
+    /// drops by one; if no attempt was counted under the key since, the
+    /// block `reserved` set is lifted too (the block in force before it had
+    /// ended, or the attempt would not have been admitted), else blocks stay.
+    async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError>;
     /// Deletes `key`'s counter; `true` if there was one.
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError>;
     /// Deletes up to `batch` counters whose last failure was before `before`

@@ -955,10 +955,19 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn release_attempt(&self, key: &str) -> Result<(), StoreError> {
+    async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
+        // Every SET expression sees the row as it was.
         self.execute(
-            "UPDATE sign_in_failures SET failures = GREATEST(failures - 1, 0) WHERE key = $1",
-            &[&key],
+            "UPDATE sign_in_failures SET failures = GREATEST(failures - 1, 0),
+                 blocked_until = CASE WHEN failures = $2 AND last_failure_at = $3
+                                      THEN LEAST(blocked_until, $3)
+                                      ELSE blocked_until END
+             WHERE key = $1",
+            &[
+                &reserved.key,
+                &i64::from(reserved.failures),
+                &reserved.last_failure_at,
+            ],
         )
         .await
         .map(drop)

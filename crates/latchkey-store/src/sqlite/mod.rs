@@ -573,14 +573,19 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release_attempt(&self, key: &str) -> Result<(), StoreError> {
-        let key = key.to_owned();
+    async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
+        let e = reserved.clone();
         self.writer
             .write(move |c| {
+                // Every SET expression sees the row as it was.
                 c.prepare_cached(
-                    "UPDATE sign_in_failures SET failures = max(failures - 1, 0) WHERE key = ?1",
+                    "UPDATE sign_in_failures SET failures = max(failures - 1, 0),
+                         blocked_until = CASE WHEN failures = ?2 AND last_failure_at = ?3
+                                              THEN min(blocked_until, ?3)
+                                              ELSE blocked_until END
+                     WHERE key = ?1",
                 )?
-                .execute([key])
+                .execute(params![e.key, e.failures, e.last_failure_at])
                 .map(drop)
             })
             .await

@@ -77,7 +77,7 @@ macro_rules! store_conformance_tests {
             attempts_are_counted_refused_while_blocked_and_decay,
             a_refused_attempt_counts_under_no_key,
             concurrent_attempts_admit_at_most_the_allowance,
-            released_attempts_are_taken_back_and_blocks_stay,
+            released_attempts_are_taken_back_with_the_block_they_set,
             sign_in_failures_clear_and_prune,
             attempts_follow_the_rule_core_defines,
             audit_events_round_trip_and_filter,
@@ -2939,19 +2939,33 @@ pub async fn concurrent_attempts_admit_at_most_the_allowance(backend: &impl Back
     assert_eq!((c[0].failures, c[1].failures), (5, 5), "{c:?}");
 }
 
-pub async fn released_attempts_are_taken_back_and_blocks_stay(backend: &impl Backend) {
+pub async fn released_attempts_are_taken_back_with_the_block_they_set(backend: &impl Backend) {
     let store = backend.open().await;
-    admitted(&*store, &["ip:10.0.0.3"], T0).await;
-    admitted(&*store, &["ip:10.0.0.3"], T0).await;
-    store.release_attempt("ip:10.0.0.3").await.expect("release");
-    let c = counters(&*store, &["ip:10.0.0.3"]).await;
+    let key = "ip:10.0.0.3";
+    let first = admitted(&*store, &[key], T0).await.remove(0);
+    let second = admitted(&*store, &[key], T0).await.remove(0);
+    assert_eq!((second.failures, second.blocked_until), (2, T0 + 1));
+    // The second succeeded: its count and the block it set go with it.
+    store.release_attempt(&second).await.expect("release");
+    let c = counters(&*store, &[key]).await;
+    assert_eq!((c[0].failures, c[0].blocked_until), (1, T0));
+    let third = admitted(&*store, &[key], T0).await.remove(0);
+    assert_eq!((third.failures, third.blocked_until), (2, T0 + 1));
+    // An older attempt taken back after a newer one was counted leaves the
+    // newer one's block alone.
+    store.release_attempt(&first).await.expect("release");
+    let c = counters(&*store, &[key]).await;
     assert_eq!((c[0].failures, c[0].blocked_until), (1, T0 + 1));
+    // Never below zero; a key without a counter is left without one.
     for _ in 0..3 {
-        store.release_attempt("ip:10.0.0.3").await.expect("release");
+        store.release_attempt(&first).await.expect("release");
     }
-    assert_eq!(counters(&*store, &["ip:10.0.0.3"]).await[0].failures, 0);
-    // Releasing a key without a counter is a no-op.
-    store.release_attempt("ip:nobody").await.expect("release");
+    assert_eq!(counters(&*store, &[key]).await[0].failures, 0);
+    let nobody = ThrottleEntry {
+        key: "ip:nobody".into(),
+        ..first
+    };
+    store.release_attempt(&nobody).await.expect("release");
     assert!(counters(&*store, &["ip:nobody"]).await.is_empty());
 }
 
