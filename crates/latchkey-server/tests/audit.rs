@@ -5,28 +5,13 @@
 mod common;
 
 use common::{TestServer, Tokens};
-use latchkey_server::audit_command::{self, AuditArgs};
-use latchkey_server::config::ServeArgs;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
 async fn audit(t: &TestServer, user: Option<&str>, since: Option<u64>, limit: usize) -> Vec<Value> {
-    audit_command::run(
-        AuditArgs {
-            location: ServeArgs {
-                data_dir: Some(t.settings.data_dir.clone()),
-                ..ServeArgs::default()
-            },
-            user: user.map(str::to_owned),
-            since: since.map(std::time::Duration::from_secs),
-            limit,
-        },
-        &*t.clock,
-    )
-    .await
-    .expect("audit")
+    t.audit_events(user, since, limit).await
 }
 
 /// (kind, outcome) of each event.

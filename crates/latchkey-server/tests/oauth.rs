@@ -8,7 +8,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use common::TestServer;
 use latchkey_core::client::{generate_secret, Client, ClientKind};
-use latchkey_server::audit_command::{self, AuditArgs};
 use latchkey_server::client_admin::{self, ClientsAction, ClientsArgs, CreateArgs, Kind};
 use latchkey_server::config::ServeArgs;
 use serde_json::{json, Value};
@@ -706,20 +705,7 @@ async fn introspection_is_scoped_to_the_issuing_client_and_audited() {
         ));
     }
 
-    let events = audit_command::run(
-        AuditArgs {
-            location: ServeArgs {
-                data_dir: Some(f.s.settings.data_dir.clone()),
-                ..ServeArgs::default()
-            },
-            user: None,
-            since: None,
-            limit: 1000,
-        },
-        &*f.s.clock,
-    )
-    .await
-    .expect("audit");
+    let events = f.s.audit_events(None, None, 1000).await;
     let introspections: Vec<_> = events
         .iter()
         .filter(|e| e["kind"] == "introspect")

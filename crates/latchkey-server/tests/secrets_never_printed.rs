@@ -329,7 +329,14 @@ async fn drive_every_route(c: &mut Client, svc_secret: &str) {
         .json("/v1/tokens/revoke", None, json!({"refresh_token": rt}))
         .await;
     assert!((200..300).contains(&status), "revoke: {status}");
-    assert_eq!(c.get("/v1/revocations", None).await.0, 200);
+    // The feed wants a confidential client: once without, once as svc.
+    assert_eq!(c.get("/v1/revocations", None).await.0, 401);
+    let credentials = STANDARD.encode(format!("svc:{svc_secret}"));
+    let feed = c
+        .http
+        .get(format!("{}/v1/revocations", c.base))
+        .header("authorization", format!("Basic {credentials}"));
+    assert_eq!(c.send("/v1/revocations", feed).await.0, 200);
     let (at, _) = c.sign_in(NEW_PASSWORD).await;
     let (status, _) = c
         .json("/v1/sign-out", Some(&at), json!({"scope": "all"}))

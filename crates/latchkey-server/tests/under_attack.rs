@@ -276,30 +276,13 @@ async fn sessions_per_user_are_capped_least_recently_used_first() {
         .await
         .expect("json");
     assert_eq!(sessions["sessions"].as_array().expect("list").len(), 3);
-    let log = audit_log(&t).await;
+    let log = t.audit_events(None, None, 10_000).await;
     assert_eq!(
         log.iter()
             .filter(|e| e["kind"] == "session_evicted")
             .count(),
         1
     );
-}
-
-async fn audit_log(t: &TestServer) -> Vec<Value> {
-    latchkey_server::audit_command::run(
-        latchkey_server::audit_command::AuditArgs {
-            location: latchkey_server::config::ServeArgs {
-                data_dir: Some(t.settings.data_dir.clone()),
-                ..Default::default()
-            },
-            user: None,
-            since: None,
-            limit: 10_000,
-        },
-        &*t.clock,
-    )
-    .await
-    .expect("audit")
 }
 
 /// Throttled attempts cost one audit record per address and minute, with
@@ -317,7 +300,7 @@ async fn throttled_attempts_cannot_flood_the_audit_log() {
         }
     }
     t.flush_audit().await;
-    let log = audit_log(&t).await;
+    let log = t.audit_events(None, None, 10_000).await;
     let throttled: Vec<&Value> = log.iter().filter(|e| e["outcome"] == "throttled").collect();
     // Per address: its lockout records, then one tally.
     let tallies: Vec<(String, u64)> = throttled

@@ -98,6 +98,30 @@ impl TestServer {
             .expect("key maintenance")
     }
 
+    /// `latchkey audit` on this server's data: the newest `limit` events
+    /// (of `user`, since `since` seconds ago), oldest first.
+    pub async fn audit_events(
+        &self,
+        user: Option<&str>,
+        since: Option<u64>,
+        limit: usize,
+    ) -> Vec<Value> {
+        latchkey_server::audit_command::run(
+            latchkey_server::audit_command::AuditArgs {
+                location: latchkey_server::config::ServeArgs {
+                    data_dir: Some(self.settings.data_dir.clone()),
+                    ..Default::default()
+                },
+                user: user.map(str::to_owned),
+                since: since.map(std::time::Duration::from_secs),
+                limit,
+            },
+            &*self.clock,
+        )
+        .await
+        .expect("audit")
+    }
+
     /// Writes the tallied throttled attempts to the audit log now.
     pub async fn flush_audit(&self) {
         self.server.as_ref().expect("running").flush_audit().await;
