@@ -242,11 +242,11 @@ def measure_flood(port):
             t.join()
         done.set()
 
+    real = Client(port)
+    real.conn.connect()
     t0 = time.perf_counter()
     f = threading.Thread(target=flood)
     f.start()
-    time.sleep(0.2)
-    real = Client(port)
     during = []
     while not done.is_set() and len(during) < 50:
         s0 = time.perf_counter()
