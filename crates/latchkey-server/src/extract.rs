@@ -120,15 +120,23 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
+/// Longest part of a deserialisation error passed on to the client.
+const MAX_REASON_CHARS: usize = 200;
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::BadRequest(format!(
-            "request body does not match the expected shape: {}",
-            e.body_text()
+        JsonRejection::JsonDataError(e) => {
+            // serde quotes the offending value; an attacker's 64 KiB string
+            // need not come back whole.
+            let why: String = e
+                .body_text()
                 .rsplit_once(": ")
-                .map(|(_, why)| why.to_owned())
-                .unwrap_or_default()
-        )),
+                .map(|(_, why)| why.chars().take(MAX_REASON_CHARS).collect())
+                .unwrap_or_default();
+            ApiError::BadRequest(format!(
+                "request body does not match the expected shape: {why}"
+            ))
+        }
         JsonRejection::JsonSyntaxError(_) => {
             ApiError::BadRequest("request body is not valid JSON".into())
         }

@@ -9,14 +9,15 @@
 //! Each thread keeps its Argon2 working memory (19 MiB at the default cost)
 //! from one hash to the next instead of allocating it every time.
 //!
-//! The queue is bounded: when it is full a request is refused at once
-//! ([`AuthError::Overloaded`], 503) instead of waiting behind work it cannot
-//! catch up with. A job whose requester has gone (the client hung up and its
-//! request was dropped) is skipped, so abandoned sign-ins cost no hashing;
-//! the attempt was counted by the throttle before it was queued.
+//! The queue is bounded: when it is full of work someone still waits for,
+//! a request is refused at once ([`AuthError::Overloaded`], 503) instead of
+//! waiting behind work it cannot catch up with. A job whose requester has
+//! gone (the client hung up; see [`crate::detached`]) gives its place up
+//! and is never run, so abandoned sign-ins cost no hashing and no queue
+//! space; the attempt was counted by the throttle before it was queued.
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 
 use async_trait::async_trait;
 use latchkey_core::password::{
@@ -27,41 +28,111 @@ use tokio::sync::oneshot;
 
 use crate::detached::Requester;
 
-type Job = Box<dyn FnOnce(&Argon2Hashing, &mut Argon2Memory) + Send>;
+/// Queued jobs per hashing thread by default: at ~15 ms a hash (the
+/// default cost on this machine), the last in line waits about 1 s.
+pub const DEFAULT_QUEUE_PER_THREAD: usize = 64;
 
-pub struct HashingPool {
-    // Workers exit when this sender is dropped with the pool.
-    jobs: mpsc::SyncSender<Job>,
+/// A hash to compute, unless nobody wants it any more.
+trait QueuedHash: Send {
+    fn wanted(&self) -> bool;
+    fn run(self: Box<Self>, hashing: &Argon2Hashing, memory: &mut Argon2Memory);
 }
 
-/// Queued jobs per hashing thread by default: at ~50 ms a hash, the last in
-/// line waits about 3 s.
-pub const DEFAULT_QUEUE_PER_THREAD: usize = 64;
+struct Pending<F, T> {
+    job: F,
+    done: oneshot::Sender<T>,
+    requester: Option<Requester>,
+}
+
+impl<F, T> QueuedHash for Pending<F, T>
+where
+    F: FnOnce(&Argon2Hashing, &mut Argon2Memory) -> T + Send,
+    T: Send,
+{
+    fn wanted(&self) -> bool {
+        !self.done.is_closed() && !self.requester.as_ref().is_some_and(Requester::is_gone)
+    }
+
+    fn run(self: Box<Self>, hashing: &Argon2Hashing, memory: &mut Argon2Memory) {
+        let _ = self.done.send((self.job)(hashing, memory));
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Box<dyn QueuedHash>>,
+    /// Set when the pool is dropped: the threads finish what is queued and
+    /// exit.
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `job` unless the queue is full of jobs still wanted.
+    fn submit(&self, job: Box<dyn QueuedHash>) -> Result<(), AuthError> {
+        let mut queue = self.lock();
+        if queue.jobs.len() >= self.capacity {
+            queue.jobs.retain(|j| j.wanted());
+        }
+        if queue.jobs.len() >= self.capacity {
+            return Err(AuthError::Overloaded);
+        }
+        queue.jobs.push_back(job);
+        drop(queue);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job, waiting for one; `None` once the pool is gone.
+    fn next_job(&self) -> Option<Box<dyn QueuedHash>> {
+        let mut queue = self.lock();
+        loop {
+            if let Some(job) = queue.jobs.pop_front() {
+                return Some(job);
+            }
+            if queue.closed {
+                return None;
+            }
+            queue = self.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+pub struct HashingPool {
+    shared: Arc<Shared>,
+}
 
 impl HashingPool {
     /// `threads` hashing threads sharing a queue of `queue` waiting jobs.
     pub fn new(hashing: Argon2Hashing, threads: usize, queue: usize) -> Self {
-        let (jobs, queue) = mpsc::sync_channel::<Job>(queue.max(1));
-        let queue = Arc::new(Mutex::new(queue));
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            capacity: queue.max(1),
+        });
         let hashing = Arc::new(hashing);
         for n in 0..threads.max(1) {
-            let queue = queue.clone();
+            let shared = shared.clone();
             let hashing = hashing.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("latchkey-hash-{n}"))
                 .spawn(move || {
                     lower_own_priority();
                     let mut memory = Argon2Memory::default();
-                    loop {
-                        // The lock is held only while waiting for the next
-                        // job, never while hashing.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(&hashing, &mut memory),
-                            Err(mpsc::RecvError) => return,
+                    // The lock is held only while taking the next job,
+                    // never while hashing.
+                    while let Some(job) = shared.next_job() {
+                        if job.wanted() {
+                            job.run(&hashing, &mut memory);
                         }
                     }
                 });
@@ -71,7 +142,7 @@ impl HashingPool {
                 tracing::error!("could not start hashing thread {n}: {e}");
             }
         }
-        Self { jobs }
+        Self { shared }
     }
 
     async fn run<T: Send + 'static>(
@@ -79,23 +150,21 @@ impl HashingPool {
         job: impl FnOnce(&Argon2Hashing, &mut Argon2Memory) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
         let (done, result) = oneshot::channel();
-        let requester = Requester::current();
-        let job: Job = Box::new(move |hashing, memory| {
-            // Nobody wants this any more: the client hung up.
-            let gone = done.is_closed() || requester.is_some_and(|r| r.is_gone());
-            if !gone {
-                let _ = done.send(job(hashing, memory));
-            }
-        });
-        self.jobs.try_send(job).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => AuthError::Overloaded,
-            mpsc::TrySendError::Disconnected(_) => {
-                AuthError::Internal("hashing pool stopped".into())
-            }
-        })?;
-        result
-            .await
-            .map_err(|_| AuthError::Internal("hashing job dropped".into()))
+        self.shared.submit(Box::new(Pending {
+            job,
+            done,
+            requester: Requester::current(),
+        }))?;
+        // A job is dropped unrun only when its requester had gone: the
+        // answer reaches nobody, and nothing went wrong.
+        result.await.map_err(|_| AuthError::Overloaded)
+    }
+}
+
+impl Drop for HashingPool {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
     }
 }
 
@@ -133,5 +202,62 @@ impl PasswordHasher for HashingPool {
     ) -> Result<PasswordCheck, AuthError> {
         self.run(move |h, memory| h.verify_in(&password, phc.as_deref(), memory))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use latchkey_core::password::Argon2Cost;
+
+    use super::*;
+
+    fn pool(queue: usize) -> HashingPool {
+        let cost = Argon2Cost {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        };
+        HashingPool::new(
+            Argon2Hashing::with_pepper(cost, None).expect("argon2"),
+            1,
+            queue,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_but_abandoned_jobs_give_their_place_up() {
+        let pool = Arc::new(pool(1));
+        // Keep the one thread busy.
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(|_, _| std::thread::sleep(Duration::from_millis(300)))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A job whose requester leaves: queued, then abandoned.
+        let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+        let abandoned = pool.run(move |_, _| {
+            let _ = ran_tx.send(());
+        });
+        let abandoned = tokio::time::timeout(Duration::from_millis(10), abandoned).await;
+        assert!(abandoned.is_err(), "still queued behind the busy job");
+        // Its place is free again for one that is wanted ...
+        let wanted = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|_, _| 7).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // ... and with that one queued, the queue is full.
+        assert!(matches!(
+            pool.run(|_, _| ()).await,
+            Err(AuthError::Overloaded)
+        ));
+        assert!(busy.await.expect("task").is_ok());
+        assert_eq!(wanted.await.expect("task").ok(), Some(7));
+        assert!(ran_rx.try_recv().is_err(), "the abandoned job never ran");
     }
 }
