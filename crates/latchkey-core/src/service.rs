@@ -23,9 +23,12 @@ use crate::secret::ServerSecret;
 use crate::store::{
     FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind, Session, Store, User,
 };
-use crate::throttle::{self, Admission, ThrottleEntry, ThrottlePolicy};
+use crate::throttle::{self, ThrottlePolicy};
 use crate::username::Username;
 use crate::AuthError;
+
+mod introspection;
+mod password_attempts;
 
 /// Token and session rules, all configurable.
 #[derive(Debug, Clone)]
@@ -152,17 +155,6 @@ pub struct SessionView {
     pub expires_at: UnixTime,
     /// Whether the caller's access token belongs to it.
     pub current: bool,
-}
-
-/// A password attempt the throttle let through, counted under these keys.
-struct Attempt {
-    /// `None` when the account's counter was left alone (the known-address
-    /// exemption).
-    account_key: Option<String>,
-    address_key: Option<String>,
-    /// The counters right after counting it.
-    entries: Vec<ThrottleEntry>,
-    at: UnixTime,
 }
 
 /// What [`Authority::open`] had to create, for the start-up log.
@@ -425,141 +417,6 @@ impl Authority {
         ))
     }
 
-    /// Whether `user` has a live session from `from`'s address (an unknown
-    /// user costs the same query, so the answer takes the same time).
-    async fn has_live_session_from(
-        &self,
-        user: Option<&User>,
-        from: &Origin,
-        now: UnixTime,
-    ) -> Result<bool, AuthError> {
-        let Some(ip) = from.ip.as_deref() else {
-            return Ok(false);
-        };
-        let user_id = user.map_or(Uuid::nil(), |u| u.id);
-        Ok(self.store.has_live_session_from(user_id, ip, now).await?)
-    }
-
-    /// Counts a password attempt against the account and the address
-    /// before any hashing, in one atomic store step (see
-    /// [`crate::throttle`]); refuses it while either is blocked. With
-    /// `spare_known_address`, the account's block is waived at an address
-    /// the account has a live session from, where only the address counts.
-    /// `None`: throttling is off.
-    async fn admit_attempt(
-        &self,
-        account_key: String,
-        user: Option<&User>,
-        spare_known_address: bool,
-        from: &Origin,
-    ) -> Result<Option<Attempt>, AuthError> {
-        let rules = self.policy.throttle;
-        if !rules.enabled {
-            return Ok(None);
-        }
-        let address_key = from.network.as_deref().map(throttle::address_key);
-        let mut keys = vec![(account_key.clone(), rules.account)];
-        keys.extend(address_key.clone().map(|k| (k, rules.address)));
-        let now = self.clock.now();
-        let refused = match self.store.reserve_attempt(&keys, now).await? {
-            Admission::Admitted(entries) => {
-                return Ok(Some(Attempt {
-                    account_key: Some(account_key),
-                    address_key,
-                    entries,
-                    at: now,
-                }))
-            }
-            Admission::Refused(entries) => entries,
-        };
-        let blocks = throttle::Blocks::at(&refused, &account_key, now);
-        let known_address = spare_known_address
-            && blocks.account.is_some()
-            && blocks.address.is_none()
-            && self.has_live_session_from(user, from, now).await?;
-        let refused = if known_address {
-            match self.store.reserve_attempt(&keys[1..], now).await? {
-                Admission::Admitted(entries) => {
-                    return Ok(Some(Attempt {
-                        account_key: None,
-                        address_key,
-                        entries,
-                        at: now,
-                    }))
-                }
-                Admission::Refused(entries) => entries,
-            }
-        } else {
-            refused
-        };
-        let retry_after_seconds = throttle::Blocks::at(&refused, &account_key, now)
-            .retry_after(known_address)
-            .unwrap_or(1);
-        tracing::debug!(
-            ip = from.ip.as_deref().unwrap_or("-"),
-            retry_after_seconds,
-            "password attempt throttled"
-        );
-        self.throttled_attempts.note(from.ip.as_deref());
-        Err(AuthError::Throttled {
-            retry_after_seconds,
-        })
-    }
-
-    /// A counted attempt failed: it stays counted. Each key it left blocked
-    /// is audited as a `lockout` (an unknown user's alike, so the writes do
-    /// not tell them apart). Returns whether the account is now blocked.
-    async fn attempt_failed(
-        &self,
-        attempt: Option<&Attempt>,
-        user_id: Option<Uuid>,
-        from: &Origin,
-    ) -> bool {
-        let Some(attempt) = attempt else {
-            return false;
-        };
-        let mut account_blocked = false;
-        for entry in &attempt.entries {
-            let Some(blocked_for_seconds) = entry.blocked_for(attempt.at) else {
-                continue;
-            };
-            let is_account = attempt.account_key.as_deref() == Some(entry.key.as_str());
-            account_blocked |= is_account;
-            tracing::info!(
-                attempts = entry.failures,
-                blocked_for_seconds,
-                kind = if is_account { "account" } else { "address" },
-                "password attempts over the allowance; key blocked"
-            );
-            let user_id = user_id.filter(|_| is_account);
-            self.audit(AuditKind::Lockout, Outcome::Throttled, user_id, None, from)
-                .await;
-        }
-        account_blocked
-    }
-
-    /// A counted attempt succeeded: the account's counter is cleared (the
-    /// owner proved themselves) and the address gets its attempt back, with
-    /// the block it set if it was the last one counted. The
-    /// owner getting in through the known-address exemption does not end
-    /// the block the attacker elsewhere earned.
-    async fn attempt_succeeded(&self, attempt: Option<Attempt>) -> Result<(), AuthError> {
-        let Some(attempt) = attempt else {
-            return Ok(());
-        };
-        if let Some(key) = &attempt.account_key {
-            self.store.clear_sign_in_failures(key).await?;
-        }
-        let reserved_for_address = attempt
-            .entries
-            .iter()
-            .find(|e| attempt.address_key.as_deref() == Some(e.key.as_str()));
-        if let Some(reserved) = reserved_for_address {
-            self.store.release_attempt(reserved).await?;
-        }
-        Ok(())
-    }
-
     /// Ends the user's least recently used sessions beyond
     /// `max_sessions_per_user`, so one account cannot pile up sessions
     /// without end.
@@ -593,32 +450,6 @@ impl Authority {
             .await;
         }
         Ok(())
-    }
-
-    /// Records throttled attempts counted since the last call: one audit
-    /// row (and `latchkey::audit` line) per address, with the count. Run by
-    /// the upkeep task every minute.
-    pub async fn flush_throttled_audit(&self) {
-        for (ip, count) in self.throttled_attempts.take() {
-            let event = AuditEvent {
-                at: self.clock.now(),
-                kind: AuditKind::SignIn,
-                outcome: Outcome::Throttled,
-                user_id: None,
-                session_id: None,
-                ip,
-                count,
-            };
-            self.record(event).await;
-        }
-    }
-
-    /// Clears an account's failed sign-in counter (operator unlock); `true`
-    /// if it had one.
-    pub async fn unlock_account(store: &dyn Store, username: &str) -> Result<bool, AuthError> {
-        Ok(store
-            .clear_sign_in_failures(&throttle::account_key(username))
-            .await?)
     }
 
     /// Rotates a refresh token; see [`crate::rotation`] for the rules. The
@@ -834,96 +665,6 @@ impl Authority {
             }
         }
         Ok(())
-    }
-
-    /// RFC 7662 introspection of either kind of token, by a confidential
-    /// client. It is told about tokens issued to it, or to any client if it
-    /// is registered with `introspect_any`; any other token is
-    /// [`Introspection::Inactive`], like an unknown, invalid, expired or
-    /// revoked one, so the answer reveals nothing about it. Audited.
-    pub async fn introspect(
-        &self,
-        token: &str,
-        caller: &Client,
-        from: &Origin,
-    ) -> Result<Introspection, AuthError> {
-        if caller.kind != ClientKind::Confidential {
-            return Err(AuthError::InvalidClient);
-        }
-        let (answer, user_id, session_id) = self.introspection_for(token, caller).await?;
-        let outcome = match answer {
-            Introspection::Inactive => Outcome::Failure,
-            _ => Outcome::Success,
-        };
-        self.audit(AuditKind::Introspect, outcome, user_id, session_id, from)
-            .await;
-        Ok(answer)
-    }
-
-    /// The answer, with the token's user and session when `caller` may be
-    /// told about the token (for the audit log).
-    async fn introspection_for(
-        &self,
-        token: &str,
-        caller: &Client,
-    ) -> Result<(Introspection, Option<Uuid>, Option<Uuid>), AuthError> {
-        const UNSEEN: (Introspection, Option<Uuid>, Option<Uuid>) =
-            (Introspection::Inactive, None, None);
-        if let Some(presented) = self.refresh_codec.decode(token) {
-            let Some((session, user)) = self.store.session_and_user(presented.session_id).await?
-            else {
-                return Ok(UNSEEN);
-            };
-            // Checked first, so another client's token costs the same
-            // whatever its state.
-            if !caller.may_introspect_tokens_of(&session.client_id) {
-                return Ok(UNSEEN);
-            }
-            let (user_id, session_id) = (Some(session.user_id), Some(session.id));
-            let issuer_idle = if session.client_id == caller.client_id {
-                caller.refresh_idle_timeout_seconds
-            } else {
-                self.store
-                    .client(&session.client_id)
-                    .await?
-                    .and_then(|c| c.refresh_idle_timeout_seconds)
-            };
-            let idle = issuer_idle.unwrap_or(self.policy.refresh.idle_timeout_seconds);
-            let now = self.clock.now();
-            // Active only if using it now would work, without using it.
-            let usable = presented.counter == session.counter
-                && session.revoked_at.is_none()
-                && now < session.expires_at
-                && now < session.last_refreshed_at.saturating_add(idle);
-            let answer = if usable {
-                Introspection::Refresh {
-                    expires_at: session
-                        .expires_at
-                        .min(session.last_refreshed_at.saturating_add(idle)),
-                    session,
-                    user,
-                }
-            } else {
-                Introspection::Inactive
-            };
-            return Ok((answer, user_id, session_id));
-        }
-        let Ok(claims) = self.verify_access_token(token) else {
-            return Ok(UNSEEN);
-        };
-        if !caller.may_introspect_tokens_of(&claims.client_id) {
-            return Ok(UNSEEN);
-        }
-        let (user_id, session_id) = (subject(&claims).ok(), session_of(&claims).ok());
-        let answer = if self
-            .revocations
-            .is_revoked(claims.sid.as_deref(), &claims.jti)
-        {
-            Introspection::Inactive
-        } else {
-            Introspection::Access(claims)
-        };
-        Ok((answer, user_id, session_id))
     }
 
     /// Verifies a bearer access token for Latchkey's own API: signature,

@@ -32,6 +32,8 @@
 //!   is [`StoreError::Backend`].
 
 mod migrations;
+mod revocation_feed;
+mod sign_in_attempts;
 
 use std::time::Duration;
 
@@ -46,7 +48,7 @@ use latchkey_core::store::{
     FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store,
     StoreError, StoredKey, ThrottleEntry, User,
 };
-use latchkey_core::throttle::{self, Admission, ThrottleRule};
+use latchkey_core::throttle::{Admission, ThrottleRule};
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 use uuid::Uuid;
@@ -780,68 +782,7 @@ impl Store for PostgresStore {
         now: UnixTime,
         limit: usize,
     ) -> Result<Option<FeedPage>, StoreError> {
-        let limit = limit.max(1);
-        // One row past the page tells whether more remain.
-        let rows = limit_param(limit).saturating_add(1);
-        let mut client = self.client().await?;
-        // One snapshot: the entries and the cursor agree.
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg_error)?;
-        let state = tx_query(
-            &tx,
-            "SELECT (SELECT coalesce(max(seq), 0) FROM revocations) AS latest,
-                    (SELECT pruned_through FROM feed_state WHERE id = 1) AS pruned_through",
-            &[],
-        )
-        .await?;
-        let state = state
-            .first()
-            .ok_or_else(|| StoreError::Backend("feed state: no row".into()))?;
-        let latest: i64 = col(state, "latest")?;
-        let pruned_through: i64 = col(state, "pruned_through")?;
-        // Feed cursors only grow; a sequence never hands out a value twice.
-        let latest = latest.max(pruned_through);
-        let found = match read {
-            FeedRead::Snapshot { from } | FeedRead::After(from) if from < 0 || from > latest => {
-                None
-            }
-            // Pruning dropped entries a follower has not seen; a snapshot
-            // page misses nothing by it (they had expired).
-            FeedRead::After(after) if after < pruned_through => None,
-            FeedRead::Snapshot { from } => Some(
-                tx_query(
-                    &tx,
-                    "SELECT seq, kind, id, expires_at FROM revocations
-                     WHERE seq > $1 AND seq <= $2 AND expires_at > $3
-                     ORDER BY seq LIMIT $4",
-                    &[&from, &latest, &now, &rows],
-                )
-                .await?,
-            ),
-            FeedRead::After(after) => Some(
-                tx_query(
-                    &tx,
-                    "SELECT seq, kind, id, expires_at FROM revocations
-                     WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&after, &rows],
-                )
-                .await?,
-            ),
-        };
-        tx.commit().await.map_err(pg_error)?;
-        let Some(found) = found else {
-            return Ok(None);
-        };
-        let rows = found
-            .iter()
-            .map(|row| Ok((col(row, "seq")?, revocation_row(row)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Some(FeedPage::from_rows(rows, limit, latest)))
+        self.read_feed(read, now, limit).await
     }
 
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {
@@ -896,81 +837,11 @@ impl Store for PostgresStore {
         keys: &[(String, ThrottleRule)],
         now: UnixTime,
     ) -> Result<Admission, StoreError> {
-        let mut names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-        // Rows are created and locked in key order, so reservations of the
-        // same keys queue behind each other instead of deadlocking.
-        names.sort_unstable();
-        names.dedup();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        tx_execute(
-            &tx,
-            "INSERT INTO sign_in_failures (key, failures, last_failure_at, blocked_until)
-             SELECT k, 0, 0, 0 FROM unnest($1::text[]) AS k ORDER BY k
-             ON CONFLICT (key) DO NOTHING",
-            &[&names],
-        )
-        .await?;
-        let current = tx_query(
-            &tx,
-            "SELECT key, failures, last_failure_at, blocked_until FROM sign_in_failures
-             WHERE key = ANY($1) ORDER BY key FOR UPDATE",
-            &[&names],
-        )
-        .await?
-        .iter()
-        .map(throttle_row)
-        .collect::<Result<Vec<_>, _>>()?;
-        let admission = throttle::admit(keys, &current, now);
-        match &admission {
-            Admission::Admitted(entries) => {
-                let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
-                let failures: Vec<i64> = entries.iter().map(|e| i64::from(e.failures)).collect();
-                let at: Vec<i64> = entries.iter().map(|e| e.last_failure_at).collect();
-                let until: Vec<i64> = entries.iter().map(|e| e.blocked_until).collect();
-                tx_execute(
-                    &tx,
-                    "UPDATE sign_in_failures AS f
-                     SET failures = u.failures, last_failure_at = u.at, blocked_until = u.until
-                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
-                         AS u(key, failures, at, until)
-                     WHERE f.key = u.key",
-                    &[&keys, &failures, &at, &until],
-                )
-                .await?;
-                tx.commit().await.map_err(pg_error)?;
-            }
-            // Nothing counted: drop the placeholder rows with the locks.
-            Admission::Refused(_) => tx.rollback().await.map_err(pg_error)?,
-        }
-        Ok(match admission {
-            // Placeholders of keys that had no counter are not counters.
-            Admission::Refused(entries) => Admission::Refused(
-                entries
-                    .into_iter()
-                    .filter(|e| e.last_failure_at != 0)
-                    .collect(),
-            ),
-            admitted => admitted,
-        })
+        self.reserve(keys, now).await
     }
 
     async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
-        // Every SET expression sees the row as it was.
-        self.execute(
-            "UPDATE sign_in_failures SET failures = GREATEST(failures - 1, 0),
-                 blocked_until = CASE WHEN failures = $2 AND last_failure_at = $3
-                                      THEN LEAST(blocked_until, $3)
-                                      ELSE blocked_until END
-             WHERE key = $1",
-            &[
-                &reserved.key,
-                &i64::from(reserved.failures),
-                &reserved.last_failure_at,
-            ],
-        )
-        .await
-        .map(drop)
+        self.release(reserved).await
     }
 
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {

@@ -3,6 +3,8 @@
 //! thread and a few read connections.
 
 mod migrations;
+mod revocation_feed;
+mod sign_in_attempts;
 mod writer;
 
 use std::path::Path;
@@ -16,7 +18,7 @@ use latchkey_core::store::{
     FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store,
     StoreError, StoredKey, ThrottleEntry, User,
 };
-use latchkey_core::throttle::{self, Admission, ThrottleRule};
+use latchkey_core::throttle::{Admission, ThrottleRule};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -443,51 +445,7 @@ impl Store for SqliteStore {
         now: UnixTime,
         limit: usize,
     ) -> Result<Option<FeedPage>, StoreError> {
-        let limit = limit.max(1);
-        // One row past the page tells whether more remain.
-        let rows = i64::try_from(limit).map_or(i64::MAX, |l| l.saturating_add(1));
-        self.read(|c| {
-            // One read transaction: the entries and the cursor agree.
-            let tx = c.unchecked_transaction()?;
-            let (latest, pruned_through): (i64, i64) = tx.query_row(
-                "SELECT (SELECT ifnull(max(seq), 0) FROM revocations),
-                        (SELECT pruned_through FROM feed_state WHERE id = 1)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            // Feed cursors only grow; AUTOINCREMENT never reuses one.
-            let latest = latest.max(pruned_through);
-            let seq_row = |r: &Row<'_>| Ok((r.get::<_, i64>("seq")?, revocation_row(r)?));
-            let page = match read {
-                FeedRead::Snapshot { from } | FeedRead::After(from)
-                    if from < 0 || from > latest =>
-                {
-                    None
-                }
-                // Pruning dropped entries a follower has not seen; a
-                // snapshot page misses nothing by it (they had expired).
-                FeedRead::After(after) if after < pruned_through => None,
-                FeedRead::Snapshot { from } => Some(
-                    tx.prepare_cached(
-                        "SELECT seq, kind, id, expires_at FROM revocations
-                         WHERE seq > ?1 AND seq <= ?2 AND expires_at > ?3
-                         ORDER BY seq LIMIT ?4",
-                    )?
-                    .query_map(params![from, latest, now, rows], seq_row)?
-                    .collect::<rusqlite::Result<_>>()?,
-                ),
-                FeedRead::After(after) => Some(
-                    tx.prepare_cached(
-                        "SELECT seq, kind, id, expires_at FROM revocations
-                         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                    )?
-                    .query_map(params![after, rows], seq_row)?
-                    .collect::<rusqlite::Result<_>>()?,
-                ),
-            };
-            tx.finish()?;
-            Ok(page.map(|rows| FeedPage::from_rows(rows, limit, latest)))
-        })
+        self.read_feed(read, now, limit).await
     }
 
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {
@@ -540,55 +498,11 @@ impl Store for SqliteStore {
         keys: &[(String, ThrottleRule)],
         now: UnixTime,
     ) -> Result<Admission, StoreError> {
-        let keys = keys.to_vec();
-        // The writer runs one step at a time: reading and counting here is
-        // as atomic as one statement.
-        self.writer
-            .write(move |c| {
-                let mut current = Vec::with_capacity(keys.len());
-                let mut read = c.prepare_cached(
-                    "SELECT key, failures, last_failure_at, blocked_until
-                     FROM sign_in_failures WHERE key = ?1",
-                )?;
-                for (key, _) in &keys {
-                    if let Some(e) = read.query_row([key], throttle_row).optional()? {
-                        current.push(e);
-                    }
-                }
-                let admission = throttle::admit(&keys, &current, now);
-                if let Admission::Admitted(entries) = &admission {
-                    let mut write = c.prepare_cached(
-                        "INSERT INTO sign_in_failures (key, failures, last_failure_at, blocked_until)
-                         VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,
-                             last_failure_at = excluded.last_failure_at,
-                             blocked_until = excluded.blocked_until",
-                    )?;
-                    for e in entries {
-                        write.execute(params![e.key, e.failures, e.last_failure_at, e.blocked_until])?;
-                    }
-                }
-                Ok(admission)
-            })
-            .await
+        self.reserve(keys, now).await
     }
 
     async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
-        let e = reserved.clone();
-        self.writer
-            .write(move |c| {
-                // Every SET expression sees the row as it was.
-                c.prepare_cached(
-                    "UPDATE sign_in_failures SET failures = max(failures - 1, 0),
-                         blocked_until = CASE WHEN failures = ?2 AND last_failure_at = ?3
-                                              THEN min(blocked_until, ?3)
-                                              ELSE blocked_until END
-                     WHERE key = ?1",
-                )?
-                .execute(params![e.key, e.failures, e.last_failure_at])
-                .map(drop)
-            })
-            .await
+        self.release(reserved).await
     }
 
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {

@@ -1,0 +1,91 @@
+//! Sign-in throttling counters: an attempt is reserved (checked and
+//! counted) in one atomic step and released when it succeeds; the rule
+//! itself is core's (`latchkey_core::throttle`).
+
+use latchkey_core::throttle;
+
+use super::*;
+
+impl PostgresStore {
+    pub(super) async fn reserve(
+        &self,
+        keys: &[(String, ThrottleRule)],
+        now: UnixTime,
+    ) -> Result<Admission, StoreError> {
+        let mut names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        // Rows are created and locked in key order, so reservations of the
+        // same keys queue behind each other instead of deadlocking.
+        names.sort_unstable();
+        names.dedup();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        tx_execute(
+            &tx,
+            "INSERT INTO sign_in_failures (key, failures, last_failure_at, blocked_until)
+             SELECT k, 0, 0, 0 FROM unnest($1::text[]) AS k ORDER BY k
+             ON CONFLICT (key) DO NOTHING",
+            &[&names],
+        )
+        .await?;
+        let current = tx_query(
+            &tx,
+            "SELECT key, failures, last_failure_at, blocked_until FROM sign_in_failures
+             WHERE key = ANY($1) ORDER BY key FOR UPDATE",
+            &[&names],
+        )
+        .await?
+        .iter()
+        .map(throttle_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let admission = throttle::admit(keys, &current, now);
+        match &admission {
+            Admission::Admitted(entries) => {
+                let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+                let failures: Vec<i64> = entries.iter().map(|e| i64::from(e.failures)).collect();
+                let at: Vec<i64> = entries.iter().map(|e| e.last_failure_at).collect();
+                let until: Vec<i64> = entries.iter().map(|e| e.blocked_until).collect();
+                tx_execute(
+                    &tx,
+                    "UPDATE sign_in_failures AS f
+                     SET failures = u.failures, last_failure_at = u.at, blocked_until = u.until
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                         AS u(key, failures, at, until)
+                     WHERE f.key = u.key",
+                    &[&keys, &failures, &at, &until],
+                )
+                .await?;
+                tx.commit().await.map_err(pg_error)?;
+            }
+            // Nothing counted: drop the placeholder rows with the locks.
+            Admission::Refused(_) => tx.rollback().await.map_err(pg_error)?,
+        }
+        Ok(match admission {
+            // Placeholders of keys that had no counter are not counters.
+            Admission::Refused(entries) => Admission::Refused(
+                entries
+                    .into_iter()
+                    .filter(|e| e.last_failure_at != 0)
+                    .collect(),
+            ),
+            admitted => admitted,
+        })
+    }
+
+    pub(super) async fn release(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
+        // Every SET expression sees the row as it was.
+        self.execute(
+            "UPDATE sign_in_failures SET failures = GREATEST(failures - 1, 0),
+                 blocked_until = CASE WHEN failures = $2 AND last_failure_at = $3
+                                      THEN LEAST(blocked_until, $3)
+                                      ELSE blocked_until END
+             WHERE key = $1",
+            &[
+                &reserved.key,
+                &i64::from(reserved.failures),
+                &reserved.last_failure_at,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+}
