@@ -17,7 +17,7 @@ use crate::access_token::Algorithm;
 use crate::clock::{Clock, UnixTime};
 use crate::keys::{generate_key, pick_current, KeyRing, KeySealer};
 use crate::secret::ServerSecret;
-use crate::store::{KeyState, Store, StoredKey};
+use crate::store::{KeyState, SigningKeyStore, StoredKey};
 use crate::AuthError;
 
 /// What a rotation did.
@@ -35,7 +35,7 @@ pub struct Rotation {
 /// `alg`; returns the keys it created. Safe to race: a key is only
 /// inserted if none in its state exists.
 pub async fn ensure_keys(
-    store: &dyn Store,
+    store: &dyn SigningKeyStore,
     sealer: &KeySealer,
     alg: Algorithm,
     now: UnixTime,
@@ -58,7 +58,7 @@ pub async fn ensure_keys(
 /// → next. `None` if another node or CLI rotated between our read and our
 /// write (that rotation stands; ours does nothing).
 pub async fn rotate(
-    store: &dyn Store,
+    store: &dyn SigningKeyStore,
     sealer: &KeySealer,
     alg: Algorithm,
     now: UnixTime,
@@ -73,7 +73,7 @@ pub async fn rotate(
 }
 
 async fn rotate_from(
-    store: &dyn Store,
+    store: &dyn SigningKeyStore,
     sealer: &KeySealer,
     alg: Algorithm,
     expected_current: &str,
@@ -131,7 +131,7 @@ pub struct KeyMaintenance {
 /// A node's view of the signing keys: the ring it signs and verifies with,
 /// reloaded from the store.
 pub struct KeyManager {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SigningKeyStore>,
     clock: Arc<dyn Clock>,
     sealer: KeySealer,
     algorithm: Algorithm,
@@ -146,7 +146,7 @@ impl KeyManager {
     /// (and a next key for databases that only have a current one). Returns
     /// the kids it created.
     pub async fn open(
-        store: Arc<dyn Store>,
+        store: Arc<dyn SigningKeyStore>,
         clock: Arc<dyn Clock>,
         secret: &ServerSecret,
         algorithm: Algorithm,
@@ -277,16 +277,11 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use uuid::Uuid;
 
     use super::*;
     use crate::access_token::{verify, AccessClaims, Audience, Expectations};
-    use crate::client::Client;
     use crate::clock::ManualClock;
-    use crate::store::{
-        Admission, AuditEvent, AuditQuery, FeedPage, FeedRead, PruneBefore, Revocation, Session,
-        StoreError, ThrottleEntry, ThrottleRule, User,
-    };
+    use crate::store::StoreError;
 
     /// Just enough of a store for the key lifecycle: the key table, with the
     /// same conditional-write semantics as the real stores.
@@ -310,152 +305,12 @@ mod tests {
         }
     }
 
-    fn unused<T>() -> Result<T, StoreError> {
-        Err(StoreError::Backend("not in this test store".into()))
-    }
-
     #[async_trait]
-    impl Store for KeyStore {
-        async fn insert_user(&self, _: &User) -> Result<bool, StoreError> {
-            unused()
-        }
-        async fn user_by_key(&self, _: &str) -> Result<Option<User>, StoreError> {
-            unused()
-        }
-        async fn user_by_id(&self, _: Uuid) -> Result<Option<User>, StoreError> {
-            unused()
-        }
-        async fn set_password_hash(&self, _: Uuid, _: &str) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn insert_session(&self, _: &Session) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn session(&self, _: Uuid) -> Result<Option<Session>, StoreError> {
-            unused()
-        }
-        async fn session_and_user(&self, _: Uuid) -> Result<Option<(Session, User)>, StoreError> {
-            unused()
-        }
-        async fn advance_session(&self, _: Uuid, _: u64, _: UnixTime) -> Result<bool, StoreError> {
-            unused()
-        }
-        async fn revoke_session(
-            &self,
-            _: Uuid,
-            _: UnixTime,
-            _: &str,
-            _: &Revocation,
-        ) -> Result<bool, StoreError> {
-            unused()
-        }
-        async fn insert_revocation(&self, _: &Revocation) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn live_revocations(&self, _: UnixTime) -> Result<Vec<Revocation>, StoreError> {
-            unused()
-        }
-        async fn live_sessions_of_user(
-            &self,
-            _: Uuid,
-            _: UnixTime,
-        ) -> Result<Vec<Session>, StoreError> {
-            unused()
-        }
-        async fn has_live_session_from(
-            &self,
-            _: Uuid,
-            _: &str,
-            _: UnixTime,
-        ) -> Result<bool, StoreError> {
-            unused()
-        }
-        async fn revoke_sessions_of_user(
-            &self,
-            _: Uuid,
-            _: Option<Uuid>,
-            _: UnixTime,
-            _: &str,
-            _: UnixTime,
-        ) -> Result<Vec<Uuid>, StoreError> {
-            unused()
-        }
-        async fn revoke_sessions_beyond(
-            &self,
-            _: Uuid,
-            _: usize,
-            _: UnixTime,
-            _: &str,
-            _: UnixTime,
-        ) -> Result<Vec<Uuid>, StoreError> {
-            unused()
-        }
-        async fn revocation_feed(
-            &self,
-            _: FeedRead,
-            _: UnixTime,
-            _: usize,
-        ) -> Result<Option<FeedPage>, StoreError> {
-            unused()
-        }
-        async fn prune(&self, _: PruneBefore) -> Result<usize, StoreError> {
-            unused()
-        }
-        async fn throttle_entries(&self, _: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
-            unused()
-        }
-        async fn reserve_attempt(
-            &self,
-            _: &[(String, ThrottleRule)],
-            _: UnixTime,
-        ) -> Result<Admission, StoreError> {
-            unused()
-        }
-        async fn release_attempt(&self, _: &ThrottleEntry) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn clear_sign_in_failures(&self, _: &str) -> Result<bool, StoreError> {
-            unused()
-        }
-        async fn prune_sign_in_failures(
-            &self,
-            _: UnixTime,
-            _: UnixTime,
-            _: usize,
-        ) -> Result<usize, StoreError> {
-            unused()
-        }
-        async fn insert_audit_event(&self, _: &AuditEvent) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn prune_audit_events(&self, _: UnixTime, _: usize) -> Result<usize, StoreError> {
-            unused()
-        }
-        async fn audit_events(&self, _: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-            unused()
-        }
-        async fn client(&self, _: &str) -> Result<Option<Client>, StoreError> {
-            unused()
-        }
-        async fn clients(&self) -> Result<Vec<Client>, StoreError> {
-            unused()
-        }
-        async fn insert_client(&self, _: &Client) -> Result<bool, StoreError> {
-            unused()
-        }
-        async fn upsert_client(&self, _: &Client) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn delete_client(&self, _: &str) -> Result<bool, StoreError> {
-            unused()
-        }
-        async fn set_client_secret(&self, _: &str, _: &[u8]) -> Result<bool, StoreError> {
-            unused()
-        }
-
+    impl SigningKeyStore for KeyStore {
         async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
             Ok(self.keys.lock().expect("lock").values().cloned().collect())
         }
+
         async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError> {
             let mut keys = self.keys.lock().expect("lock");
             if keys.contains_key(&key.kid) {
@@ -464,6 +319,7 @@ mod tests {
             keys.insert(key.kid.clone(), key.clone());
             Ok(())
         }
+
         async fn insert_signing_key_if_none(&self, key: &StoredKey) -> Result<bool, StoreError> {
             let mut keys = self.keys.lock().expect("lock");
             if keys.values().any(|k| k.state == key.state) {
@@ -472,6 +328,7 @@ mod tests {
             keys.insert(key.kid.clone(), key.clone());
             Ok(true)
         }
+
         async fn rotate_signing_keys(
             &self,
             expected_current_kid: &str,
@@ -503,6 +360,7 @@ mod tests {
             keys.insert(new_next.kid.clone(), new_next.clone());
             Ok(true)
         }
+
         async fn delete_retired_keys_before(&self, before: UnixTime) -> Result<usize, StoreError> {
             let mut keys = self.keys.lock().expect("lock");
             let n = keys.len();

@@ -193,18 +193,29 @@ pub struct PruneBefore {
     pub batch: usize,
 }
 
+/// Accounts: users and their password hashes.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait UserStore: Send + Sync {
     /// Inserts the user unless its `username_key` exists; `false` if it did.
     async fn insert_user(&self, user: &User) -> Result<bool, StoreError>;
-    async fn user_by_key(&self, username_key: &str) -> Result<Option<User>, StoreError>;
-    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
-    async fn set_password_hash(&self, user_id: Uuid, phc: &str) -> Result<(), StoreError>;
 
+    async fn user_by_key(&self, username_key: &str) -> Result<Option<User>, StoreError>;
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    async fn set_password_hash(&self, user_id: Uuid, phc: &str) -> Result<(), StoreError>;
+}
+
+/// Sessions: the rows refresh tokens rotate on, and their ending.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+
     async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
+
     /// The session and its user in one read: everything a refresh needs.
     async fn session_and_user(&self, id: Uuid) -> Result<Option<(Session, User)>, StoreError>;
+
     /// Compare-and-set rotation: moves the counter from `from_counter` to
     /// `from_counter + 1` and stamps `last_refreshed_at`, only if the session
     /// is not revoked and its counter is still `from_counter`. `true` if it
@@ -215,6 +226,7 @@ pub trait Store: Send + Sync {
         from_counter: u64,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+
     /// Marks the session revoked (if it is not already) and records the
     /// revocation entry for its access tokens, in one transaction. `true` if
     /// this call revoked it.
@@ -226,16 +238,13 @@ pub trait Store: Send + Sync {
         entry: &Revocation,
     ) -> Result<bool, StoreError>;
 
-    async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError>;
-    /// Entries that have not yet expired at `now`.
-    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError>;
-
     /// The user's sessions that are neither revoked nor past `expires_at`.
     async fn live_sessions_of_user(
         &self,
         user_id: Uuid,
         now: UnixTime,
     ) -> Result<Vec<Session>, StoreError>;
+
     /// Whether the user has a session from `ip` that is neither revoked nor
     /// past `expires_at` (sign-in throttling spares such an address).
     async fn has_live_session_from(
@@ -244,6 +253,7 @@ pub trait Store: Send + Sync {
         ip: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+
     /// Revokes every unrevoked session of the user except `except`, recording
     /// a `sid` revocation entry expiring at `entry_expires_at` for each, in
     /// one transaction. Returns the ids revoked.
@@ -269,6 +279,19 @@ pub trait Store: Send + Sync {
         entry_expires_at: UnixTime,
     ) -> Result<Vec<Uuid>, StoreError>;
 
+    /// Deletes expired revocation entries and ended sessions, a batch at a
+    /// time; returns how many rows went.
+    async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError>;
+}
+
+/// The revocation set and the feed other nodes and resource servers follow.
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError>;
+
+    /// Entries that have not yet expired at `now`.
+    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError>;
+
     /// Up to `limit` (at least 1) entries of the revocation feed in feed
     /// order, with the cursor to go on from, read consistently.
     /// [`FeedRead::Snapshot`] pages hold only entries live at `now`; their
@@ -284,13 +307,14 @@ pub trait Store: Send + Sync {
         now: UnixTime,
         limit: usize,
     ) -> Result<Option<FeedPage>, StoreError>;
+}
 
-    /// Deletes expired revocation entries and ended sessions, a batch at a
-    /// time; returns how many rows went.
-    async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError>;
-
+/// Sign-in throttling counters.
+#[async_trait]
+pub trait SignInAttemptStore: Send + Sync {
     /// The sign-in throttling counters of those `keys` that have one.
     async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError>;
+
     /// Throttling as one atomic step, never check-then-act: if no key of
     /// `keys` is blocked at `now`, counts one attempt under each as its
     /// rule says ([`ThrottleRule::count_attempt`]) and answers `Admitted`
@@ -301,13 +325,16 @@ pub trait Store: Send + Sync {
         keys: &[(String, ThrottleRule)],
         now: UnixTime,
     ) -> Result<Admission, StoreError>;
+
     /// Takes back the attempt `reserved` counted (it succeeded): the count
     /// drops by one; if no attempt was counted under the key since, the
     /// block `reserved` set is lifted too (the block in force before it had
     /// ended, or the attempt would not have been admitted), else blocks stay.
     async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError>;
+
     /// Deletes `key`'s counter; `true` if there was one.
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError>;
+
     /// Deletes up to `batch` counters whose last failure was before `before`
     /// and whose block ended by `now`; returns how many went.
     async fn prune_sign_in_failures(
@@ -316,37 +343,59 @@ pub trait Store: Send + Sync {
         now: UnixTime,
         batch: usize,
     ) -> Result<usize, StoreError>;
+}
 
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     /// Appends an event to the audit log.
     async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
     /// Deletes up to `batch` audit events older than `before`; returns how
     /// many went.
     async fn prune_audit_events(&self, before: UnixTime, batch: usize)
         -> Result<usize, StoreError>;
+
     /// The newest `query.limit` events matching `query`, oldest first.
     async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+}
 
+/// OAuth clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
+
     /// Inserts a client unless its id exists; `false` if it did.
     async fn insert_client(&self, client: &Client) -> Result<bool, StoreError>;
+
     /// Inserts or replaces a client (clients declared in the config file).
     async fn upsert_client(&self, client: &Client) -> Result<(), StoreError>;
+
     /// `false` if there was no such client.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+
     /// `false` if there was no such client.
     async fn set_client_secret(
         &self,
         client_id: &str,
         secret_hash: &[u8],
     ) -> Result<bool, StoreError>;
+}
 
+/// Signing keys and their rotation.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+
     /// Inserts the key unless a key in the same state already exists (so
     /// nodes starting at once create one current and one next key between
     /// them); `false` if one did.
     async fn insert_signing_key_if_none(&self, key: &StoredKey) -> Result<bool, StoreError>;
+
     /// Key rotation as one compare-and-set: only if `expected_current_kid`
     /// is still current and a next key exists, every current key becomes
     /// retired (`retired_at = now`), the oldest next key becomes current
@@ -358,6 +407,32 @@ pub trait Store: Send + Sync {
         new_next: &StoredKey,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+
     /// Deletes retired keys retired before `before`; returns how many went.
     async fn delete_retired_keys_before(&self, before: UnixTime) -> Result<usize, StoreError>;
+}
+
+/// Everything a server needs: one database behind every capability. Code
+/// that needs only some capabilities takes only their traits, so a test
+/// store implements only what its test uses.
+pub trait Store:
+    UserStore
+    + SessionStore
+    + RevocationStore
+    + SignInAttemptStore
+    + AuditStore
+    + ClientStore
+    + SigningKeyStore
+{
+}
+
+impl<T> Store for T where
+    T: UserStore
+        + SessionStore
+        + RevocationStore
+        + SignInAttemptStore
+        + AuditStore
+        + ClientStore
+        + SigningKeyStore
+{
 }

@@ -20,7 +20,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use latchkey_core::store::{FeedRead, Revocation, RevocationKind, Store, StoreError, User};
+use latchkey_core::store::{
+    FeedRead, Revocation, RevocationKind, RevocationStore, Store, StoreError, User, UserStore,
+};
 use latchkey_store::postgres::PostgresOptions;
 use latchkey_store::PostgresStore;
 use tokio::net::{TcpListener, TcpStream};

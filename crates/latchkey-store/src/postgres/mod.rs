@@ -45,8 +45,9 @@ use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
-    FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store,
-    StoreError, StoredKey, ThrottleEntry, User,
+    AuditStore, ClientStore, FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind,
+    RevocationStore, Session, SessionStore, SignInAttemptStore, SigningKeyStore, StoreError,
+    StoredKey, ThrottleEntry, User, UserStore,
 };
 use latchkey_core::throttle::{Admission, ThrottleRule};
 use tokio_postgres::types::{FromSql, ToSql};
@@ -511,7 +512,7 @@ fn limit_param(n: usize) -> i64 {
 // ---------------------------------------------------------------------------
 
 #[async_trait]
-impl Store for PostgresStore {
+impl UserStore for PostgresStore {
     async fn insert_user(&self, user: &User) -> Result<bool, StoreError> {
         let roles =
             serde_json::to_string(&user.roles).map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -563,7 +564,10 @@ impl Store for PostgresStore {
         .await
         .map(drop)
     }
+}
 
+#[async_trait]
+impl SessionStore for PostgresStore {
     async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO sessions (id, user_id, client_id, counter, created_at,
@@ -652,24 +656,6 @@ impl Store for PostgresStore {
         }
         tx.commit().await.map_err(pg_error)?;
         Ok(n == 1)
-    }
-
-    async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = feed_writer(&mut client).await?;
-        insert_revocation(&tx, entry).await?;
-        tx.commit().await.map_err(pg_error)
-    }
-
-    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
-        self.query(
-            "SELECT kind, id, expires_at FROM revocations WHERE expires_at > $1",
-            &[&now],
-        )
-        .await?
-        .iter()
-        .map(revocation_row)
-        .collect()
     }
 
     async fn live_sessions_of_user(
@@ -776,15 +762,6 @@ impl Store for PostgresStore {
         Ok(ids)
     }
 
-    async fn revocation_feed(
-        &self,
-        read: FeedRead,
-        now: UnixTime,
-        limit: usize,
-    ) -> Result<Option<FeedPage>, StoreError> {
-        self.read_feed(read, now, limit).await
-    }
-
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {
         // One statement, so one transaction. SKIP LOCKED: nodes pruning at
         // the same time take disjoint batches and never wait for each other
@@ -819,7 +796,40 @@ impl Store for PostgresStore {
         };
         usize::try_from(deleted).map_err(|e| StoreError::Backend(format!("deleted rows: {e}")))
     }
+}
 
+#[async_trait]
+impl RevocationStore for PostgresStore {
+    async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = feed_writer(&mut client).await?;
+        insert_revocation(&tx, entry).await?;
+        tx.commit().await.map_err(pg_error)
+    }
+
+    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        self.query(
+            "SELECT kind, id, expires_at FROM revocations WHERE expires_at > $1",
+            &[&now],
+        )
+        .await?
+        .iter()
+        .map(revocation_row)
+        .collect()
+    }
+
+    async fn revocation_feed(
+        &self,
+        read: FeedRead,
+        now: UnixTime,
+        limit: usize,
+    ) -> Result<Option<FeedPage>, StoreError> {
+        self.read_feed(read, now, limit).await
+    }
+}
+
+#[async_trait]
+impl SignInAttemptStore for PostgresStore {
     async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
         self.query(
             "SELECT key, failures, last_failure_at, blocked_until
@@ -867,7 +877,10 @@ impl Store for PostgresStore {
             .await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
+}
 
+#[async_trait]
+impl AuditStore for PostgresStore {
     async fn insert_audit_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO audit_events (at, kind, outcome, user_id, session_id, ip, count)
@@ -916,7 +929,10 @@ impl Store for PostgresStore {
         events.reverse();
         Ok(events)
     }
+}
 
+#[async_trait]
+impl ClientStore for PostgresStore {
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         self.query_opt(
             &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"),
@@ -982,7 +998,10 @@ impl Store for PostgresStore {
             .await?;
         Ok(n == 1)
     }
+}
 
+#[async_trait]
+impl SigningKeyStore for PostgresStore {
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         self.query(
             "SELECT kid, alg, state, sealed_private_key, public_key, created_at,

@@ -15,8 +15,9 @@ use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
-    FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind, Session, Store,
-    StoreError, StoredKey, ThrottleEntry, User,
+    AuditStore, ClientStore, FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind,
+    RevocationStore, Session, SessionStore, SignInAttemptStore, SigningKeyStore, StoreError,
+    StoredKey, ThrottleEntry, User, UserStore,
 };
 use latchkey_core::throttle::{Admission, ThrottleRule};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -184,7 +185,7 @@ fn counter_param(c: u64) -> rusqlite::Result<i64> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl UserStore for SqliteStore {
     async fn insert_user(&self, user: &User) -> Result<bool, StoreError> {
         let roles =
             serde_json::to_string(&user.roles).map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -233,7 +234,10 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let s = session.clone();
         self.writer
@@ -326,21 +330,6 @@ impl Store for SqliteStore {
                 Ok(n == 1)
             })
             .await
-    }
-
-    async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError> {
-        let entry = entry.clone();
-        self.writer
-            .write(move |c| insert_revocation(c, &entry))
-            .await
-    }
-
-    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
-        self.read(|c| {
-            c.prepare_cached("SELECT kind, id, expires_at FROM revocations WHERE expires_at > ?1")?
-                .query_map([now], revocation_row)?
-                .collect()
-        })
     }
 
     async fn live_sessions_of_user(
@@ -439,15 +428,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn revocation_feed(
-        &self,
-        read: FeedRead,
-        now: UnixTime,
-        limit: usize,
-    ) -> Result<Option<FeedPage>, StoreError> {
-        self.read_feed(read, now, limit).await
-    }
-
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {
         let batch = i64::try_from(before.batch).unwrap_or(i64::MAX);
         self.writer
@@ -476,7 +456,37 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl RevocationStore for SqliteStore {
+    async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.writer
+            .write(move |c| insert_revocation(c, &entry))
+            .await
+    }
+
+    async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT kind, id, expires_at FROM revocations WHERE expires_at > ?1")?
+                .query_map([now], revocation_row)?
+                .collect()
+        })
+    }
+
+    async fn revocation_feed(
+        &self,
+        read: FeedRead,
+        now: UnixTime,
+        limit: usize,
+    ) -> Result<Option<FeedPage>, StoreError> {
+        self.read_feed(read, now, limit).await
+    }
+}
+
+#[async_trait]
+impl SignInAttemptStore for SqliteStore {
     async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
@@ -532,7 +542,10 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl AuditStore for SqliteStore {
     async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let e = event.clone();
         self.writer
@@ -587,7 +600,10 @@ impl Store for SqliteStore {
         events.reverse();
         Ok(events)
     }
+}
 
+#[async_trait]
+impl ClientStore for SqliteStore {
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         self.read(|c| {
             c.prepare_cached(&format!(
@@ -645,7 +661,10 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl SigningKeyStore for SqliteStore {
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
