@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::client_address::AddressResolution;
-use crate::config::{ConfigError, Settings};
+use crate::config::{whole_seconds, ConfigError, Settings};
 use crate::data_dir::{self, DataDir, DataDirError};
 use crate::hashing_pool::HashingPool;
 use crate::rate_limit::RateLimiter;
@@ -138,9 +138,7 @@ impl RunningServer {
         let serve = tokio::spawn(connections::serve(listener, app, limits, async {
             let _ = stopped.await;
         }));
-        let rotate_every = settings
-            .key_rotation_interval
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let rotate_every = settings.key_rotation_interval.map(whole_seconds);
         let background = tokio::spawn(maintain(authority.clone(), feed_tx, rotate_every));
         Ok(Self {
             authority,
