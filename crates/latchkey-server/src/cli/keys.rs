@@ -1,7 +1,6 @@
-//! `latchkey keys rotate` and `latchkey keys list`: signing-key operations
-//! on the data directory's database, opened directly as `serve` opens it
-//! (same flags, `LATCHKEY_*` variables and config file). Running nodes pick a
-//! rotation up on their next key reload, within seconds.
+//! `latchkey keys rotate` and `latchkey keys list`: signing-key operations.
+//! Running nodes pick a rotation up on their next key reload, within
+//! seconds.
 
 use clap::{Args, Subcommand};
 use latchkey_core::clock::Clock;
@@ -9,6 +8,7 @@ use latchkey_core::key_manager::{self, removable_at, Rotation};
 use latchkey_core::keys::{pick_current, KeySealer};
 use serde_json::{json, Value};
 
+use super::CommandError;
 use crate::config::{ServeArgs, Settings};
 use crate::server::{open_data, KEY_PROPAGATION_SECONDS};
 use crate::StartError;
@@ -16,7 +16,7 @@ use crate::StartError;
 #[derive(Debug, Args)]
 pub struct KeysArgs {
     #[command(flatten)]
-    pub settings: ServeArgs,
+    pub location: ServeArgs,
     #[command(subcommand)]
     pub action: KeysAction,
 }
@@ -30,9 +30,9 @@ pub enum KeysAction {
     List,
 }
 
-/// Runs a `keys` subcommand; the result is printed as JSON.
-pub async fn run(args: KeysArgs, clock: &dyn Clock) -> Result<Value, StartError> {
-    let settings = Settings::resolve(&args.settings)?;
+/// Runs one action; returns what to print (JSON).
+pub async fn run(args: KeysArgs, clock: &dyn Clock) -> Result<Value, CommandError> {
+    let settings = Settings::resolve(&args.location)?;
     match args.action {
         KeysAction::Rotate => Ok(match rotate_keys(&settings, clock).await? {
             Some(r) => json!({
