@@ -227,7 +227,7 @@ pub async fn run(handle: &StopHandle) -> Result<RunOutcome, RunError> {
         while let Some(joined) = set.join_next().await {
             match joined {
                 Ok((w, Ok(()))) => ready.push(w),
-                Ok((_, Err(e))) => failures.push(e),
+                Ok((_, Err(e))) => failures.push(e.to_string()),
                 Err(e) => failures.push(format!("setup task: {e}")),
             }
         }

@@ -27,7 +27,32 @@ enum Answer {
 /// Whether a worker goes on after a step.
 enum Flow {
     Continue,
-    Stop(String),
+    Stop(StopReason),
+}
+
+/// Why a worker stops, or why its request could not be made; its text is
+/// the record's `stop_reason` and the report's tally key.
+#[derive(Debug)]
+pub(super) enum StopReason {
+    Interrupted,
+    MaxRequests,
+    Deadline,
+    /// The connection could not be (re)opened.
+    Unreachable(String),
+    /// Anything else: an unexpected answer, a failed re-sign-in.
+    Failed(String),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Interrupted => f.write_str("interrupted"),
+            StopReason::MaxRequests => f.write_str("max-requests"),
+            StopReason::Deadline => f.write_str("deadline"),
+            StopReason::Unreachable(e) => write!(f, "server unreachable: {e}"),
+            StopReason::Failed(message) => f.write_str(message),
+        }
+    }
 }
 
 /// What becomes the worker's [`WorkerRecord`].
@@ -100,7 +125,7 @@ impl Worker {
         *self.stop.borrow()
     }
 
-    async fn ensure_conn(&mut self) -> Result<(), String> {
+    async fn ensure_conn(&mut self) -> Result<(), StopReason> {
         if self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
             return Ok(());
         }
@@ -116,7 +141,7 @@ impl Worker {
             }
             Err(e) => {
                 self.stats.connect_errors += 1;
-                Err(format!("server unreachable: {e}"))
+                Err(StopReason::Unreachable(e.to_string()))
             }
         }
     }
@@ -156,20 +181,15 @@ impl Worker {
         answer
     }
 
-    /// Budget + connection, then the exchange; `Err` stops the worker.
+    /// Stop flag, budget and connection, then the exchange; `Err` stops the
+    /// worker.
     async fn send(
         &mut self,
         kind: EndpointKind,
         body: Bytes,
         auth: bool,
-    ) -> Result<Answer, String> {
-        if self.stopped() {
-            return Err("interrupted".into());
-        }
-        if !self.shared.take_budget() {
-            return Err("max-requests".into());
-        }
-        self.ensure_conn().await?;
+    ) -> Result<Answer, StopReason> {
+        self.ready().await?;
         Ok(self.exchange(kind, body, auth).await)
     }
 
@@ -185,7 +205,7 @@ impl Worker {
 
     // ---- setup (untimed) ----
 
-    pub(super) async fn setup(&mut self, sign_in: bool) -> Result<(), String> {
+    pub(super) async fn setup(&mut self, sign_in: bool) -> Result<(), StopReason> {
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
         let su = &cfg.profile.sign_up;
@@ -203,18 +223,18 @@ impl Worker {
                 if su.success_status.contains(&s.as_u16())
                     || su.exists_status.contains(&s.as_u16()) => {}
             Answer::Status(s, b) => {
-                return Err(format!(
+                return Err(StopReason::Failed(format!(
                     "sign-up of {} answered {s}: {}",
                     self.username,
                     snippet(&b)
-                ))
+                )))
             }
             other => {
-                return Err(format!(
+                return Err(StopReason::Failed(format!(
                     "sign-up of {}: {}",
                     self.username,
                     describe(&other)
-                ))
+                )))
             }
         }
         if sign_in {
@@ -224,7 +244,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn sign_in_untimed(&mut self) -> Result<(), String> {
+    async fn sign_in_untimed(&mut self) -> Result<(), StopReason> {
         let body = self.sign_in_body.clone();
         match self.send(EndpointKind::SignIn, body, false).await? {
             Answer::Status(StatusCode::OK, b) => match self.shared.cfg.profile.response.extract(&b)
@@ -233,21 +253,21 @@ impl Worker {
                     self.adopt(tokens, "sign-in");
                     Ok(())
                 }
-                None => Err(format!(
+                None => Err(StopReason::Failed(format!(
                     "sign-in answered 200 without tokens: {}",
                     snippet(&b)
-                )),
+                ))),
             },
-            Answer::Status(s, b) => Err(format!(
+            Answer::Status(s, b) => Err(StopReason::Failed(format!(
                 "sign-in of {} answered {s}: {}",
                 self.username,
                 snippet(&b)
-            )),
-            other => Err(format!(
+            ))),
+            other => Err(StopReason::Failed(format!(
                 "sign-in of {}: {}",
                 self.username,
                 describe(&other)
-            )),
+            ))),
         }
     }
 
@@ -256,22 +276,17 @@ impl Worker {
         let mut last = String::new();
         for _ in 0..3 {
             if Instant::now() >= deadline {
-                return Flow::Stop("deadline".into());
+                return Flow::Stop(StopReason::Deadline);
             }
             self.stats.untimed_requests += 1;
             match self.sign_in_untimed().await {
                 Ok(()) => return Flow::Continue,
-                Err(e)
-                    if e == "interrupted"
-                        || e == "max-requests"
-                        || e.starts_with("server unreachable") =>
-                {
-                    return Flow::Stop(e)
-                }
-                Err(e) => last = e,
+                // Refused or garbled: worth another try.
+                Err(StopReason::Failed(e)) => last = e,
+                Err(reason) => return Flow::Stop(reason),
             }
         }
-        Flow::Stop(format!("re-sign-in failed: {last}"))
+        Flow::Stop(StopReason::Failed(format!("re-sign-in failed: {last}")))
     }
 
     // ---- timed phase ----
@@ -285,13 +300,14 @@ impl Worker {
         }
     }
 
-    /// Stop flag, budget and connection before a timed request; `Err` stops the worker.
-    async fn ready(&mut self) -> Result<(), String> {
+    /// Stop flag, budget and connection before a request; `Err` stops the
+    /// worker.
+    async fn ready(&mut self) -> Result<(), StopReason> {
         if self.stopped() {
-            return Err("interrupted".into());
+            return Err(StopReason::Interrupted);
         }
         if !self.shared.take_budget() {
-            return Err("max-requests".into());
+            return Err(StopReason::MaxRequests);
         }
         self.ensure_conn().await
     }
@@ -322,7 +338,7 @@ impl Worker {
                         }
                         Flow::Continue
                     }
-                    Answer::Interrupted => Flow::Stop("interrupted".into()),
+                    Answer::Interrupted => Flow::Stop(StopReason::Interrupted),
                     _ => Flow::Continue,
                 }
             }
@@ -374,7 +390,7 @@ impl Worker {
                     }
                     Answer::Interrupted => {
                         self.record.in_flight_outcome = Some("interrupted");
-                        Flow::Stop("interrupted".into())
+                        Flow::Stop(StopReason::Interrupted)
                     }
                 }
             }
@@ -387,7 +403,7 @@ impl Worker {
                 }
                 match self.timed(op, EndpointKind::Me, Bytes::new(), true).await {
                     Answer::Status(StatusCode::UNAUTHORIZED, _) => self.resign(deadline).await,
-                    Answer::Interrupted => Flow::Stop("interrupted".into()),
+                    Answer::Interrupted => Flow::Stop(StopReason::Interrupted),
                     _ => Flow::Continue,
                 }
             }
@@ -411,10 +427,10 @@ impl Worker {
         rr.skip(self.id as u64 * rr.cycle_len() / cfg.workers.max(1) as u64);
         let reason = loop {
             if self.stopped() {
-                break "interrupted".to_owned();
+                break StopReason::Interrupted;
             }
             if Instant::now() >= deadline {
-                break "deadline".to_owned();
+                break StopReason::Deadline;
             }
             let op = rr.next_item();
             if let Flow::Stop(reason) = self.step(op, deadline).await {
@@ -435,7 +451,7 @@ impl Worker {
                 .take()
                 .filter(|_| self.record.in_flight_outcome.is_some()),
             in_flight_outcome: self.record.in_flight_outcome,
-            stop_reason: reason,
+            stop_reason: reason.to_string(),
         };
         (self.stats, record)
     }
@@ -457,5 +473,32 @@ fn describe(a: &Answer) -> String {
         Answer::Transport(e) => format!("transport error: {e}"),
         Answer::Timeout => "timed out".into(),
         Answer::Interrupted => "interrupted".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopReason;
+
+    /// The texts are the `stop_reason` of `--record` lines and the keys of
+    /// the report's `stop_reasons`.
+    #[test]
+    fn stop_reasons_read_as_the_records_write_them() {
+        let texts = [
+            (StopReason::Interrupted, "interrupted"),
+            (StopReason::MaxRequests, "max-requests"),
+            (StopReason::Deadline, "deadline"),
+            (
+                StopReason::Unreachable("connection refused".into()),
+                "server unreachable: connection refused",
+            ),
+            (
+                StopReason::Failed("re-sign-in failed: x".into()),
+                "re-sign-in failed: x",
+            ),
+        ];
+        for (reason, text) in texts {
+            assert_eq!(reason.to_string(), text);
+        }
     }
 }
