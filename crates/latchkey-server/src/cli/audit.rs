@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::CommandError;
 use crate::config::{parse_duration, whole_seconds, ServeArgs, Settings};
-use crate::server::open_data;
+use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -46,7 +46,7 @@ pub async fn run(
     clock: &dyn Clock,
 ) -> Result<Vec<serde_json::Value>, CommandError> {
     let settings = Settings::resolve(&args.location)?;
-    let (_dir, store) = open_data(&settings, false).await?;
+    let (_dir, store) = open_data(&settings, IfMissing::Refuse).await?;
     let user_id = match &args.user {
         Some(name) => {
             let key = Username::parse(name)

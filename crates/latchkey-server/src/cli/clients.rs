@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::CommandError;
 use crate::config::{parse_duration, validate_client_ttl, whole_seconds, ServeArgs, Settings};
-use crate::server::open_data;
+use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct ClientsArgs {
@@ -87,7 +87,7 @@ fn describe(c: &Client) -> serde_json::Value {
 /// Runs one action; returns what to print (JSON).
 pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, CommandError> {
     let settings = Settings::resolve(&args.location)?;
-    let (_dir, store) = open_data(&settings, true).await?;
+    let (_dir, store) = open_data(&settings, IfMissing::Create).await?;
     let refused = |m: String| CommandError::Refused(m);
     match args.action {
         ClientsAction::Create(a) => {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::CommandError;
 use crate::config::{ServeArgs, Settings};
-use crate::server::open_data;
+use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct UsersArgs {
@@ -28,7 +28,7 @@ pub enum UsersAction {
 /// Runs one action; returns what to print (JSON).
 pub async fn run(args: UsersArgs) -> Result<serde_json::Value, CommandError> {
     let settings = Settings::resolve(&args.location)?;
-    let (_dir, store) = open_data(&settings, false).await?;
+    let (_dir, store) = open_data(&settings, IfMissing::Refuse).await?;
     match args.action {
         UsersAction::Unlock { username } => {
             let cleared = Authority::unlock_account(&*store, &username).await?;
