@@ -10,7 +10,9 @@ use latchkey_core::access_token::Algorithm;
 
 use super::{parse_algorithm, parse_duration, DatabaseUrl};
 
-/// Flags of `latchkey serve`; every one has a `LATCHKEY_*` twin.
+/// The settings flags: those of `latchkey serve`, which `check-config` and
+/// the operator commands take too (to find the same data and store). Every
+/// one has a `LATCHKEY_*` twin.
 #[derive(Debug, Default, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080]
