@@ -1,9 +1,9 @@
 //! Configuration: defaults, then a TOML file, then flags and `LATCHKEY_*`
 //! environment variables, each overriding the one before.
 //!
-//! [`flags`] holds the command-line flags, [`file`] the TOML format,
-//! [`resolve`] the layering of the two over the defaults into
-//! [`Settings`] ([`settings`]), and [`validate`] what they must satisfy.
+//! `flags` holds the command-line flags, `file` the TOML format, `resolve`
+//! the layering of the two over the defaults into [`Settings`] (`settings`),
+//! and `validate` what they must satisfy.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,14 +20,12 @@ mod validate;
 pub use database_url::DatabaseUrl;
 pub use flags::ServeArgs;
 pub use settings::{
-    default_hashing_threads, Settings, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, MAX_MAX_CONNECTIONS,
+    default_hashing_threads, Settings, DEFAULT_DATA_DIR, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, MAX_MAX_CONNECTIONS,
 };
 pub use validate::{validate_client_ttl, MIN_KEY_ROTATION_INTERVAL, MIN_PEPPER_BYTES};
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
-
+/// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config file {path}: {source}")]

@@ -15,6 +15,8 @@ use super::{
 use crate::client_address::TrustedProxies;
 
 impl Settings {
+    /// The settings `args` (flags and environment) and the config file they
+    /// name make, over the defaults; validated.
     pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,

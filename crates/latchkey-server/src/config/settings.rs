@@ -24,7 +24,7 @@ pub struct Settings {
     /// Password hashes computed at once; see [`default_hashing_threads`].
     pub hashing_threads: usize,
     /// Password checks that may wait for a hashing thread; `None`:
-    /// [`DEFAULT_QUEUE_PER_THREAD`] per thread.
+    /// `DEFAULT_QUEUE_PER_THREAD` (64) per thread.
     pub hashing_queue: Option<usize>,
     /// Clients declared in the config file.
     pub clients: Vec<Client>,
@@ -63,6 +63,8 @@ pub struct Settings {
     pub network_prefixes: NetworkPrefixes,
 }
 
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./latchkey-data";
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;

@@ -14,6 +14,7 @@ pub const MIN_PEPPER_BYTES: usize = 16;
 pub const MIN_KEY_ROTATION_INTERVAL: Duration = Duration::from_secs(600);
 
 impl Settings {
+    /// Refuses settings the service cannot keep its promises under.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let p = &self.policy;
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
