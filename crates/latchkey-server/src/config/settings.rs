@@ -24,7 +24,7 @@ pub struct Settings {
     /// Password hashes computed at once; see [`default_hashing_threads`].
     pub hashing_threads: usize,
     /// Password checks that may wait for a hashing thread; `None`:
-    /// `DEFAULT_QUEUE_PER_THREAD` (64) per thread.
+    /// the hashing pool's `DEFAULT_QUEUE_PER_THREAD` per thread.
     pub hashing_queue: Option<usize>,
     /// Clients declared in the config file.
     pub clients: Vec<Client>,
