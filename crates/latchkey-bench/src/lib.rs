@@ -1,4 +1,4 @@
-//! `latchkey-bench`: the load harness for Latchkey (issue "Fast and durable").
+//! `latchkey-bench`: the load harness for Latchkey.
 //!
 //! It drives a token service over loopback HTTP/1.1 with tokio + hyper, one
 //! keep-alive connection per worker and requests built by hand, and reports

@@ -1,46 +1,15 @@
-//! The `latchkey` command.
+//! The `latchkey` command: parses the command line ([`latchkey_server::cli`]),
+//! sets up logging, runs the subcommand and prints its answer.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use latchkey_core::clock::SystemClock;
-use latchkey_server::audit_command::AuditArgs;
-use latchkey_server::client_admin::ClientsArgs;
+use latchkey_server::cli::{self, Cli, Command};
 use latchkey_server::config::ServeArgs;
-use latchkey_server::key_commands::KeysArgs;
-use latchkey_server::user_admin::UsersArgs;
 use latchkey_server::{RunningServer, Settings};
 use tracing_subscriber::EnvFilter;
-
-#[derive(Parser)]
-#[command(name = "latchkey", version, about = "Authentication token service")]
-struct Cli {
-    /// Log as JSON lines instead of text
-    #[arg(long, global = true, env = "LATCHKEY_LOG_JSON")]
-    log_json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the server (zero configuration: 127.0.0.1:8080, ./latchkey-data)
-    Serve(ServeArgs),
-    /// Check a configuration and print the resolved settings
-    CheckConfig(ServeArgs),
-    /// Signing keys: `rotate` (current retires, next signs, a new next is
-    /// published) and `list`
-    Keys(KeysArgs),
-    /// Manage OAuth clients (apps)
-    Clients(ClientsArgs),
-    /// Operator commands on accounts: `unlock <username>` clears its failed
-    /// sign-in counter
-    Users(UsersArgs),
-    /// Recent authentication events as JSON lines, oldest first
-    /// (`--user NAME`, `--since 1h`, `--limit N`)
-    Audit(AuditArgs),
-}
 
 const POSTGRES_DRIVER_LOG_CAP: &str = "tokio_postgres=info";
 
@@ -59,33 +28,31 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::CheckConfig(args) => {
+            let settings = Settings::resolve(&args)?;
+            println!("{settings:#?}");
+            Ok(())
+        }
+        Command::Keys(args) => {
+            let out = runtime()?.block_on(cli::keys::run(args, &SystemClock))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
         Command::Clients(args) => {
-            let out = runtime()?.block_on(latchkey_server::client_admin::run(args))?;
+            let out = runtime()?.block_on(cli::clients::run(args))?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Users(args) => {
+            let out = runtime()?.block_on(cli::users::run(args))?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         Command::Audit(args) => {
-            let events =
-                runtime()?.block_on(latchkey_server::audit_command::run(args, &SystemClock))?;
+            let events = runtime()?.block_on(cli::audit::run(args, &SystemClock))?;
             for event in events {
                 println!("{event}");
             }
-            Ok(())
-        }
-        Command::Users(args) => {
-            let out = runtime()?.block_on(latchkey_server::user_admin::run(args))?;
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            Ok(())
-        }
-        Command::Keys(args) => {
-            let out =
-                runtime()?.block_on(latchkey_server::key_commands::run(args, &SystemClock))?;
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            Ok(())
-        }
-        Command::CheckConfig(args) => {
-            let settings = Settings::resolve(&args)?;
-            println!("{settings:#?}");
             Ok(())
         }
     }
@@ -113,6 +80,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Ctrl-C, or SIGTERM where there is one.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::client_address::AddressResolution;
-use crate::config::{ConfigError, Settings};
+use crate::config::{whole_seconds, ConfigError, Settings};
 use crate::data_dir::{self, DataDir, DataDirError};
 use crate::hashing_pool::HashingPool;
 use crate::rate_limit::RateLimiter;
@@ -90,7 +90,7 @@ impl RunningServer {
         if policy.issuer == format!("http://{}", settings.listen) {
             policy.issuer = format!("http://{addr}");
         }
-        let (dir, store) = open_data(&settings, true).await?;
+        let (dir, store) = open_data(&settings, IfMissing::Create).await?;
         for client in &settings.clients {
             store.upsert_client(client).await?;
         }
@@ -138,9 +138,7 @@ impl RunningServer {
         let serve = tokio::spawn(connections::serve(listener, app, limits, async {
             let _ = stopped.await;
         }));
-        let rotate_every = settings
-            .key_rotation_interval
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let rotate_every = settings.key_rotation_interval.map(whole_seconds);
         let background = tokio::spawn(maintain(authority.clone(), feed_tx, rotate_every));
         Ok(Self {
             authority,
@@ -190,17 +188,27 @@ impl RunningServer {
     }
 }
 
-/// Opens the data directory (creating it and the server secret when
-/// `create`) and the store it names: SQLite in the directory, or PostgreSQL
-/// at `database_url`. What `serve` and the operator commands share.
+/// What [`open_data`] does when the data directory or its database is not
+/// there yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfMissing {
+    /// Create them (and the server secret).
+    Create,
+    /// Refuse, rather than work on a fresh, empty store.
+    Refuse,
+}
+
+/// Opens the data directory and the store it names: SQLite in the
+/// directory, or PostgreSQL at `database_url`. What `serve` and the
+/// operator commands share.
 pub(crate) async fn open_data(
     settings: &Settings,
-    create: bool,
+    if_missing: IfMissing,
 ) -> Result<(DataDir, Arc<dyn Store>), StartError> {
     settings.validate()?;
     let sqlite_missing = settings.database_url.is_none()
         && !settings.data_dir.join(data_dir::DATABASE_FILE).exists();
-    if !create && (sqlite_missing || !settings.data_dir.exists()) {
+    if if_missing == IfMissing::Refuse && (sqlite_missing || !settings.data_dir.exists()) {
         return Err(StartError::DataDir(DataDirError::Io {
             path: settings.data_dir.clone(),
             source: std::io::Error::new(

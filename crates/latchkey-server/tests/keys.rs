@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use common::TestServer;
 use latchkey_core::access_token::Algorithm;
-use latchkey_server::key_commands::{list_keys, rotate_keys};
+use latchkey_server::cli::keys::{list_keys, rotate_keys};
 use serde_json::Value;
 
 async fn jwks(s: &TestServer) -> Vec<Value> {

@@ -8,7 +8,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use common::TestServer;
 use latchkey_core::client::{generate_secret, Client, ClientKind};
-use latchkey_server::client_admin::{self, ClientsAction, ClientsArgs, CreateArgs, Kind};
+use latchkey_server::cli::clients::{
+    self as client_admin, ClientsAction, ClientsArgs, CreateArgs, Kind,
+};
 use latchkey_server::config::ServeArgs;
 use serde_json::{json, Value};
 

@@ -8,10 +8,10 @@ mod common;
 
 use common::{error_code, TestServer};
 use latchkey_core::throttle::ThrottleRule;
+use latchkey_server::cli::users::{self, UsersAction, UsersArgs};
 use latchkey_server::client_address::TrustedProxies;
 use latchkey_server::config::ServeArgs;
 use latchkey_server::rate_limit::RateLimits;
-use latchkey_server::user_admin::{UsersAction, UsersArgs};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
@@ -287,14 +287,10 @@ async fn operator_unlock_clears_the_block_at_once() {
             username: username.to_owned(),
         },
     };
-    let out = latchkey_server::user_admin::run(unlock("Alice"))
-        .await
-        .expect("unlock");
+    let out = users::run(unlock("Alice")).await.expect("unlock");
     assert_eq!(out, json!({"username": "Alice", "unlocked": true}));
     assert_eq!(attempt(&t, "alice", PASSWORD).await.0, 200);
-    let out = latchkey_server::user_admin::run(unlock("alice"))
-        .await
-        .expect("unlock");
+    let out = users::run(unlock("alice")).await.expect("unlock");
     assert_eq!(out["unlocked"], false);
 }
 

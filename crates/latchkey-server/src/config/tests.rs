@@ -1,6 +1,14 @@
 //! Settings resolution: defaults, file, flags and environment.
 
+use std::time::Duration;
+
+use latchkey_core::access_token::Algorithm;
+use latchkey_core::secret::Secret;
+use latchkey_core::throttle::ThrottlePolicy;
+
 use super::*;
+use crate::client_address::TrustedProxies;
+use crate::rate_limit::RateLimits;
 
 #[test]
 fn flags_override_file_override_defaults() {

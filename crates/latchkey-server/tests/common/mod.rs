@@ -106,8 +106,8 @@ impl TestServer {
         since: Option<u64>,
         limit: usize,
     ) -> Vec<Value> {
-        latchkey_server::audit_command::run(
-            latchkey_server::audit_command::AuditArgs {
+        latchkey_server::cli::audit::run(
+            latchkey_server::cli::audit::AuditArgs {
                 location: latchkey_server::config::ServeArgs {
                     data_dir: Some(self.settings.data_dir.clone()),
                     ..Default::default()

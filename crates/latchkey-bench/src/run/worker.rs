@@ -1,177 +1,22 @@
-//! The driver: a setup phase (sign-up and first sign-in per worker, untimed),
-//! then the timed phase in which every worker loops on its scenario until the
-//! deadline, the request budget or an interrupt stops it.
+//! One worker: its connection, its user's tokens and its durability record;
+//! the untimed setup (sign-up, first sign-in) and the timed loop over its
+//! scenario's operations.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use serde::Serialize;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
+use super::{Scenario, Shared, WorkerRecord};
 use crate::client::{build_request, Conn};
-use crate::guard::Target;
-use crate::profile::{PreparedEndpoint, Profile, Tokens};
+use crate::profile::Tokens;
 use crate::schedule::WeightedRoundRobin;
 use crate::stats::{Op, Stats};
 
-/// What the workers do in the timed phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Scenario {
-    /// Sign in repeatedly, each worker as its own user.
-    SignIn,
-    /// Rotate the refresh token in a loop, always with the newest one.
-    Refresh,
-    /// Authenticated `me` reads.
-    Me,
-    /// Sign-in, refresh and me by weighted round-robin (`--mix`).
-    Mixed,
-}
-
-impl Scenario {
-    /// CLI / report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::SignIn => "sign-in",
-            Scenario::Refresh => "refresh",
-            Scenario::Me => "me",
-            Scenario::Mixed => "mixed",
-        }
-    }
-}
-
-/// Everything a run needs.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    /// Checked loopback target.
-    pub target: Target,
-    /// Request shapes.
-    pub profile: Profile,
-    /// Scenario.
-    pub scenario: Scenario,
-    /// Concurrent workers (one connection each).
-    pub workers: usize,
-    /// Length of the timed phase.
-    pub duration: Duration,
-    /// Cap on all requests sent (setup included).
-    pub max_requests: u64,
-    /// Weights sign-in : refresh : me for `mixed`.
-    pub mix: [u32; 3],
-    /// Prefix that makes this run's usernames unique.
-    pub run_id: String,
-    /// Username prefix.
-    pub user_prefix: String,
-    /// Password of every bench user.
-    pub password: String,
-    /// Longest wait for one answer.
-    pub request_timeout: Duration,
-    /// Longest the setup phase may take.
-    pub setup_timeout: Duration,
-}
-
-/// Why a run could not produce a report.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// A profile endpoint could not be prepared under the target's path.
-    #[error("profile: {0}")]
-    Profile(String),
-    /// No worker got through setup.
-    #[error("setup failed for every worker; first error: {0}")]
-    Setup(String),
-    /// Setup took longer than allowed.
-    #[error("setup did not finish within {0:?}")]
-    SetupTimeout(Duration),
-    /// Interrupted before the timed phase.
-    #[error("interrupted during setup")]
-    Interrupted,
-}
-
-/// The durability record of one worker (one JSON line of `--record`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct WorkerRecord {
-    /// Run id.
-    pub run_id: String,
-    /// Worker index.
-    pub worker: usize,
-    /// The worker's user.
-    pub username: String,
-    /// The newest refresh token received in a 200 answer.
-    pub refresh_token: Option<String>,
-    /// Which request answered it: `sign-in` or `refresh`.
-    pub acked_via: Option<&'static str>,
-    /// When it was received (unix ms).
-    pub acked_at_unix_ms: Option<u64>,
-    /// Refreshes answered 200 by this worker.
-    pub rotations: u64,
-    /// The refresh token presented in a request that got no answer (the
-    /// server may or may not have rotated it), if the last refresh ended so.
-    pub in_flight_refresh_token: Option<String>,
-    /// `transport_error`, `timeout` or `interrupted`.
-    pub in_flight_outcome: Option<&'static str>,
-    /// Why the worker stopped.
-    pub stop_reason: String,
-}
-
-/// The outcome of a run.
-#[derive(Debug)]
-pub struct RunOutcome {
-    /// Timed-phase counters, all workers merged.
-    pub stats: Stats,
-    /// Workers that completed setup.
-    pub users: usize,
-    /// Setup errors of workers that did not.
-    pub setup_failures: Vec<String>,
-    /// Requests sent during setup.
-    pub setup_requests: u64,
-    /// Length of the setup phase.
-    pub setup_elapsed: Duration,
-    /// Length of the timed phase (until the last worker stopped).
-    pub elapsed: Duration,
-    /// Workers by stop reason.
-    pub stop_reasons: BTreeMap<String, u64>,
-    /// One record per worker that completed setup.
-    pub records: Vec<WorkerRecord>,
-}
-
-struct Endpoints {
-    sign_up: PreparedEndpoint,
-    sign_in: PreparedEndpoint,
-    refresh: PreparedEndpoint,
-    me: PreparedEndpoint,
-}
-
-struct Shared {
-    cfg: RunConfig,
-    ep: Endpoints,
-    host: HeaderValue,
-    sent: AtomicU64,
-    setup_requests: AtomicU64,
-    stop: watch::Sender<bool>,
-}
-
-impl Shared {
-    fn take_budget(&self) -> bool {
-        self.sent.fetch_add(1, Ordering::Relaxed) < self.cfg.max_requests
-    }
-}
-
-/// A handle that stops a run early (e.g. on Ctrl-C); in-flight requests are
-/// abandoned and recorded as in flight.
-#[derive(Clone)]
-pub struct StopHandle(Arc<Shared>);
-
-impl StopHandle {
-    /// Stops every worker.
-    pub fn stop(&self) {
-        self.0.stop.send_replace(true);
-    }
-}
-
+/// How one request ended.
 enum Answer {
     Status(StatusCode, Bytes),
     Transport(String),
@@ -179,11 +24,38 @@ enum Answer {
     Interrupted,
 }
 
+/// Whether a worker goes on after a step.
 enum Flow {
     Continue,
-    Stop(String),
+    Stop(StopReason),
 }
 
+/// Why a worker stops, or why its request could not be made; its text is
+/// the record's `stop_reason` and the report's tally key.
+#[derive(Debug)]
+pub(super) enum StopReason {
+    Interrupted,
+    MaxRequests,
+    Deadline,
+    /// The connection could not be (re)opened.
+    Unreachable(String),
+    /// Anything else: an unexpected answer, a failed re-sign-in.
+    Failed(String),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Interrupted => f.write_str("interrupted"),
+            StopReason::MaxRequests => f.write_str("max-requests"),
+            StopReason::Deadline => f.write_str("deadline"),
+            StopReason::Unreachable(e) => write!(f, "server unreachable: {e}"),
+            StopReason::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// What becomes the worker's [`WorkerRecord`].
 #[derive(Default)]
 struct RecordState {
     last_acked: Option<String>,
@@ -194,14 +66,15 @@ struct RecordState {
     in_flight_outcome: Option<&'static str>,
 }
 
-struct Worker {
-    id: usize,
+/// One worker: one keep-alive connection, one user.
+pub(super) struct Worker {
+    pub(super) id: usize,
     username: String,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
     conn: Option<Conn>,
     connected_once: bool,
-    in_setup: bool,
+    pub(super) in_setup: bool,
     sign_in_body: Bytes,
     auth: Option<HeaderValue>,
     refresh_token: Option<String>,
@@ -209,6 +82,7 @@ struct Worker {
     record: RecordState,
 }
 
+/// Now as unix milliseconds, for the durability record.
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -216,17 +90,18 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The start of an answer's body, on one line, for error messages.
 fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
     s.replace('\n', " ")
 }
 
 impl Worker {
-    fn new(id: usize, shared: Arc<Shared>) -> Worker {
+    pub(super) fn new(id: usize, shared: Arc<Shared>) -> Worker {
         let cfg = &shared.cfg;
         let username = format!("{}-{}-{id}", cfg.user_prefix, cfg.run_id);
         let sign_in = &cfg.profile.sign_in;
-        let sign_in_body = shared.ep.sign_in.body(&[
+        let sign_in_body = shared.endpoints.sign_in.body(&[
             (sign_in.username_field.as_str(), username.as_str()),
             (sign_in.password_field.as_str(), cfg.password.as_str()),
         ]);
@@ -250,7 +125,7 @@ impl Worker {
         *self.stop.borrow()
     }
 
-    async fn ensure_conn(&mut self) -> Result<(), String> {
+    async fn ensure_conn(&mut self) -> Result<(), StopReason> {
         if self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
             return Ok(());
         }
@@ -266,19 +141,19 @@ impl Worker {
             }
             Err(e) => {
                 self.stats.connect_errors += 1;
-                Err(format!("server unreachable: {e}"))
+                Err(StopReason::Unreachable(e.to_string()))
             }
         }
     }
 
     /// Sends one request on the worker's connection; any failure drops the connection.
-    async fn exchange(&mut self, ep: Which, body: Bytes, auth: bool) -> Answer {
+    async fn exchange(&mut self, kind: EndpointKind, body: Bytes, auth: bool) -> Answer {
         let shared = &self.shared;
-        let ep = match ep {
-            Which::SignUp => &shared.ep.sign_up,
-            Which::SignIn => &shared.ep.sign_in,
-            Which::Refresh => &shared.ep.refresh,
-            Which::Me => &shared.ep.me,
+        let ep = match kind {
+            EndpointKind::SignUp => &shared.endpoints.sign_up,
+            EndpointKind::SignIn => &shared.endpoints.sign_in,
+            EndpointKind::Refresh => &shared.endpoints.refresh,
+            EndpointKind::Me => &shared.endpoints.me,
         };
         let ct = (!body.is_empty()).then_some(&ep.content_type_header);
         let auth = if auth { self.auth.as_ref() } else { None };
@@ -306,16 +181,16 @@ impl Worker {
         answer
     }
 
-    /// Budget + connection, then the exchange; `Err` stops the worker.
-    async fn send(&mut self, ep: Which, body: Bytes, auth: bool) -> Result<Answer, String> {
-        if self.stopped() {
-            return Err("interrupted".into());
-        }
-        if !self.shared.take_budget() {
-            return Err("max-requests".into());
-        }
-        self.ensure_conn().await?;
-        Ok(self.exchange(ep, body, auth).await)
+    /// Stop flag, budget and connection, then the exchange; `Err` stops the
+    /// worker.
+    async fn send(
+        &mut self,
+        kind: EndpointKind,
+        body: Bytes,
+        auth: bool,
+    ) -> Result<Answer, StopReason> {
+        self.ready().await?;
+        Ok(self.exchange(kind, body, auth).await)
     }
 
     fn adopt(&mut self, tokens: Tokens, via: &'static str) {
@@ -330,7 +205,7 @@ impl Worker {
 
     // ---- setup (untimed) ----
 
-    async fn setup(&mut self, sign_in: bool) -> Result<(), String> {
+    pub(super) async fn setup(&mut self, sign_in: bool) -> Result<(), StopReason> {
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
         let su = &cfg.profile.sign_up;
@@ -341,25 +216,25 @@ impl Worker {
         if let Some(confirm) = &su.password_confirm_field {
             fields.push((confirm.as_str(), cfg.password.as_str()));
         }
-        let body = shared.ep.sign_up.body(&fields);
+        let body = shared.endpoints.sign_up.body(&fields);
         self.shared.setup_requests.fetch_add(1, Ordering::Relaxed);
-        match self.send(Which::SignUp, body, false).await? {
+        match self.send(EndpointKind::SignUp, body, false).await? {
             Answer::Status(s, _)
                 if su.success_status.contains(&s.as_u16())
                     || su.exists_status.contains(&s.as_u16()) => {}
             Answer::Status(s, b) => {
-                return Err(format!(
+                return Err(StopReason::Failed(format!(
                     "sign-up of {} answered {s}: {}",
                     self.username,
                     snippet(&b)
-                ))
+                )))
             }
             other => {
-                return Err(format!(
+                return Err(StopReason::Failed(format!(
                     "sign-up of {}: {}",
                     self.username,
                     describe(&other)
-                ))
+                )))
             }
         }
         if sign_in {
@@ -369,30 +244,30 @@ impl Worker {
         Ok(())
     }
 
-    async fn sign_in_untimed(&mut self) -> Result<(), String> {
+    async fn sign_in_untimed(&mut self) -> Result<(), StopReason> {
         let body = self.sign_in_body.clone();
-        match self.send(Which::SignIn, body, false).await? {
+        match self.send(EndpointKind::SignIn, body, false).await? {
             Answer::Status(StatusCode::OK, b) => match self.shared.cfg.profile.response.extract(&b)
             {
                 Some(tokens) => {
                     self.adopt(tokens, "sign-in");
                     Ok(())
                 }
-                None => Err(format!(
+                None => Err(StopReason::Failed(format!(
                     "sign-in answered 200 without tokens: {}",
                     snippet(&b)
-                )),
+                ))),
             },
-            Answer::Status(s, b) => Err(format!(
+            Answer::Status(s, b) => Err(StopReason::Failed(format!(
                 "sign-in of {} answered {s}: {}",
                 self.username,
                 snippet(&b)
-            )),
-            other => Err(format!(
+            ))),
+            other => Err(StopReason::Failed(format!(
                 "sign-in of {}: {}",
                 self.username,
                 describe(&other)
-            )),
+            ))),
         }
     }
 
@@ -401,22 +276,17 @@ impl Worker {
         let mut last = String::new();
         for _ in 0..3 {
             if Instant::now() >= deadline {
-                return Flow::Stop("deadline".into());
+                return Flow::Stop(StopReason::Deadline);
             }
             self.stats.untimed_requests += 1;
             match self.sign_in_untimed().await {
                 Ok(()) => return Flow::Continue,
-                Err(e)
-                    if e == "interrupted"
-                        || e == "max-requests"
-                        || e.starts_with("server unreachable") =>
-                {
-                    return Flow::Stop(e)
-                }
-                Err(e) => last = e,
+                // Refused or garbled: worth another try.
+                Err(StopReason::Failed(e)) => last = e,
+                Err(reason) => return Flow::Stop(reason),
             }
         }
-        Flow::Stop(format!("re-sign-in failed: {last}"))
+        Flow::Stop(StopReason::Failed(format!("re-sign-in failed: {last}")))
     }
 
     // ---- timed phase ----
@@ -430,21 +300,22 @@ impl Worker {
         }
     }
 
-    /// Stop flag, budget and connection before a timed request; `Err` stops the worker.
-    async fn ready(&mut self) -> Result<(), String> {
+    /// Stop flag, budget and connection before a request; `Err` stops the
+    /// worker.
+    async fn ready(&mut self) -> Result<(), StopReason> {
         if self.stopped() {
-            return Err("interrupted".into());
+            return Err(StopReason::Interrupted);
         }
         if !self.shared.take_budget() {
-            return Err("max-requests".into());
+            return Err(StopReason::MaxRequests);
         }
         self.ensure_conn().await
     }
 
     /// A timed exchange (after [`Worker::ready`]).
-    async fn timed(&mut self, op: Op, which: Which, body: Bytes, auth: bool) -> Answer {
+    async fn timed(&mut self, op: Op, kind: EndpointKind, body: Bytes, auth: bool) -> Answer {
         let t0 = Instant::now();
-        let answer = self.exchange(which, body, auth).await;
+        let answer = self.exchange(kind, body, auth).await;
         match &answer {
             Answer::Status(s, _) => self.stats.op_mut(op).answered(s.as_u16(), t0.elapsed()),
             other => self.count_failure(op, other),
@@ -459,7 +330,7 @@ impl Worker {
                     return Flow::Stop(reason);
                 }
                 let body = self.sign_in_body.clone();
-                match self.timed(op, Which::SignIn, body, false).await {
+                match self.timed(op, EndpointKind::SignIn, body, false).await {
                     Answer::Status(StatusCode::OK, b) => {
                         match self.shared.cfg.profile.response.extract(&b) {
                             Some(t) => self.adopt(t, "sign-in"),
@@ -467,7 +338,7 @@ impl Worker {
                         }
                         Flow::Continue
                     }
-                    Answer::Interrupted => Flow::Stop("interrupted".into()),
+                    Answer::Interrupted => Flow::Stop(StopReason::Interrupted),
                     _ => Flow::Continue,
                 }
             }
@@ -476,14 +347,18 @@ impl Worker {
                     return self.resign(deadline).await;
                 };
                 let field = self.shared.cfg.profile.refresh.refresh_token_field.as_str();
-                let body = self.shared.ep.refresh.body(&[(field, token.as_str())]);
+                let body = self
+                    .shared
+                    .endpoints
+                    .refresh
+                    .body(&[(field, token.as_str())]);
                 if let Err(reason) = self.ready().await {
                     // Not sent: an earlier unanswered refresh stays on record.
                     return Flow::Stop(reason);
                 }
                 self.record.in_flight = Some(token);
                 self.record.in_flight_outcome = None;
-                match self.timed(op, Which::Refresh, body, false).await {
+                match self.timed(op, EndpointKind::Refresh, body, false).await {
                     Answer::Status(StatusCode::OK, b) => {
                         self.record.in_flight = None;
                         match self.shared.cfg.profile.response.extract(&b) {
@@ -515,7 +390,7 @@ impl Worker {
                     }
                     Answer::Interrupted => {
                         self.record.in_flight_outcome = Some("interrupted");
-                        Flow::Stop("interrupted".into())
+                        Flow::Stop(StopReason::Interrupted)
                     }
                 }
             }
@@ -526,16 +401,16 @@ impl Worker {
                 if let Err(reason) = self.ready().await {
                     return Flow::Stop(reason);
                 }
-                match self.timed(op, Which::Me, Bytes::new(), true).await {
+                match self.timed(op, EndpointKind::Me, Bytes::new(), true).await {
                     Answer::Status(StatusCode::UNAUTHORIZED, _) => self.resign(deadline).await,
-                    Answer::Interrupted => Flow::Stop("interrupted".into()),
+                    Answer::Interrupted => Flow::Stop(StopReason::Interrupted),
                     _ => Flow::Continue,
                 }
             }
         }
     }
 
-    async fn run_timed(mut self, deadline: Instant) -> (Stats, WorkerRecord) {
+    pub(super) async fn run_timed(mut self, deadline: Instant) -> (Stats, WorkerRecord) {
         let cfg = &self.shared.cfg;
         let mut rr = match cfg.scenario {
             Scenario::SignIn => WeightedRoundRobin::new([(Op::SignIn, 1)]),
@@ -552,10 +427,10 @@ impl Worker {
         rr.skip(self.id as u64 * rr.cycle_len() / cfg.workers.max(1) as u64);
         let reason = loop {
             if self.stopped() {
-                break "interrupted".to_owned();
+                break StopReason::Interrupted;
             }
             if Instant::now() >= deadline {
-                break "deadline".to_owned();
+                break StopReason::Deadline;
             }
             let op = rr.next_item();
             if let Flow::Stop(reason) = self.step(op, deadline).await {
@@ -576,20 +451,22 @@ impl Worker {
                 .take()
                 .filter(|_| self.record.in_flight_outcome.is_some()),
             in_flight_outcome: self.record.in_flight_outcome,
-            stop_reason: reason,
+            stop_reason: reason.to_string(),
         };
         (self.stats, record)
     }
 }
 
+/// Which of the profile's endpoints a request goes to.
 #[derive(Clone, Copy)]
-enum Which {
+enum EndpointKind {
     SignUp,
     SignIn,
     Refresh,
     Me,
 }
 
+/// An answer that was not the one hoped for, for error messages.
 fn describe(a: &Answer) -> String {
     match a {
         Answer::Status(s, _) => format!("answered {s}"),
@@ -599,118 +476,29 @@ fn describe(a: &Answer) -> String {
     }
 }
 
-/// Prepares a run; the returned handle can stop it from another task.
-pub fn prepare(cfg: RunConfig) -> Result<StopHandle, RunError> {
-    let p = &cfg.profile;
-    let base = cfg.target.base_path.as_str();
-    let prep = |ep| p.prepare(&ep, base).map_err(RunError::Profile);
-    let ep = Endpoints {
-        sign_up: prep(p.sign_up.endpoint())?,
-        sign_in: prep(p.sign_in.endpoint())?,
-        refresh: prep(p.refresh.endpoint())?,
-        me: prep(p.me.clone())?,
-    };
-    let host = HeaderValue::from_str(&cfg.target.authority)
-        .map_err(|e| RunError::Profile(e.to_string()))?;
-    let (stop, _) = watch::channel(false);
-    Ok(StopHandle(Arc::new(Shared {
-        cfg,
-        ep,
-        host,
-        sent: AtomicU64::new(0),
-        setup_requests: AtomicU64::new(0),
-        stop,
-    })))
-}
+#[cfg(test)]
+mod tests {
+    use super::StopReason;
 
-/// Runs setup and the timed phase.
-pub async fn run(handle: &StopHandle) -> Result<RunOutcome, RunError> {
-    let shared = handle.0.clone();
-    let cfg = &shared.cfg;
-    let needs_tokens = cfg.scenario != Scenario::SignIn;
-
-    // Setup: every worker signs up (and signs in) concurrently.
-    let setup_start = Instant::now();
-    let mut set = JoinSet::new();
-    for id in 0..cfg.workers {
-        let shared = shared.clone();
-        set.spawn(async move {
-            let mut w = Worker::new(id, shared);
-            let r = w.setup(needs_tokens).await;
-            w.in_setup = false;
-            (w, r)
-        });
-    }
-    let mut ready = Vec::with_capacity(cfg.workers);
-    let mut failures = Vec::new();
-    let collect = async {
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok((w, Ok(()))) => ready.push(w),
-                Ok((_, Err(e))) => failures.push(e),
-                Err(e) => failures.push(format!("setup task: {e}")),
-            }
-        }
-    };
-    if tokio::time::timeout(cfg.setup_timeout, collect)
-        .await
-        .is_err()
-    {
-        handle.stop();
-        return Err(RunError::SetupTimeout(cfg.setup_timeout));
-    }
-    if *shared.stop.borrow() {
-        return Err(RunError::Interrupted);
-    }
-    if ready.is_empty() {
-        return Err(RunError::Setup(
-            failures.first().cloned().unwrap_or_default(),
-        ));
-    }
-    ready.sort_by_key(|w| w.id);
-    let setup_elapsed = setup_start.elapsed();
-    let users = ready.len();
-
-    eprintln!(
-        "setup done: {users} users in {:.2} s; timed phase of {:?} starts",
-        setup_elapsed.as_secs_f64(),
-        cfg.duration
-    );
-
-    // Timed phase.
-    let start = Instant::now();
-    let deadline = start + cfg.duration;
-    let mut set = JoinSet::new();
-    for w in ready {
-        set.spawn(w.run_timed(deadline));
-    }
-    let mut stats = Stats::default();
-    let mut records = Vec::with_capacity(users);
-    let mut stop_reasons = BTreeMap::new();
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((s, rec)) => {
-                stats.merge(&s);
-                *stop_reasons.entry(rec.stop_reason.clone()).or_insert(0) += 1;
-                records.push(rec);
-            }
-            Err(e) => {
-                *stop_reasons
-                    .entry(format!("worker panicked: {e}"))
-                    .or_insert(0) += 1
-            }
+    /// The texts are the `stop_reason` of `--record` lines and the keys of
+    /// the report's `stop_reasons`.
+    #[test]
+    fn stop_reasons_read_as_the_records_write_them() {
+        let texts = [
+            (StopReason::Interrupted, "interrupted"),
+            (StopReason::MaxRequests, "max-requests"),
+            (StopReason::Deadline, "deadline"),
+            (
+                StopReason::Unreachable("connection refused".into()),
+                "server unreachable: connection refused",
+            ),
+            (
+                StopReason::Failed("re-sign-in failed: x".into()),
+                "re-sign-in failed: x",
+            ),
+        ];
+        for (reason, text) in texts {
+            assert_eq!(reason.to_string(), text);
         }
     }
-    let elapsed = start.elapsed();
-    records.sort_by_key(|r| r.worker);
-    Ok(RunOutcome {
-        stats,
-        users,
-        setup_failures: failures,
-        setup_requests: shared.setup_requests.load(Ordering::Relaxed),
-        setup_elapsed,
-        elapsed,
-        stop_reasons,
-        records,
-    })
 }

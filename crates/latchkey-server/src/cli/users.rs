@@ -1,15 +1,13 @@
-//! `latchkey users …`: operator commands on accounts, working on the data
-//! directory's store directly (with the server running or not; every node
-//! sees the change on its next sign-in, since throttling state lives in the
-//! store).
+//! `latchkey users …`: operator commands on accounts. Every node sees the
+//! change on its next sign-in, since throttling state lives in the store.
 
 use clap::{Args, Subcommand};
 use latchkey_core::Authority;
 use serde_json::json;
 
-use crate::client_admin::AdminError;
+use super::CommandError;
 use crate::config::{ServeArgs, Settings};
-use crate::server::open_data;
+use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct UsersArgs {
@@ -28,14 +26,12 @@ pub enum UsersAction {
 }
 
 /// Runs one action; returns what to print (JSON).
-pub async fn run(args: UsersArgs) -> Result<serde_json::Value, AdminError> {
-    let settings = Settings::resolve(&args.location).map_err(crate::StartError::from)?;
-    let (_dir, store) = open_data(&settings, false).await?;
+pub async fn run(args: UsersArgs) -> Result<serde_json::Value, CommandError> {
+    let settings = Settings::resolve(&args.location)?;
+    let (_dir, store) = open_data(&settings, IfMissing::Refuse).await?;
     match args.action {
         UsersAction::Unlock { username } => {
-            let cleared = Authority::unlock_account(&*store, &username)
-                .await
-                .map_err(|e| AdminError::Start(crate::StartError::Auth(e)))?;
+            let cleared = Authority::unlock_account(&*store, &username).await?;
             Ok(json!({ "username": username, "unlocked": cleared }))
         }
     }

@@ -1,22 +1,23 @@
-//! `latchkey keys rotate` and `latchkey keys list`: signing-key operations
-//! on the data directory's database, opened directly as `serve` opens it
-//! (same flags, `LATCHKEY_*` variables and config file). Running nodes pick a
-//! rotation up on their next key reload, within seconds.
+//! `latchkey keys rotate` and `latchkey keys list`: signing-key operations.
+//! Running nodes pick a rotation up on their next key reload, within
+//! seconds.
 
 use clap::{Args, Subcommand};
 use latchkey_core::clock::Clock;
 use latchkey_core::key_manager::{self, removable_at, Rotation};
 use latchkey_core::keys::{pick_current, KeySealer};
+use latchkey_core::store::KeyState;
 use serde_json::{json, Value};
 
+use super::CommandError;
 use crate::config::{ServeArgs, Settings};
-use crate::server::{open_data, KEY_PROPAGATION_SECONDS};
+use crate::server::{open_data, IfMissing, KEY_PROPAGATION_SECONDS};
 use crate::StartError;
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
     #[command(flatten)]
-    pub settings: ServeArgs,
+    pub location: ServeArgs,
     #[command(subcommand)]
     pub action: KeysAction,
 }
@@ -30,9 +31,9 @@ pub enum KeysAction {
     List,
 }
 
-/// Runs a `keys` subcommand; the result is printed as JSON.
-pub async fn run(args: KeysArgs, clock: &dyn Clock) -> Result<Value, StartError> {
-    let settings = Settings::resolve(&args.settings)?;
+/// Runs one action; returns what to print (JSON).
+pub async fn run(args: KeysArgs, clock: &dyn Clock) -> Result<Value, CommandError> {
+    let settings = Settings::resolve(&args.location)?;
     match args.action {
         KeysAction::Rotate => Ok(match rotate_keys(&settings, clock).await? {
             Some(r) => json!({
@@ -58,7 +59,7 @@ pub async fn rotate_keys(
     settings: &Settings,
     clock: &dyn Clock,
 ) -> Result<Option<Rotation>, StartError> {
-    let (dir, store) = open_data(settings, false).await?;
+    let (dir, store) = open_data(settings, IfMissing::Refuse).await?;
     let sealer = KeySealer::new(&dir.secret)?;
     let rotated = key_manager::rotate(
         store.as_ref(),
@@ -73,17 +74,17 @@ pub async fn rotate_keys(
 /// The signing keys, current first, then next, then retired (newest first),
 /// with when each retired key will be removed from the JWKS.
 pub async fn list_keys(settings: &Settings, clock: &dyn Clock) -> Result<Vec<Value>, StartError> {
-    let (_dir, store) = open_data(settings, false).await?;
+    let (_dir, store) = open_data(settings, IfMissing::Refuse).await?;
     let mut keys = store.signing_keys().await?;
     let signing = pick_current(&keys).map(|k| k.kid.clone());
-    let rank = |state: &str| match state {
-        "current" => 0,
-        "next" => 1,
-        _ => 2,
+    let rank = |state: KeyState| match state {
+        KeyState::Current => 0,
+        KeyState::Next => 1,
+        KeyState::Retired => 2,
     };
     keys.sort_by(|a, b| {
-        rank(a.state.as_str())
-            .cmp(&rank(b.state.as_str()))
+        rank(a.state)
+            .cmp(&rank(b.state))
             .then_with(|| b.retired_at.cmp(&a.retired_at))
             .then_with(|| b.created_at.cmp(&a.created_at))
     });

@@ -1,6 +1,6 @@
-//! `latchkey clients …`: operators register, list, delete clients and
-//! rotate their secrets, working on the data directory's store directly (a
-//! running server sees the change on its next request).
+//! `latchkey clients …`: operators register, list, show and delete OAuth
+//! clients and rotate their secrets; a running server sees the change on
+//! its next request.
 
 use clap::{Args, Subcommand, ValueEnum};
 use latchkey_core::client::{generate_secret, validate_client_id, Client, ClientKind};
@@ -8,8 +8,9 @@ use latchkey_core::clock::{Clock, SystemClock};
 use latchkey_core::secret::Secret;
 use serde_json::json;
 
-use crate::config::{parse_duration, validate_client_ttl, ServeArgs, Settings};
-use crate::server::open_data;
+use super::CommandError;
+use crate::config::{parse_duration, validate_client_ttl, whole_seconds, ServeArgs, Settings};
+use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct ClientsArgs {
@@ -62,23 +63,11 @@ pub struct CreateArgs {
     pub introspect_any: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error(transparent)]
-    Start(#[from] crate::StartError),
-    #[error("{0}")]
-    Refused(String),
-}
-
 /// A new client secret (held as a [`Secret`] until it is printed, the one
 /// place it ever appears) and the hash to store.
-fn new_client_secret() -> Result<(Secret, Vec<u8>), AdminError> {
-    let (secret, hash) = generate_secret().map_err(|e| AdminError::Refused(e.to_string()))?;
+fn new_client_secret() -> Result<(Secret, Vec<u8>), CommandError> {
+    let (secret, hash) = generate_secret().map_err(|e| CommandError::Refused(e.to_string()))?;
     Ok((Secret::from(secret), hash))
-}
-
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn describe(c: &Client) -> serde_json::Value {
@@ -96,11 +85,10 @@ fn describe(c: &Client) -> serde_json::Value {
 }
 
 /// Runs one action; returns what to print (JSON).
-pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
-    let settings = Settings::resolve(&args.location).map_err(crate::StartError::from)?;
-    let (_dir, store) = open_data(&settings, true).await?;
-    let refused = |m: String| AdminError::Refused(m);
-    let store_err = |e| AdminError::Start(crate::StartError::Store(e));
+pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, CommandError> {
+    let settings = Settings::resolve(&args.location)?;
+    let (_dir, store) = open_data(&settings, IfMissing::Create).await?;
+    let refused = |m: String| CommandError::Refused(m);
     match args.action {
         ClientsAction::Create(a) => {
             validate_client_id(&a.client_id).map_err(|e| refused(e.to_string()))?;
@@ -123,14 +111,14 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
                 secret_hash: secret.as_ref().map(|(_, hash)| hash.clone()),
                 audiences: a.audiences,
                 scopes: a.scopes,
-                access_ttl_seconds: a.access_ttl.map(secs),
-                refresh_idle_timeout_seconds: a.refresh_idle_timeout.map(secs),
-                session_lifetime_seconds: a.session_lifetime.map(secs),
+                access_ttl_seconds: a.access_ttl.map(whole_seconds),
+                refresh_idle_timeout_seconds: a.refresh_idle_timeout.map(whole_seconds),
+                session_lifetime_seconds: a.session_lifetime.map(whole_seconds),
                 introspect_any: a.introspect_any,
                 created_at: SystemClock.now(),
             };
             validate_client_ttl(&client, &settings.policy).map_err(|e| refused(e.to_string()))?;
-            if !store.insert_client(&client).await.map_err(store_err)? {
+            if !store.insert_client(&client).await? {
                 return Err(refused(format!("client {} exists", client.client_id)));
             }
             let mut out = describe(&client);
@@ -140,27 +128,22 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, AdminError> {
             Ok(out)
         }
         ClientsAction::List => {
-            let clients = store.clients().await.map_err(store_err)?;
+            let clients = store.clients().await?;
             Ok(clients.iter().map(describe).collect())
         }
-        ClientsAction::Show { client_id } => match store.client(&client_id).await {
-            Ok(Some(client)) => Ok(describe(&client)),
-            Ok(None) => Err(refused(format!("no client {client_id}"))),
-            Err(e) => Err(store_err(e)),
+        ClientsAction::Show { client_id } => match store.client(&client_id).await? {
+            Some(client) => Ok(describe(&client)),
+            None => Err(refused(format!("no client {client_id}"))),
         },
         ClientsAction::Delete { client_id } => {
-            if !store.delete_client(&client_id).await.map_err(store_err)? {
+            if !store.delete_client(&client_id).await? {
                 return Err(refused(format!("no client {client_id}")));
             }
             Ok(json!({ "deleted": client_id }))
         }
         ClientsAction::RotateSecret { client_id } => {
             let (secret, hash) = new_client_secret()?;
-            if !store
-                .set_client_secret(&client_id, &hash)
-                .await
-                .map_err(store_err)?
-            {
+            if !store.set_client_secret(&client_id, &hash).await? {
                 return Err(refused(format!("no confidential client {client_id}")));
             }
             Ok(json!({ "client_id": client_id, "client_secret": secret.expose() }))

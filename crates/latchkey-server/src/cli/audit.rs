@@ -1,6 +1,5 @@
 //! `latchkey audit`: recent authentication events from the store, as JSON
-//! lines (oldest first), for operators. Works on the data directory's store
-//! directly, with the server running or not.
+//! lines (oldest first), for operators.
 
 use clap::Args;
 use latchkey_core::audit::{AuditEvent, AuditQuery};
@@ -9,9 +8,9 @@ use latchkey_core::username::Username;
 use latchkey_core::Authority;
 use serde_json::json;
 
-use crate::client_admin::AdminError;
-use crate::config::{parse_duration, ServeArgs, Settings};
-use crate::server::open_data;
+use super::CommandError;
+use crate::config::{parse_duration, whole_seconds, ServeArgs, Settings};
+use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -42,34 +41,32 @@ pub fn describe(e: &AuditEvent) -> serde_json::Value {
 }
 
 /// The matching events, oldest first; an unknown `--user` has none.
-pub async fn run(args: AuditArgs, clock: &dyn Clock) -> Result<Vec<serde_json::Value>, AdminError> {
-    let settings = Settings::resolve(&args.location).map_err(crate::StartError::from)?;
-    let (_dir, store) = open_data(&settings, false).await?;
-    let store_err = |e| AdminError::Start(crate::StartError::Store(e));
+pub async fn run(
+    args: AuditArgs,
+    clock: &dyn Clock,
+) -> Result<Vec<serde_json::Value>, CommandError> {
+    let settings = Settings::resolve(&args.location)?;
+    let (_dir, store) = open_data(&settings, IfMissing::Refuse).await?;
     let user_id = match &args.user {
         Some(name) => {
             let key = Username::parse(name)
-                .map_err(|e| AdminError::Refused(e.to_string()))?
+                .map_err(|e| CommandError::Refused(e.to_string()))?
                 .key;
-            match store.user_by_key(&key).await.map_err(store_err)? {
+            match store.user_by_key(&key).await? {
                 Some(user) => Some(user.id),
                 None => return Ok(Vec::new()),
             }
         }
         None => None,
     };
-    let since = args.since.map(|d| {
-        clock
-            .now()
-            .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-    });
+    let since = args
+        .since
+        .map(|d| clock.now().saturating_sub(whole_seconds(d)));
     let query = AuditQuery {
         user_id,
         since,
         limit: args.limit,
     };
-    let events = Authority::audit_events(&*store, &query)
-        .await
-        .map_err(|e| AdminError::Start(crate::StartError::Auth(e)))?;
+    let events = Authority::audit_events(&*store, &query).await?;
     Ok(events.iter().map(describe).collect())
 }

@@ -1,0 +1,69 @@
+//! Configuration: defaults, then a TOML file, then flags and `LATCHKEY_*`
+//! environment variables, each overriding the one before.
+//!
+//! `flags` holds the command-line flags, `file` the TOML format, `resolve`
+//! the layering of the two over the defaults into [`Settings`] (`settings`),
+//! and `validate` what they must satisfy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use latchkey_core::access_token::Algorithm;
+
+mod database_url;
+mod file;
+mod flags;
+mod resolve;
+mod settings;
+mod validate;
+
+pub use database_url::DatabaseUrl;
+pub use flags::ServeArgs;
+pub use settings::{
+    default_hashing_threads, Settings, DEFAULT_DATA_DIR, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, MAX_MAX_CONNECTIONS,
+};
+pub use validate::{validate_client_ttl, MIN_KEY_ROTATION_INTERVAL, MIN_PEPPER_BYTES};
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Only where and what: TOML's own message quotes the offending line,
+    /// which may hold the pepper or the database password.
+    #[error("config file {path}: line {line}, column {column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A JOSE signing algorithm name: `EdDSA`, `ES256` or `RS256`.
+pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(s.trim())
+        .ok_or_else(|| format!("invalid signing algorithm {s:?}: expected EdDSA, ES256 or RS256"))
+}
+
+/// `600` (seconds) or a humantime duration such as `10m`, `14d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// Whole seconds of `d`, as the policy counts them (saturating).
+pub(crate) fn whole_seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;
