@@ -1,4 +1,4 @@
-//! The signing-key lifecycle (DESIGN.md §4):
+//! The signing-key lifecycle (docs/ARCHITECTURE.md, Keys):
 //!
 //! **next** (published in JWKS, not yet signing) → **current** (signing) →
 //! **retired** (published until every token it signed has expired) →
@@ -16,8 +16,9 @@ use std::sync::{Arc, RwLock};
 use crate::access_token::Algorithm;
 use crate::clock::{Clock, UnixTime};
 use crate::keys::{generate_key, pick_current, KeyRing, KeySealer};
+use crate::model::{KeyState, StoredKey};
 use crate::secret::ServerSecret;
-use crate::store::{KeyState, SigningKeyStore, StoredKey};
+use crate::store::SigningKeyStore;
 use crate::AuthError;
 
 /// What a rotation did.
