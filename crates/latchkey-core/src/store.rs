@@ -103,9 +103,10 @@ impl FeedPage {
 /// What background pruning may delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneBefore {
-    /// Revocation entries that expired before this.
+    /// Revocation entries that expired by this time (`expires_at` at or
+    /// before it).
     pub revocations: UnixTime,
-    /// Sessions whose absolute lifetime ended before this.
+    /// Sessions whose absolute lifetime ended by this time.
     pub sessions: UnixTime,
     /// How many rows of each kind one call deletes at most, so the writer is
     /// never held for long.
