@@ -20,6 +20,9 @@
 //! | `password_attempts` | password guesses under the throttle |
 //! | `audit_log` | recording audit events |
 //! | `upkeep` | pruning and other periodic work |
+//!
+//! Each has its tests, against the real SQLite store and without HTTP, in
+//! the module of the same name under `tests/capabilities/`.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;

@@ -2,6 +2,12 @@
 //! rules). Each rotation is a compare-and-set on the session's counter, so
 //! of two requests presenting the same token one rotates and the other
 //! decides again on its result: the grace window or reuse detection.
+//!
+//! A successful refresh is three store statements: the session read with
+//! its user ([`crate::store::SessionStore::session_and_user`]), the
+//! compare-and-set ([`crate::store::SessionStore::advance_session`]) and
+//! the audit row ([`crate::store::AuditStore::insert_audit_event`]); a
+//! refresh within the grace window skips the compare-and-set.
 
 use uuid::Uuid;
 
