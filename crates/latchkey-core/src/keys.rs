@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 
 use crate::access_token::{Algorithm, SigningKey, VerifyingKeys};
 use crate::clock::UnixTime;
+use crate::model::{KeyState, StoredKey};
 use crate::secret::{fill_random, ServerSecret};
-use crate::store::{KeyState, StoredKey};
 use crate::AuthError;
 
 /// Seals and opens private keys. The key-encryption key is derived from the

@@ -1,8 +1,12 @@
 //! Latchkey's domain: accounts, password policy, sessions, the refresh-token
 //! rotation state machine, access-token claims and signing keys.
 //!
+//! The records it works on are in [`model`]; the rules, one file per
+//! capability, behind the [`Authority`] facade in [`service`].
+//!
 //! This crate knows nothing of HTTP, SQL or an async runtime. It reaches the
-//! world through small traits: [`store::Store`] for persistence,
+//! world through small traits: the capability traits of [`store`] for
+//! persistence (code that needs one capability takes only its trait),
 //! [`clock::Clock`] for time and [`password::PasswordHasher`] for the
 //! CPU-heavy password work that the caller runs on a bounded pool.
 
@@ -13,6 +17,7 @@ pub mod clock;
 pub mod error;
 pub mod key_manager;
 pub mod keys;
+pub mod model;
 pub mod password;
 pub mod refresh_token;
 pub mod revocation;

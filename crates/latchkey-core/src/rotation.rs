@@ -3,7 +3,7 @@
 //! exhaustively; the service applies the decision with a compare-and-set.
 
 use crate::clock::UnixTime;
-use crate::store::Session;
+use crate::model::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefreshRules {

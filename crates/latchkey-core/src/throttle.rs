@@ -1,12 +1,13 @@
-//! Sign-in throttling (DESIGN.md §6): sign-in attempts are counted per
-//! account and per client network in the store, so every node sharing it
-//! sees the same counters.
+//! Sign-in throttling (docs/ARCHITECTURE.md, Passwords, accounts and
+//! holding under attack): sign-in attempts are counted per account and per
+//! client network in the store, so every node sharing it sees the same
+//! counters.
 //!
 //! An attempt is counted *before* the password is checked, in the same
 //! atomic store step that checks the key is not blocked
-//! ([`crate::store::Store::reserve_attempt`]): concurrent guesses cannot
-//! all slip in under one allowance, and a client that abandons its request
-//! has still spent an attempt. A successful attempt is taken back
+//! ([`crate::store::SignInAttemptStore::reserve_attempt`]): concurrent
+//! guesses cannot all slip in under one allowance, and a client that
+//! abandons its request has still spent an attempt. A successful attempt is taken back
 //! afterwards (the account's counter is cleared, the address's drops by
 //! one), so only failures accumulate.
 //!
@@ -136,9 +137,9 @@ impl ThrottleEntry {
     }
 }
 
-/// The decision of [`crate::store::Store::reserve_attempt`], which every
-/// store takes inside its atomic step on the counters of `keys` as they are
-/// (`current`; keys without a counter are absent).
+/// The decision of [`crate::store::SignInAttemptStore::reserve_attempt`],
+/// which every store takes inside its atomic step on the counters of `keys`
+/// as they are (`current`; keys without a counter are absent).
 pub fn admit(
     keys: &[(String, ThrottleRule)],
     current: &[ThrottleEntry],
@@ -159,7 +160,7 @@ pub fn admit(
     )
 }
 
-/// The answer of [`crate::store::Store::reserve_attempt`].
+/// The answer of [`crate::store::SignInAttemptStore::reserve_attempt`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// Counted under every key; the counters after counting.

@@ -20,8 +20,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use latchkey_core::model::User;
 use latchkey_core::store::{
-    FeedRead, Revocation, RevocationKind, RevocationStore, Store, StoreError, User, UserStore,
+    FeedRead, Revocation, RevocationKind, RevocationStore, Store, StoreError, UserStore,
 };
 use latchkey_store::postgres::PostgresOptions;
 use latchkey_store::PostgresStore;

@@ -2,7 +2,8 @@
 
 use uuid::Uuid;
 
-use super::{session_of, subject, Authority, Introspection, Origin};
+use super::tokens::{session_of, subject};
+use super::{Authority, Introspection, Origin};
 use crate::audit::{AuditKind, Outcome};
 use crate::client::{Client, ClientKind};
 use crate::AuthError;

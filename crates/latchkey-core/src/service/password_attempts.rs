@@ -6,9 +6,10 @@
 use uuid::Uuid;
 
 use super::{Authority, Origin};
-use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::audit::{AuditKind, Outcome};
 use crate::clock::UnixTime;
-use crate::store::{Store, User};
+use crate::model::User;
+use crate::store::SignInAttemptStore;
 use crate::throttle::{self, Admission, ThrottleEntry};
 use crate::AuthError;
 
@@ -162,27 +163,12 @@ impl Authority {
         Ok(())
     }
 
-    /// Records throttled attempts counted since the last call: one audit
-    /// row (and `latchkey::audit` line) per address, with the count. Run by
-    /// the upkeep task every minute.
-    pub async fn flush_throttled_audit(&self) {
-        for (ip, count) in self.throttled_attempts.take() {
-            let event = AuditEvent {
-                at: self.clock.now(),
-                kind: AuditKind::SignIn,
-                outcome: Outcome::Throttled,
-                user_id: None,
-                session_id: None,
-                ip,
-                count,
-            };
-            self.record(event).await;
-        }
-    }
-
     /// Clears an account's failed sign-in counter (operator unlock); `true`
     /// if it had one.
-    pub async fn unlock_account(store: &dyn Store, username: &str) -> Result<bool, AuthError> {
+    pub async fn unlock_account(
+        store: &dyn SignInAttemptStore,
+        username: &str,
+    ) -> Result<bool, AuthError> {
         Ok(store
             .clear_sign_in_failures(&throttle::account_key(username))
             .await?)

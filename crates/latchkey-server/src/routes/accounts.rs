@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use latchkey_core::model::User;
 use latchkey_core::service::GrantRequest;
-use latchkey_core::store::User;
 use serde::{Deserialize, Serialize};
 
 use super::tokens::TokenBody;

@@ -44,10 +44,11 @@ use deadpool_postgres::{
 use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{Client, ClientKind};
 use latchkey_core::clock::UnixTime;
+use latchkey_core::model::{KeyState, Session, StoredKey, User};
 use latchkey_core::store::{
-    AuditStore, ClientStore, FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind,
-    RevocationStore, Session, SessionStore, SignInAttemptStore, SigningKeyStore, StoreError,
-    StoredKey, ThrottleEntry, User, UserStore,
+    AuditStore, ClientStore, FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind,
+    RevocationStore, SessionStore, SignInAttemptStore, SigningKeyStore, StoreError, ThrottleEntry,
+    UserStore,
 };
 use latchkey_core::throttle::{Admission, ThrottleRule};
 use tokio_postgres::types::{FromSql, ToSql};

@@ -26,9 +26,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use latchkey_core::clock::UnixTime;
+use latchkey_core::model::{KeyState, Session, StoredKey, User};
 use latchkey_core::store::{
-    Admission, FeedPage, FeedRead, KeyState, PruneBefore, Revocation, RevocationKind, Session,
-    Store, StoreError, StoredKey, ThrottleEntry, ThrottleRule, User,
+    Admission, FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind, Store, StoreError,
+    ThrottleEntry, ThrottleRule,
 };
 use tokio::sync::Barrier;
 use uuid::Uuid;

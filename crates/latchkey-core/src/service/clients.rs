@@ -1,0 +1,74 @@
+//! Clients: which registered (or the default) client is asking, and the
+//! client-credentials grant, where a service acts for itself.
+
+use super::tokens::Holder;
+use super::{Authority, GrantRequest, TokenResponse};
+use crate::client::{Client, ClientKind};
+use crate::AuthError;
+
+/// How long a node trusts its copy of a client: deleted clients and rotated
+/// secrets reach every node within this.
+const CLIENT_CACHE_SECONDS: i64 = 5;
+
+impl Authority {
+    /// The client a request names (the default client when it names none),
+    /// authenticated: a confidential client must present its secret.
+    pub async fn client(
+        &self,
+        client_id: Option<&str>,
+        secret: Option<&str>,
+    ) -> Result<Client, AuthError> {
+        let id = client_id.unwrap_or(&self.policy.client_id);
+        let now = self.clock.now();
+        let cached = self
+            .clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|(_, fetched)| now - fetched < CLIENT_CACHE_SECONDS)
+            .map(|(client, _)| client.clone());
+        let client = match cached {
+            Some(c) => c,
+            None => {
+                let client = match self.store.client(id).await? {
+                    Some(c) => c,
+                    None if id == self.policy.client_id => Client::default_public(id),
+                    // Unknown ids are not cached: a flood of them must not
+                    // grow memory.
+                    None => return Err(AuthError::InvalidClient),
+                };
+                self.clients
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.to_owned(), (client.clone(), now));
+                client
+            }
+        };
+        client.authenticate(secret)?;
+        Ok(client)
+    }
+
+    /// RFC 6749 §4.4: a service's own access token, no user, no session, no
+    /// refresh token. Confidential clients only. Its `sub` is
+    /// `client:<client_id>`, which no user id can equal.
+    pub fn client_credentials(
+        &self,
+        client: &Client,
+        request: &GrantRequest<'_>,
+    ) -> Result<TokenResponse, AuthError> {
+        if client.kind != ClientKind::Confidential {
+            return Err(AuthError::UnauthorizedClient);
+        }
+        let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
+        let now = self.clock.now();
+        let (access_token, ttl) =
+            self.mint(Holder::Client, client, &grant.audience, &grant.scope, now);
+        Ok(TokenResponse {
+            access_token,
+            expires_in: ttl,
+            expires_at: now.saturating_add(ttl),
+            refresh_token: None,
+            scope: grant.scope,
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! Refresh: rotating a refresh token (see [`crate::rotation`] for the
+//! rules). Each rotation is a compare-and-set on the session's counter, so
+//! of two requests presenting the same token one rotates and the other
+//! decides again on its result: the grace window or reuse detection.
+//!
+//! A successful refresh is three store statements: the session read with
+//! its user ([`crate::store::SessionStore::session_and_user`]), the
+//! compare-and-set ([`crate::store::SessionStore::advance_session`]) and
+//! the audit row ([`crate::store::AuditStore::insert_audit_event`]); a
+//! refresh within the grace window skips the compare-and-set.
+
+use uuid::Uuid;
+
+use super::{Authority, Origin, TokenResponse};
+use crate::audit::{AuditKind, Outcome};
+use crate::client::{parse_scope, scope_within, Client};
+use crate::model::{Session, User};
+use crate::refresh_token::RefreshTokenClaims;
+use crate::rotation::{decide, RefreshDecision, RefreshRules};
+use crate::AuthError;
+
+/// How often a rotation that keeps losing its compare-and-set decides again
+/// before giving up.
+const MAX_ROTATION_ATTEMPTS: usize = 3;
+
+/// Why a rotation did not issue tokens.
+enum RotationFailure {
+    /// A reused refresh token: the session has been ended, and the event
+    /// audited where it was detected.
+    ReuseDetected,
+    /// Refused or failed; `user_id` is the session's user once it was read,
+    /// for the audit record of the failure.
+    Failed {
+        error: AuthError,
+        user_id: Option<Uuid>,
+    },
+}
+
+/// One decision on the session as read.
+enum RotationStep {
+    Issued(TokenResponse),
+    /// Another request rotated between our read and our write.
+    LostRace,
+    ReuseDetected,
+}
+
+impl Authority {
+    /// Rotates a refresh token; see [`crate::rotation`] for the rules. The
+    /// token must be presented by the client it was issued to; `scope` may
+    /// narrow the new access token's scope, never widen it.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &Client,
+        scope: Option<&str>,
+        from: &Origin,
+    ) -> Result<TokenResponse, AuthError> {
+        let Some(presented) = self.refresh_codec.decode(refresh_token) else {
+            self.audit(AuditKind::Refresh, Outcome::Failure, None, None, from)
+                .await;
+            return Err(AuthError::InvalidGrant);
+        };
+        match self.rotate(&presented, client, scope, from).await {
+            Ok(tokens) => Ok(tokens),
+            Err(RotationFailure::ReuseDetected) => Err(AuthError::InvalidGrant),
+            Err(RotationFailure::Failed { error, user_id }) => {
+                self.audit(
+                    AuditKind::Refresh,
+                    Outcome::Failure,
+                    user_id,
+                    Some(presented.session_id),
+                    from,
+                )
+                .await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The rotation itself: reads the session and decides, again if another
+    /// request rotated in between.
+    async fn rotate(
+        &self,
+        presented: &RefreshTokenClaims,
+        client: &Client,
+        scope: Option<&str>,
+        origin: &Origin,
+    ) -> Result<TokenResponse, RotationFailure> {
+        let mut user_id = None;
+        for _ in 0..MAX_ROTATION_ATTEMPTS {
+            let step = match self.store.session_and_user(presented.session_id).await {
+                Ok(Some((session, user))) => {
+                    user_id = Some(session.user_id);
+                    self.rotate_step(session, &user, presented.counter, client, scope, origin)
+                        .await
+                }
+                Ok(None) => Err(AuthError::InvalidGrant),
+                Err(e) => Err(e.into()),
+            };
+            match step {
+                Ok(RotationStep::Issued(tokens)) => return Ok(tokens),
+                Ok(RotationStep::LostRace) => {}
+                Ok(RotationStep::ReuseDetected) => return Err(RotationFailure::ReuseDetected),
+                Err(error) => return Err(RotationFailure::Failed { error, user_id }),
+            }
+        }
+        Err(RotationFailure::Failed {
+            error: AuthError::Internal("refresh rotation kept losing its compare-and-set".into()),
+            user_id,
+        })
+    }
+
+    /// Decides on the session as read, for a token with `counter`.
+    async fn rotate_step(
+        &self,
+        session: Session,
+        user: &User,
+        counter: u64,
+        client: &Client,
+        scope: Option<&str>,
+        origin: &Origin,
+    ) -> Result<RotationStep, AuthError> {
+        if session.client_id != client.client_id {
+            return Err(AuthError::InvalidGrant);
+        }
+        let scope = match scope {
+            Some(s) if !scope_within(s, &session.scope)? => return Err(AuthError::InvalidScope),
+            Some(s) => parse_scope(s)?.join(" "),
+            None => session.scope.clone(),
+        };
+        let rules = RefreshRules {
+            idle_timeout_seconds: client
+                .refresh_idle_timeout_seconds
+                .unwrap_or(self.policy.refresh.idle_timeout_seconds),
+            ..self.policy.refresh
+        };
+        let now = self.clock.now();
+        match decide(&session, counter, now, &rules) {
+            RefreshDecision::Rotate { from } => {
+                if !self.store.advance_session(session.id, from, now).await? {
+                    return Ok(RotationStep::LostRace);
+                }
+                self.audit_refresh(&session, origin).await;
+                Ok(RotationStep::Issued(self.issue(
+                    &session,
+                    user,
+                    client,
+                    from + 1,
+                    &scope,
+                    now,
+                )))
+            }
+            RefreshDecision::ReissueCurrent => {
+                self.audit_refresh(&session, origin).await;
+                Ok(RotationStep::Issued(self.issue(
+                    &session,
+                    user,
+                    client,
+                    session.counter,
+                    &scope,
+                    now,
+                )))
+            }
+            RefreshDecision::Reuse => {
+                tracing::warn!(
+                    session_id = %session.id,
+                    user_id = %session.user_id,
+                    "refresh token reuse detected; session revoked"
+                );
+                self.audit(
+                    AuditKind::ReuseDetected,
+                    Outcome::Success,
+                    Some(session.user_id),
+                    Some(session.id),
+                    origin,
+                )
+                .await;
+                self.end_session(session.id, "refresh_token_reuse").await?;
+                Ok(RotationStep::ReuseDetected)
+            }
+            RefreshDecision::Refuse(_) => Err(AuthError::InvalidGrant),
+        }
+    }
+}

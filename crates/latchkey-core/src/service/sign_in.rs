@@ -1,0 +1,96 @@
+//! Sign-in, the password grant: a checked password opens a new session.
+
+use uuid::Uuid;
+
+use super::{Authority, GrantRequest, Origin, TokenResponse};
+use crate::audit::{AuditKind, Outcome};
+use crate::client::Client;
+use crate::model::Session;
+use crate::password::{Password, PasswordCheck};
+use crate::throttle;
+use crate::username::Username;
+use crate::AuthError;
+
+impl Authority {
+    /// Unknown user, invalid username and wrong password all cost one
+    /// Argon2 verification and end in the same error. The attempt is counted
+    /// against the account and the address before the password is checked.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        client: &Client,
+        request: &GrantRequest<'_>,
+        from: Origin,
+    ) -> Result<TokenResponse, AuthError> {
+        let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
+        let password = Password::for_check(password)?;
+        let user = match Username::parse(username) {
+            Ok(name) => self.store.user_by_key(&name.key).await?,
+            Err(_) => None,
+        };
+        let attempt = self
+            .admit_attempt(throttle::account_key(username), user.as_ref(), true, &from)
+            .await?;
+        let check = self
+            .hasher
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        let (user, needs_rehash) = match (user, check) {
+            (Some(u), PasswordCheck::Match { needs_rehash }) => (u, needs_rehash),
+            (user, _) => {
+                let user_id = user.map(|u| u.id);
+                self.audit(AuditKind::SignIn, Outcome::Failure, user_id, None, &from)
+                    .await;
+                self.attempt_failed(attempt.as_ref(), user_id, &from).await;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        self.attempt_succeeded(attempt).await?;
+        if needs_rehash {
+            let phc = self.hasher.hash(password).await?;
+            self.store.set_password_hash(user.id, &phc).await?;
+        }
+
+        let now = self.clock.now();
+        let lifetime = client
+            .session_lifetime_seconds
+            .unwrap_or(self.policy.session_lifetime_seconds);
+        let session = Session {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            client_id: client.client_id.clone(),
+            audience: grant.audience,
+            scope: grant.scope,
+            counter: 0,
+            created_at: now,
+            last_refreshed_at: now,
+            expires_at: now.saturating_add(lifetime),
+            user_agent: from.user_agent.clone(),
+            ip: from.ip.clone(),
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        self.store.insert_session(&session).await?;
+        self.audit(
+            AuditKind::SignIn,
+            Outcome::Success,
+            Some(user.id),
+            Some(session.id),
+            &from,
+        )
+        .await;
+        self.end_sessions_beyond_limit(user.id, &from).await?;
+        Ok(self.issue(
+            &session,
+            &user,
+            client,
+            session.counter,
+            &session.scope,
+            now,
+        ))
+    }
+}
