@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use latchkey_core::clock::Clock;
 use latchkey_core::key_manager::{self, removable_at, Rotation};
 use latchkey_core::keys::{pick_current, KeySealer};
-use latchkey_core::store::KeyState;
+use latchkey_core::model::KeyState;
 use serde_json::{json, Value};
 
 use super::CommandError;
