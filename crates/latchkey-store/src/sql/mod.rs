@@ -8,6 +8,7 @@
 pub(crate) mod audit;
 pub(crate) mod clients;
 pub(crate) mod revocations;
+pub(crate) mod schema;
 pub(crate) mod sessions;
 pub(crate) mod sign_in_attempts;
 pub(crate) mod signing_keys;
@@ -118,8 +119,14 @@ mod tests {
     #[test]
     fn placeholders_are_numbered_with_a_dollar_for_postgres() {
         const SQL: Sql = statement!("UPDATE t SET a = ?12, b = '?' WHERE c = ?1 AND d ?| e");
-        assert_eq!(SQL.sqlite, "UPDATE t SET a = ?12, b = '?' WHERE c = ?1 AND d ?| e");
-        assert_eq!(SQL.postgres, "UPDATE t SET a = $12, b = '?' WHERE c = $1 AND d ?| e");
+        assert_eq!(
+            SQL.sqlite,
+            "UPDATE t SET a = ?12, b = '?' WHERE c = ?1 AND d ?| e"
+        );
+        assert_eq!(
+            SQL.postgres,
+            "UPDATE t SET a = $12, b = '?' WHERE c = $1 AND d ?| e"
+        );
     }
 
     #[test]
@@ -130,6 +137,8 @@ mod tests {
              WHERE id = $1 AND counter = $2 AND revoked_at IS NULL"
         );
         assert!(users::BY_ID.sqlite.starts_with("SELECT u.id, u.username, "));
-        assert!(users::BY_ID.postgres.ends_with(" FROM users u WHERE u.id = $1"));
+        assert!(users::BY_ID
+            .postgres
+            .ends_with(" FROM users u WHERE u.id = $1"));
     }
 }
