@@ -2,6 +2,7 @@
 //! transaction that holds the feed lock.
 
 use async_trait::async_trait;
+use deadpool_postgres::Transaction;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{
     PruneBefore, Revocation, RevocationKind, Session, SessionStore, StoreError, User,
@@ -12,7 +13,6 @@ use super::revocations::insert_revocation;
 use super::{counter_param, feed_writer, pg_error, tx_execute, tx_query, PostgresStore};
 use crate::sql::sessions as sql;
 use crate::sql::{limit, users, Columns};
-use deadpool_postgres::Transaction;
 
 #[async_trait]
 impl SessionStore for PostgresStore {

@@ -1,9 +1,9 @@
 //! The SQL both stores run, written once: statement texts per capability
 //! (in SQLite's `?N` placeholder style, turned into PostgreSQL's `$N` at
-//! compile time), the column lists they read and how a row becomes an
-//! entity. Each backend keeps only what genuinely differs between the two
-//! databases (upserts, locking, column types, transactions) next to its
-//! execution model.
+//! compile time), the column lists they read, how a row becomes an entity,
+//! and the schema's history ([`schema`]). Each backend keeps only what
+//! genuinely differs between the two databases (upserts, locking, column
+//! types, transactions) next to its execution model.
 
 pub(crate) mod audit;
 pub(crate) mod clients;
