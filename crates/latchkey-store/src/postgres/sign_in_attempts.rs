@@ -1,13 +1,34 @@
-//! Sign-in throttling counters: an attempt is reserved (checked and
-//! counted) in one atomic step and released when it succeeds; the rule
-//! itself is core's (`latchkey_core::throttle`).
+//! Sign-in throttling counters on PostgreSQL: an attempt is reserved
+//! (checked and counted) in one atomic step and released when it succeeds;
+//! the rule itself is core's (`latchkey_core::throttle`).
 
-use latchkey_core::throttle;
+use async_trait::async_trait;
+use latchkey_core::clock::UnixTime;
+use latchkey_core::store::{SignInAttemptStore, StoreError, ThrottleEntry};
+use latchkey_core::throttle::{self, Admission, ThrottleRule};
 
-use super::*;
+use super::{pg_error, row_count, tx_execute, tx_query, PostgresStore};
+use crate::sql::limit;
+use crate::sql::sign_in_attempts::{self as sql, counter_columns};
 
-impl PostgresStore {
-    pub(super) async fn reserve(
+#[async_trait]
+impl SignInAttemptStore for PostgresStore {
+    async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
+        self.query(
+            concat!(
+                "SELECT ",
+                counter_columns!(),
+                " FROM sign_in_failures WHERE key = ANY($1)"
+            ),
+            &[&keys],
+        )
+        .await?
+        .iter()
+        .map(sql::throttle_entry)
+        .collect()
+    }
+
+    async fn reserve_attempt(
         &self,
         keys: &[(String, ThrottleRule)],
         now: UnixTime,
@@ -29,13 +50,16 @@ impl PostgresStore {
         .await?;
         let current = tx_query(
             &tx,
-            "SELECT key, failures, last_failure_at, blocked_until FROM sign_in_failures
-             WHERE key = ANY($1) ORDER BY key FOR UPDATE",
+            concat!(
+                "SELECT ",
+                counter_columns!(),
+                " FROM sign_in_failures WHERE key = ANY($1) ORDER BY key FOR UPDATE"
+            ),
             &[&names],
         )
         .await?
         .iter()
-        .map(throttle_row)
+        .map(sql::throttle_entry)
         .collect::<Result<Vec<_>, _>>()?;
         let admission = throttle::admit(keys, &current, now);
         match &admission {
@@ -71,14 +95,9 @@ impl PostgresStore {
         })
     }
 
-    pub(super) async fn release(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
-        // Every SET expression sees the row as it was.
+    async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
         self.execute(
-            "UPDATE sign_in_failures SET failures = GREATEST(failures - 1, 0),
-                 blocked_until = CASE WHEN failures = $2 AND last_failure_at = $3
-                                      THEN LEAST(blocked_until, $3)
-                                      ELSE blocked_until END
-             WHERE key = $1",
+            sql::RELEASE.postgres,
             &[
                 &reserved.key,
                 &i64::from(reserved.failures),
@@ -87,5 +106,20 @@ impl PostgresStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.execute(sql::CLEAR.postgres, &[&key]).await? == 1)
+    }
+
+    async fn prune_sign_in_failures(
+        &self,
+        before: UnixTime,
+        now: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.execute(sql::PRUNE.postgres, &[&before, &now, &limit(batch)])
+            .await
+            .map(row_count)
     }
 }

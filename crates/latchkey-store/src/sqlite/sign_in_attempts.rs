@@ -1,13 +1,42 @@
-//! Sign-in throttling counters: an attempt is reserved (checked and
-//! counted) in one atomic step and released when it succeeds; the rule
+//! Sign-in throttling counters on SQLite: an attempt is reserved (checked
+//! and counted) in one atomic step and released when it succeeds; the rule
 //! itself is core's (`latchkey_core::throttle`).
 
-use latchkey_core::throttle;
+use async_trait::async_trait;
+use latchkey_core::clock::UnixTime;
+use latchkey_core::store::{SignInAttemptStore, StoreError, ThrottleEntry};
+use latchkey_core::throttle::{self, Admission, ThrottleRule};
+use rusqlite::{params, OptionalExtension};
 
-use super::*;
+use super::SqliteStore;
+use crate::sql::limit;
+use crate::sql::sign_in_attempts::{self as sql, counter_columns};
 
-impl SqliteStore {
-    pub(super) async fn reserve(
+const BY_KEY: &str = concat!(
+    "SELECT ",
+    counter_columns!(),
+    " FROM sign_in_failures WHERE key = ?1"
+);
+
+#[async_trait]
+impl SignInAttemptStore for SqliteStore {
+    async fn throttle_entries(&self, keys: &[String]) -> Result<Vec<ThrottleEntry>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(BY_KEY)?;
+            let mut entries = Vec::with_capacity(keys.len());
+            for key in keys {
+                if let Some(e) = stmt
+                    .query_row([key], |r| sql::throttle_entry(r))
+                    .optional()?
+                {
+                    entries.push(e);
+                }
+            }
+            Ok(entries)
+        })
+    }
+
+    async fn reserve_attempt(
         &self,
         keys: &[(String, ThrottleRule)],
         now: UnixTime,
@@ -18,12 +47,9 @@ impl SqliteStore {
         self.writer
             .write(move |c| {
                 let mut current = Vec::with_capacity(keys.len());
-                let mut read = c.prepare_cached(
-                    "SELECT key, failures, last_failure_at, blocked_until
-                     FROM sign_in_failures WHERE key = ?1",
-                )?;
+                let mut read = c.prepare_cached(BY_KEY)?;
                 for (key, _) in &keys {
-                    if let Some(e) = read.query_row([key], throttle_row).optional()? {
+                    if let Some(e) = read.query_row([key], |r| sql::throttle_entry(r)).optional()? {
                         current.push(e);
                     }
                 }
@@ -45,21 +71,33 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn release(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
+    async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
         let e = reserved.clone();
         self.writer
             .write(move |c| {
-                // Every SET expression sees the row as it was.
-                c.prepare_cached(
-                    "UPDATE sign_in_failures SET failures = max(failures - 1, 0),
-                         blocked_until = CASE WHEN failures = ?2 AND last_failure_at = ?3
-                                              THEN min(blocked_until, ?3)
-                                              ELSE blocked_until END
-                     WHERE key = ?1",
-                )?
-                .execute(params![e.key, e.failures, e.last_failure_at])
-                .map(drop)
+                c.prepare_cached(sql::RELEASE.sqlite)?
+                    .execute(params![e.key, e.failures, e.last_failure_at])
+                    .map(drop)
             })
+            .await
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.writer
+            .write(move |c| Ok(c.execute(sql::CLEAR.sqlite, [key])? == 1))
+            .await
+    }
+
+    async fn prune_sign_in_failures(
+        &self,
+        before: UnixTime,
+        now: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let batch = limit(batch);
+        self.writer
+            .write(move |c| c.execute(sql::PRUNE.sqlite, params![before, now, batch]))
             .await
     }
 }

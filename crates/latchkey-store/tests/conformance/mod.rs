@@ -85,6 +85,8 @@ macro_rules! store_conformance_tests {
             audit_events_are_pruned_by_age_in_batches,
             revoke_sessions_beyond_ends_the_least_recently_used,
             clients_round_trip_every_field,
+            signing_keys_are_listed_oldest_first_then_by_kid_bytes,
+            rotation_promotes_the_oldest_next_key,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -3283,4 +3285,104 @@ pub async fn clients_round_trip_every_field(backend: &impl Backend) {
     assert!(store.delete_client("web").await.expect("delete"));
     assert!(!store.delete_client("web").await.expect("delete again"));
     assert_eq!(store.clients().await.expect("list"), vec![rotated]);
+}
+
+/// `signing_keys` lists keys in one order on every backend: oldest
+/// `created_at` first, then by `kid` byte by byte (not by any collation:
+/// upper case before lower case, ASCII before other UTF-8).
+pub async fn signing_keys_are_listed_oldest_first_then_by_kid_bytes(backend: &impl Backend) {
+    let store = backend.open().await;
+    let key = |kid: &str, created_at: UnixTime| StoredKey {
+        created_at,
+        ..signing_key(kid, KeyState::Retired)
+    };
+    let inserted = [
+        key("b", T0),
+        key("\u{e9}", T0),
+        key("a", T0 + 10),
+        key("B", T0),
+        key("z", T0 - 10),
+        key("a-1", T0),
+    ];
+    for k in &inserted {
+        store
+            .insert_signing_key(k)
+            .await
+            .expect("insert_signing_key");
+    }
+    let listed: Vec<(UnixTime, String)> = store
+        .signing_keys()
+        .await
+        .expect("signing_keys")
+        .into_iter()
+        .map(|k| (k.created_at, k.kid))
+        .collect();
+    let expected: Vec<(UnixTime, String)> = [
+        (T0 - 10, "z"),
+        (T0, "B"),
+        (T0, "a-1"),
+        (T0, "b"),
+        (T0, "\u{e9}"),
+        (T0 + 10, "a"),
+    ]
+    .into_iter()
+    .map(|(at, kid)| (at, kid.to_owned()))
+    .collect();
+    assert_eq!(listed, expected);
+}
+
+/// Rotation promotes the next key that comes first in that order, retires
+/// the current one, inserts the new next key, and changes nothing when the
+/// expected current key is no longer current.
+pub async fn rotation_promotes_the_oldest_next_key(backend: &impl Backend) {
+    let store = backend.open().await;
+    let next = |kid: &str, created_at: UnixTime| StoredKey {
+        created_at,
+        ..signing_key(kid, KeyState::Next)
+    };
+    for k in [
+        signing_key("current", KeyState::Current),
+        next("n-late", T0 - 5),
+        next("n-b", T0 - 10),
+        next("N-a", T0 - 10),
+    ] {
+        store
+            .insert_signing_key(&k)
+            .await
+            .expect("insert_signing_key");
+    }
+    let now = T0 + 100;
+    assert!(store
+        .rotate_signing_keys("current", &next("n-new", now), now)
+        .await
+        .expect("rotate"));
+    let states: Vec<(String, KeyState, Option<UnixTime>, Option<UnixTime>)> = store
+        .signing_keys()
+        .await
+        .expect("signing_keys")
+        .into_iter()
+        .map(|k| (k.kid, k.state, k.activated_at, k.retired_at))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("N-a".to_owned(), KeyState::Current, Some(now), None),
+            ("n-b".to_owned(), KeyState::Next, None, None),
+            ("n-late".to_owned(), KeyState::Next, None, None),
+            (
+                "current".to_owned(),
+                KeyState::Retired,
+                Some(T0 + 1),
+                Some(now)
+            ),
+            ("n-new".to_owned(), KeyState::Next, None, None),
+        ]
+    );
+
+    let before = store.signing_keys().await.expect("signing_keys");
+    assert!(!store
+        .rotate_signing_keys("current", &next("n-newer", now + 1), now + 1)
+        .await
+        .expect("stale rotation"));
+    assert_eq!(store.signing_keys().await.expect("signing_keys"), before);
 }

@@ -1,0 +1,61 @@
+//! The audit log on PostgreSQL.
+
+use async_trait::async_trait;
+use latchkey_core::audit::{AuditEvent, AuditQuery};
+use latchkey_core::clock::UnixTime;
+use latchkey_core::store::{AuditStore, StoreError};
+
+use super::{row_count, PostgresStore};
+use crate::sql::audit::{self as sql, event_columns};
+use crate::sql::limit;
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn insert_audit_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        self.execute(
+            sql::INSERT.postgres,
+            &[
+                &e.at,
+                &e.kind.as_str(),
+                &e.outcome.as_str(),
+                &e.user_id,
+                &e.session_id,
+                &e.ip,
+                &i64::from(e.count),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn prune_audit_events(
+        &self,
+        before: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        self.execute(sql::PRUNE.postgres, &[&before, &limit(batch)])
+            .await
+            .map(row_count)
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        // A NULL parameter matches every row; its type must be spelt out.
+        let mut events = self
+            .query(
+                concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM audit_events
+                     WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR at >= $2)
+                     ORDER BY seq DESC LIMIT $3"
+                ),
+                &[&query.user_id, &query.since, &limit(query.limit)],
+            )
+            .await?
+            .iter()
+            .map(sql::audit_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        Ok(events)
+    }
+}

@@ -1,0 +1,235 @@
+//! Sessions on PostgreSQL. A revocation and its feed entry commit in one
+//! transaction that holds the feed lock.
+
+use async_trait::async_trait;
+use deadpool_postgres::Transaction;
+use latchkey_core::clock::UnixTime;
+use latchkey_core::model::{Session, User};
+use latchkey_core::store::{PruneBefore, Revocation, RevocationKind, SessionStore, StoreError};
+use uuid::Uuid;
+
+use super::revocations::insert_revocation;
+use super::{counter_param, feed_writer, pg_error, tx_execute, tx_query, PostgresStore};
+use crate::sql::sessions as sql;
+use crate::sql::{limit, users, Columns};
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+        self.execute(
+            sql::INSERT.postgres,
+            &[
+                &s.id,
+                &s.user_id,
+                &s.client_id,
+                &counter_param(s.counter)?,
+                &s.created_at,
+                &s.last_refreshed_at,
+                &s.expires_at,
+                &s.user_agent,
+                &s.ip,
+                &s.revoked_at,
+                &s.revoke_reason,
+                &s.audience,
+                &s.scope,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        self.query_opt(sql::BY_ID.postgres, &[&id])
+            .await?
+            .as_ref()
+            .map(sql::session)
+            .transpose()
+    }
+
+    async fn session_and_user(&self, id: Uuid) -> Result<Option<(Session, User)>, StoreError> {
+        self.query_opt(sql::WITH_USER.postgres, &[&id])
+            .await?
+            .as_ref()
+            .map(|r| Ok((sql::session(r)?, users::user(r)?)))
+            .transpose()
+    }
+
+    async fn advance_session(
+        &self,
+        id: Uuid,
+        from_counter: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .execute(
+                sql::ADVANCE.postgres,
+                &[&id, &counter_param(from_counter)?, &now],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn revoke_session(
+        &self,
+        id: Uuid,
+        now: UnixTime,
+        reason: &str,
+        entry: &Revocation,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = feed_writer(&mut client).await?;
+        let n = tx_execute(&tx, sql::REVOKE.postgres, &[&id, &now, &reason]).await?;
+        if n == 1 {
+            insert_revocation(&tx, entry).await?;
+        }
+        tx.commit().await.map_err(pg_error)?;
+        Ok(n == 1)
+    }
+
+    async fn live_sessions_of_user(
+        &self,
+        user_id: Uuid,
+        now: UnixTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.query(sql::LIVE_OF_USER.postgres, &[&user_id, &now])
+            .await?
+            .iter()
+            .map(sql::session)
+            .collect()
+    }
+
+    async fn has_live_session_from(
+        &self,
+        user_id: Uuid,
+        ip: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        match self
+            .query_opt(sql::LIVE_FROM_ADDRESS.postgres, &[&user_id, &ip, &now])
+            .await?
+        {
+            Some(row) => row.value("live"),
+            None => Ok(false),
+        }
+    }
+
+    async fn revoke_sessions_of_user(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        now: UnixTime,
+        reason: &str,
+        entry_expires_at: UnixTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = feed_writer(&mut client).await?;
+        let ids = tx_query(
+            &tx,
+            sql::REVOKE_ALL_OF_USER.postgres,
+            &[&user_id, &except, &now, &reason],
+        )
+        .await?
+        .iter()
+        .map(|r| r.uuid("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+        insert_session_revocations(&tx, &ids, entry_expires_at).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(ids)
+    }
+
+    async fn revoke_sessions_beyond(
+        &self,
+        user_id: Uuid,
+        keep: usize,
+        now: UnixTime,
+        reason: &str,
+        entry_expires_at: UnixTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let keep = limit(keep);
+        // Most sign-ins are within the limit: find that out without the
+        // feed lock every revocation writer queues for.
+        let over = self
+            .query(
+                "SELECT id FROM sessions
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $3
+                 ORDER BY last_refreshed_at DESC, created_at DESC OFFSET $2",
+                &[&user_id, &keep, &now],
+            )
+            .await?
+            .iter()
+            .map(|r| r.uuid("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if over.is_empty() {
+            return Ok(over);
+        }
+        let mut client = self.client().await?;
+        let tx = feed_writer(&mut client).await?;
+        let ids = tx_query(
+            &tx,
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+             WHERE id = ANY($1) AND revoked_at IS NULL
+             RETURNING id",
+            &[&over, &now, &reason],
+        )
+        .await?
+        .iter()
+        .map(|r| r.uuid("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+        insert_session_revocations(&tx, &ids, entry_expires_at).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(ids)
+    }
+
+    async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {
+        // One statement, so one transaction. SKIP LOCKED: nodes pruning at
+        // the same time take disjoint batches and never wait for each other
+        // (nor for a session being refreshed: it goes in a later batch).
+        let rows = self
+            .query(
+                "WITH gone AS (
+                     DELETE FROM revocations WHERE seq IN (
+                         SELECT seq FROM revocations WHERE expires_at <= $1
+                         LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     RETURNING seq),
+                 bump AS (
+                     UPDATE feed_state SET pruned_through = greatest(pruned_through, g.top)
+                     FROM (SELECT max(seq) AS top FROM gone) g
+                     WHERE feed_state.id = 1 AND g.top IS NOT NULL),
+                 ended AS (
+                     DELETE FROM sessions WHERE id IN (
+                         SELECT id FROM sessions WHERE expires_at <= $2
+                         LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     RETURNING id)
+                 SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM ended) AS deleted",
+                &[&before.revocations, &before.sessions, &limit(before.batch)],
+            )
+            .await?;
+        let deleted: i64 = match rows.first() {
+            Some(row) => row.value("deleted")?,
+            None => 0,
+        };
+        usize::try_from(deleted).map_err(|e| StoreError::Backend(format!("deleted rows: {e}")))
+    }
+}
+
+/// A `sid` entry for each session ended, in the order given, so its access
+/// tokens stop too.
+async fn insert_session_revocations(
+    tx: &Transaction<'_>,
+    ids: &[Uuid],
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let entry_ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    tx_execute(
+        tx,
+        "INSERT INTO revocations (kind, id, expires_at)
+         SELECT $1::text, t.id, $3::bigint FROM unnest($2::text[]) WITH ORDINALITY AS t(id, n)
+         ORDER BY t.n",
+        &[&RevocationKind::Session.as_str(), &entry_ids, &expires_at],
+    )
+    .await
+    .map(drop)
+}

@@ -1,0 +1,87 @@
+//! Sessions: the session row and the statements both databases share.
+//! Ending sessions in bulk and pruning differ (locking, `LIMIT` forms) and
+//! live with each backend.
+
+use latchkey_core::model::Session;
+
+use super::{statement, users::user_columns, Columns, Sql};
+
+/// The columns [`session`] reads, from `sessions s`; aliased so they can be
+/// read beside a user's.
+macro_rules! session_columns {
+    () => {
+        "s.id AS sid, s.user_id, s.client_id, s.audience, s.scope, s.counter, \
+         s.created_at AS s_created_at, s.last_refreshed_at, s.expires_at, s.user_agent, s.ip, \
+         s.revoked_at, s.revoke_reason"
+    };
+}
+
+pub(crate) const INSERT: Sql = statement!(
+    "INSERT INTO sessions (id, user_id, client_id, counter, created_at, last_refreshed_at, \
+     expires_at, user_agent, ip, revoked_at, revoke_reason, audience, scope) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+);
+
+pub(crate) const BY_ID: Sql = statement!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions s WHERE s.id = ?1"
+);
+
+/// Everything a refresh reads, in one statement.
+pub(crate) const WITH_USER: Sql = statement!(
+    "SELECT ",
+    session_columns!(),
+    ", ",
+    user_columns!(),
+    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1"
+);
+
+/// The refresh's compare-and-set: moves only if the counter is still `?2`.
+pub(crate) const ADVANCE: Sql = statement!(
+    "UPDATE sessions SET counter = counter + 1, last_refreshed_at = ?3 \
+     WHERE id = ?1 AND counter = ?2 AND revoked_at IS NULL"
+);
+
+pub(crate) const REVOKE: Sql = statement!(
+    "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3 \
+     WHERE id = ?1 AND revoked_at IS NULL"
+);
+
+/// Every unrevoked session of user `?1` but `?2` (which may be NULL).
+pub(crate) const REVOKE_ALL_OF_USER: Sql = statement!(
+    "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4 \
+     WHERE user_id = ?1 AND revoked_at IS NULL AND id IS DISTINCT FROM ?2 \
+     RETURNING id"
+);
+
+pub(crate) const LIVE_OF_USER: Sql = statement!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions s WHERE s.user_id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2 \
+     ORDER BY s.created_at"
+);
+
+pub(crate) const LIVE_FROM_ADDRESS: Sql = statement!(
+    "SELECT EXISTS (SELECT 1 FROM sessions \
+     WHERE user_id = ?1 AND ip = ?2 AND revoked_at IS NULL AND expires_at > ?3) AS live"
+);
+
+pub(crate) fn session<R: Columns>(row: &R) -> Result<Session, R::Error> {
+    let counter: i64 = row.value("counter")?;
+    Ok(Session {
+        id: row.uuid("sid")?,
+        user_id: row.uuid("user_id")?,
+        client_id: row.value("client_id")?,
+        audience: row.value("audience")?,
+        scope: row.value("scope")?,
+        counter: u64::try_from(counter).map_err(|e| R::invalid("counter", e.to_string()))?,
+        created_at: row.value("s_created_at")?,
+        last_refreshed_at: row.value("last_refreshed_at")?,
+        expires_at: row.value("expires_at")?,
+        user_agent: row.value("user_agent")?,
+        ip: row.value("ip")?,
+        revoked_at: row.value("revoked_at")?,
+        revoke_reason: row.value("revoke_reason")?,
+    })
+}

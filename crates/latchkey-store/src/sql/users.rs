@@ -1,0 +1,38 @@
+//! Accounts: the user row and the statements both databases share.
+
+use latchkey_core::model::User;
+
+use super::{statement, Columns, Sql};
+
+/// The columns [`user`] reads, from `users u`. `roles` is JSON text in
+/// SQLite and `jsonb` in PostgreSQL; the cast reads it as text on both.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.username, u.username_key, u.password_hash, \
+         CAST(u.roles AS TEXT) AS roles, u.created_at"
+    };
+}
+pub(crate) use user_columns;
+
+pub(crate) const BY_KEY: Sql = statement!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users u WHERE u.username_key = ?1"
+);
+
+pub(crate) const BY_ID: Sql =
+    statement!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?1");
+
+pub(crate) const SET_PASSWORD_HASH: Sql =
+    statement!("UPDATE users SET password_hash = ?2 WHERE id = ?1");
+
+pub(crate) fn user<R: Columns>(row: &R) -> Result<User, R::Error> {
+    Ok(User {
+        id: row.uuid("id")?,
+        username: row.value("username")?,
+        username_key: row.value("username_key")?,
+        password_hash: row.value("password_hash")?,
+        roles: row.string_list("roles")?,
+        created_at: row.value("created_at")?,
+    })
+}
