@@ -1,5 +1,5 @@
 //! The PostgreSQL store, for several stateless Latchkey nodes sharing one
-//! database (DESIGN.md §5). Same contract and semantics as the SQLite store;
+//! database (docs/ARCHITECTURE.md, Storage and durability). Same contract and semantics as the SQLite store;
 //! all coordination between nodes happens in the database:
 //!
 //! - **Refresh** is three statements, one round trip each once the pool's

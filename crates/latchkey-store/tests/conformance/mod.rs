@@ -19,7 +19,7 @@
 //!
 //! One contract is not in the macro's list and is called explicitly:
 //! [`concurrent_first_opens_share_one_schema`], for several nodes starting
-//! at once on one fresh database (required of PostgreSQL by DESIGN.md §5).
+//! at once on one fresh database (required of PostgreSQL by docs/ARCHITECTURE.md, Storage and durability).
 
 use std::collections::BTreeMap;
 use std::future::Future;
