@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use uuid::Uuid;
 
-use crate::access_token::{self, AccessClaims, Audience, Expectations};
+use crate::access_token::{self, AccessClaims, Audience, Expectations, TokenError};
 use crate::audit::{AttemptTally, AuditEvent, AuditKind, Outcome};
 use crate::client::{parse_scope, scope_within, Client, ClientKind};
 use crate::clock::{Clock, UnixTime};
@@ -138,14 +138,8 @@ pub struct Origin {
     pub network: Option<String>,
 }
 
-/// Which sessions `sign_out` ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SignOutScope {
-    #[default]
-    Current,
-    Others,
-    All,
-}
+/// Which sessions `sign_out` ends: the request body's own enum.
+pub use latchkey_wire::body::SignOutScope;
 
 /// A live session as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -672,13 +666,13 @@ impl Authority {
     pub fn authenticate(&self, bearer: &str) -> Result<AccessClaims, AuthError> {
         let claims = self.verify_access_token(bearer)?;
         if !claims.aud.contains(&self.policy.audience) {
-            return Err(AuthError::InvalidToken("wrong audience"));
+            return Err(AuthError::InvalidToken(TokenError::WrongAudience));
         }
         if self
             .revocations
             .is_revoked(claims.sid.as_deref(), &claims.jti)
         {
-            return Err(AuthError::InvalidToken("token revoked"));
+            return Err(AuthError::InvalidToken(TokenError::Revoked));
         }
         Ok(claims)
     }
@@ -687,7 +681,7 @@ impl Authority {
     fn verify_access_token(&self, token: &str) -> Result<AccessClaims, AuthError> {
         let ring = self.key_ring();
         access_token::verify(token, &ring.verifying, &self.expectations, self.clock.now())
-            .map_err(|e| AuthError::InvalidToken(e.reason()))
+            .map_err(AuthError::InvalidToken)
     }
 
     /// Cancels one access token before it expires (by `jti`, so any
@@ -721,7 +715,7 @@ impl Authority {
         self.store
             .user_by_id(subject(caller)?)
             .await?
-            .ok_or(AuthError::InvalidToken("unknown subject"))
+            .ok_or(AuthError::InvalidToken(TokenError::UnknownSubject))
     }
 
     /// The caller's live sessions, oldest first.
@@ -1153,17 +1147,14 @@ impl Authority {
     }
 }
 
-/// Why the `/v1` user endpoints refuse a token that has no user.
-pub const NO_USER: &str = "token has no user";
-
 /// The user a token speaks for. Only sign-in tokens have one: they carry a
 /// session and the user's id as `sub`. A client-credentials token (no
 /// session, `sub` = `client:<id>`) has none, whatever its client is called.
 fn subject(claims: &AccessClaims) -> Result<Uuid, AuthError> {
     if claims.sid.is_none() {
-        return Err(AuthError::InvalidToken(NO_USER));
+        return Err(AuthError::InvalidToken(TokenError::NoUser));
     }
-    Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken(NO_USER))
+    Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken(TokenError::NoUser))
 }
 
 /// The caller's session; only a user's token has one, so client-credentials
@@ -1174,7 +1165,7 @@ fn session_of(claims: &AccessClaims) -> Result<Uuid, AuthError> {
         .sid
         .as_deref()
         .and_then(|sid| Uuid::parse_str(sid).ok())
-        .ok_or(AuthError::InvalidToken("token has no session"))
+        .ok_or(AuthError::InvalidToken(TokenError::NoSession))
 }
 
 /// Reads every page of a snapshot of the revocation feed into `set`; returns

@@ -8,8 +8,10 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use crate::audit::{AuditEvent, AuditQuery};
+// The revocation entry is a wire type: the feed carries it to verifiers.
 use crate::client::Client;
 use crate::clock::UnixTime;
+pub use crate::revocation::{Revocation, RevocationKind};
 pub use crate::throttle::{Admission, ThrottleEntry, ThrottleRule};
 
 #[derive(Debug, Clone, Error)]
@@ -55,40 +57,6 @@ pub struct Session {
     pub ip: Option<String>,
     pub revoked_at: Option<UnixTime>,
     pub revoke_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevocationKind {
-    /// Every access token of a session (`sid` claim).
-    Session,
-    /// One access token (`jti` claim).
-    Token,
-}
-
-impl RevocationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationKind::Session => "sid",
-            RevocationKind::Token => "jti",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sid" => Some(RevocationKind::Session),
-            "jti" => Some(RevocationKind::Token),
-            _ => None,
-        }
-    }
-}
-
-/// An entry of the revocation set; it is kept only until `expires_at`, when
-/// every access token it could affect has expired anyway.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revocation {
-    pub kind: RevocationKind,
-    pub id: String,
-    pub expires_at: UnixTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
