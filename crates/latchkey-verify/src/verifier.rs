@@ -60,7 +60,9 @@ impl Verifier {
         let base = issuer_url.trim_end_matches('/');
         let client = match &opts.client {
             Some(c) => c.clone(),
-            None => default_client(opts.http_timeout)?,
+            None => reqwest::Client::builder()
+                .connect_timeout(opts.http_timeout)
+                .build()?,
         };
         let shared = Arc::new(Shared::new(
             issuer_url,
@@ -217,27 +219,4 @@ impl Drop for Verifier {
             task.abort();
         }
     }
-}
-
-/// The HTTP client used unless [`Options::http_client`] gives one. With
-/// `rustls-tls`, rustls runs on aws-lc-rs, the crypto the token checks use,
-/// so no second crypto library (ring) is linked.
-fn default_client(connect_timeout: Duration) -> Result<reqwest::Client, VerifyError> {
-    let builder = reqwest::Client::builder().connect_timeout(connect_timeout);
-    #[cfg(feature = "rustls-tls")]
-    let builder = builder.use_preconfigured_tls(tls_config()?);
-    Ok(builder.build()?)
-}
-
-#[cfg(feature = "rustls-tls")]
-fn tls_config() -> Result<rustls::ClientConfig, VerifyError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| VerifyError::Config(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }

@@ -289,3 +289,91 @@ pub fn verify(
     }
     Ok(claims)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+
+    fn pair() -> Ed25519KeyPair {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("keygen");
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair")
+    }
+
+    fn token(pair: &Ed25519KeyPair, header: &str, claims: &serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = pair.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    }
+
+    fn claims() -> serde_json::Value {
+        serde_json::json!({"iss":"http://issuer","sub":"u","aud":["api","other"],
+            "exp":1600,"iat":1000,"jti":"j","client_id":"c","sid":"s"})
+    }
+
+    fn expect() -> Expectations {
+        Expectations {
+            issuer: "http://issuer".into(),
+            audience: Some("api".into()),
+            leeway: 5,
+        }
+    }
+
+    #[test]
+    fn verifies_what_our_header_describes_and_nothing_else() {
+        let k = pair();
+        let mut keys = VerifyingKeys::default();
+        keys.insert("k1", Algorithm::EdDsa, k.public_key().as_ref())
+            .expect("insert");
+        let ours = String::from_utf8(
+            URL_SAFE_NO_PAD
+                .decode(encode_header(Algorithm::EdDsa, "k1").expect("header"))
+                .expect("b64"),
+        )
+        .expect("utf8");
+        let t = token(&k, &ours, &claims());
+        let verified = verify(&t, &keys, &expect(), 1000).expect("verifies");
+        assert_eq!(
+            verified.aud,
+            Audience::Many(vec!["api".into(), "other".into()])
+        );
+        assert_eq!(verify(&t, &keys, &expect(), 1605), Err(TokenError::Expired));
+        for (header, why) in [
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"k1"}"#,
+                TokenError::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"EdDSA","typ":"JWT","kid":"k1"}"#,
+                TokenError::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","crit":["x"]}"#,
+                TokenError::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k2"}"#,
+                TokenError::UnknownKey,
+            ),
+            (r#"{"alg":"EdDSA","typ":"at+jwt"}"#, TokenError::UnknownKey),
+        ] {
+            assert_eq!(
+                verify(&token(&k, header, &claims()), &keys, &expect(), 1000),
+                Err(why),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_read_as_the_clients_are_told() {
+        assert_eq!(TokenError::Expired.to_string(), "token expired");
+        assert_eq!(TokenError::Revoked.to_string(), "token revoked");
+        assert_eq!(TokenError::Malformed.to_string(), "malformed token");
+    }
+}
