@@ -8,7 +8,6 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use crate::audit::{AuditEvent, AuditQuery};
-// The revocation entry is a wire type: the feed carries it to verifiers.
 use crate::client::Client;
 use crate::clock::UnixTime;
 pub use crate::revocation::{Revocation, RevocationKind};

@@ -3,9 +3,9 @@
 //!
 //! This crate owns the *client side* of token verification:
 //! - fetching the issuer's JWKS (`{issuer}/.well-known/jwks.json`), caching
-//!   the signing keys by `kid` (Ed25519 and whatever other algorithms core
-//!   supports), refetching on an unknown `kid` (rate-limited)
-//!   and on a timer, so rotated-in keys are picked up and removed keys stop
+//!   the signing keys by `kid` (Ed25519 and whatever other algorithms the
+//!   wire crate supports), refetching on an unknown `kid` (rate-limited) and
+//!   on a timer, so rotated-in keys are picked up and removed keys stop
 //!   verifying;
 //! - following the revocation feed (`{issuer}/v1/revocations`, as a
 //!   confidential client: [`Options::client_credentials`]) in a background

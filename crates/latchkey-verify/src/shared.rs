@@ -96,8 +96,8 @@ impl Shared {
         }
     }
 
-    /// The hot path: one snapshot load, core's verification, two hash
-    /// lookups.
+    /// The hot path: one snapshot load, the wire crate's verification, two
+    /// hash lookups.
     pub(crate) fn check(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let keys = self.key_set();
         let claims = jws::verify(token, &keys.keys, &self.expect, self.opts.clock.now())?;

@@ -9,10 +9,9 @@ use axum::Json;
 use latchkey_core::client::Client;
 use latchkey_core::service::{GrantRequest, Introspection};
 use latchkey_core::AuthError;
-use serde_json::{json, Map, Value};
-
 use latchkey_wire::authorization::BasicCredentials;
 use latchkey_wire::form::Form;
+use serde_json::{json, Map, Value};
 
 use super::tokens::token_body;
 use super::{no_store, AuthState};
