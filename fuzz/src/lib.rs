@@ -4,13 +4,17 @@
 //! Each harness checks more than "does not panic": whatever a parser
 //! accepts must round-trip to exactly the input, so a second spelling of a
 //! token (base64 slack bits, padding, re-serialised JSON) is a finding.
+//!
+//! The harnesses call the real parsers and body types of `latchkey-wire`,
+//! the ones the server and the verifier use; nothing here restates them.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
 use latchkey_core::access_token::{
     self, AccessClaims, Algorithm, Audience, Expectations, SigningKey, VerifyingKeys,
 };
@@ -18,7 +22,13 @@ use latchkey_core::password::Password;
 use latchkey_core::refresh_token::RefreshTokenCodec;
 use latchkey_core::secret::ServerSecret;
 use latchkey_core::username::Username;
-use serde::Deserialize;
+use latchkey_wire::authorization::{bearer_token, BasicCredentials};
+use latchkey_wire::body::{
+    nesting_exceeds, PasswordChange, RefreshRequest, RevokeRequest, SignIn, SignOutBody, SignUp,
+    MAX_JSON_DEPTH,
+};
+use latchkey_wire::feed::FeedResponse;
+use latchkey_wire::form::Form;
 
 pub const ISSUER: &str = "http://latchkey.test";
 pub const AUDIENCE: &str = "latchkey";
@@ -177,72 +187,26 @@ pub fn access_token_verify(data: &[u8]) {
     }
 }
 
-// The request bodies of the HTTP API, mirrored field for field from the
-// (private) types in latchkey-server's routes.
-
-#[allow(dead_code)]
-#[derive(Deserialize)]
-struct SignUp {
-    username: String,
-    password: String,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize)]
-struct SignIn {
-    username: String,
-    password: String,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    scope: Option<String>,
-    audience: Option<String>,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize)]
-struct RefreshRequest {
-    refresh_token: String,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    scope: Option<String>,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize)]
-struct RevokeRequest {
-    refresh_token: String,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-enum Scope {
-    #[default]
-    Current,
-    Others,
-    All,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize, Default)]
-struct SignOutBody {
-    #[serde(default)]
-    scope: Scope,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize)]
-struct PasswordChange {
-    current_password: String,
-    new_password: String,
-}
-
-/// `json_bodies`: the server's body shapes and the account-field rules.
+/// `json_bodies`: the server's body shapes (the wire crate's types, after
+/// the server's nesting check), the feed's page as verifiers read it, and
+/// the account-field rules.
 pub fn json_bodies(data: &[u8]) {
+    if nesting_exceeds(data, MAX_JSON_DEPTH) {
+        return;
+    }
     let _ = serde_json::from_slice::<SignUp>(data);
     let _ = serde_json::from_slice::<RevokeRequest>(data);
     let _ = serde_json::from_slice::<SignOutBody>(data);
     let _ = serde_json::from_slice::<PasswordChange>(data);
+    if let Ok(page) = serde_json::from_slice::<FeedResponse>(data) {
+        // What a verifier reads, the issuer writes the same way.
+        let text = serde_json::to_vec(&page).expect("serialise");
+        let again: FeedResponse = serde_json::from_slice(&text).expect("reparse");
+        assert_eq!(again, page, "feed page does not round-trip");
+        for entry in page.entries {
+            let _ = entry.revocation();
+        }
+    }
     if let Ok(body) = serde_json::from_slice::<SignIn>(data) {
         account_fields(&body.username, &body.password);
     }
@@ -272,62 +236,51 @@ fn account_fields(username: &str, password: &str) {
     let _ = Password::for_check(password);
 }
 
-/// The OAuth endpoints' form rules, as `routes/oauth.rs` applies them:
-/// empty values are absent, a repeated parameter is an error.
-pub fn parse_form(bytes: &[u8]) -> Result<HashMap<String, String>, String> {
-    let mut params = HashMap::new();
-    for (name, value) in form_urlencoded::parse(bytes) {
-        if value.is_empty() {
-            continue;
-        }
-        if params
-            .insert(name.to_string(), value.into_owned())
-            .is_some()
-        {
-            return Err(format!("parameter {name} is repeated"));
-        }
-    }
-    Ok(params)
-}
-
-/// `Authorization: Basic` client credentials as `routes/oauth.rs` reads
-/// them: base64, UTF-8, `id:secret`, each half form-urlencoded.
-pub fn parse_basic(value: &str) -> Option<(String, String)> {
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Some((unescape(id), unescape(secret)))
-}
-
-/// `form_body`: form parsing round-trips, Basic credentials parse without
-/// panicking, and the token-bearing fields go through the token decoders.
+/// `form_body`: form parsing round-trips, Basic
+/// credentials round-trip through their encoding, the Bearer rule holds, and
+/// the token-bearing fields go through the token decoders.
 pub fn form_body(data: &[u8]) {
-    if let Ok(params) = parse_form(data) {
+    if let Ok(form) = Form::parse(data) {
         let mut ser = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &params {
+        for (k, v) in form.iter() {
             ser.append_pair(k, v);
         }
-        let again = parse_form(ser.finish().as_bytes()).expect("re-encoded form parses");
-        assert_eq!(again, params, "form does not round-trip");
+        let again = Form::parse(ser.finish().as_bytes()).expect("re-encoded form parses");
+        assert_eq!(again, form, "form does not round-trip");
         for name in ["refresh_token", "token"] {
-            if let Some(token) = params.get(name) {
+            if let Some(token) = form.get(name) {
                 let _ = refresh_codec().decode(token);
                 let _ = access_token::verify(token, &keys().verifying, &expectations(), NOW);
             }
         }
     }
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = parse_basic(text);
-        let _ = parse_basic(&format!("Basic {text}"));
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for value in [
+        text.to_owned(),
+        format!("Basic {text}"),
+        format!("Bearer {text}"),
+    ] {
+        let Ok(value) = HeaderValue::from_str(&value) else {
+            continue;
+        };
+        if let Some(creds) = BasicCredentials::parse(&value) {
+            let secret = creds.secret.as_deref().unwrap_or_default();
+            let encoded = BasicCredentials::header_value(&creds.id, secret).expect("encodes");
+            let back = BasicCredentials::parse(&encoded).expect("re-encoded credentials parse");
+            assert_eq!(back, creds, "Basic credentials do not round-trip");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, value);
+        if let Ok(token) = bearer_token(&headers) {
+            // RFC 6750 b64token: nothing that could smuggle a second value.
+            assert!(!token.is_empty(), "empty bearer token accepted");
+            assert!(
+                !token.contains([' ', ',', '"', '\t']),
+                "bearer token with a separator accepted: {token:?}"
+            );
+        }
     }
 }
 
@@ -367,6 +320,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             )
             .into_bytes(),
             br#"{"scope":"others"}"#.to_vec(),
+            br#"{"entries":[{"kind":"sid","id":"s1","expires_at":100}],"cursor":"7","next":"7"}"#
+                .to_vec(),
             br#"{"current_password":"a","new_password":"\u00e9t\u00e9 \ud83d\ude00"}"#.to_vec(),
             "Ａｌｉｃｅ\u{200b}ß".as_bytes().to_vec(),
         ],
@@ -376,6 +331,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 .to_vec(),
             b"token=a&token=b&token_type_hint=".to_vec(),
             b"c3ZjOmxrY19zZWNyZXQ=".to_vec(),
+            b"eyJhbGciOiJFZERTQSJ9.e30.c2ln".to_vec(),
         ],
         _ => Vec::new(),
     }

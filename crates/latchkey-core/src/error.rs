@@ -1,6 +1,7 @@
 //! The domain's error type. The server maps each variant to an HTTP status
 //! and an RFC 6749/6750 error code in exactly one place.
 
+use latchkey_wire::TokenError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -27,14 +28,10 @@ pub enum AuthError {
     #[error("refresh token is invalid, expired or revoked")]
     InvalidGrant,
 
-    /// A bearer access token that failed verification; the reason is for
-    /// logs, the client sees a generic message.
+    /// A bearer access token that failed verification; the server decides
+    /// how much of the reason the client is told.
     #[error("access token rejected: {0}")]
-    InvalidToken(&'static str),
-
-    /// No bearer token was presented at all.
-    #[error("missing bearer token")]
-    MissingToken,
+    InvalidToken(TokenError),
 
     /// Client authentication failed (unknown client, wrong or missing
     /// secret, a secret from a public client).

@@ -7,20 +7,19 @@
 use std::sync::Arc;
 
 use aws_lc_rs::aead::{self, Aad, Nonce, NONCE_LEN};
-use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::access_token::{Algorithm, SigningKey, VerifyingKeys};
+// The JWK format is the wire crate's, shared with resource servers.
 use crate::clock::UnixTime;
 use crate::model::{KeyState, StoredKey};
 use crate::secret::{fill_random, ServerSecret};
 use crate::AuthError;
+pub use latchkey_wire::jwk::{jwk, public_key_from_jwk};
 
 /// Seals and opens private keys. The key-encryption key is derived from the
 /// server secret, so a copy of the database alone reveals no private key.
@@ -136,116 +135,10 @@ pub fn generate_key(
     })
 }
 
-/// The required public members of a key's JWK (RFC 7638 §3.2), as
-/// (name, base64url or literal value) pairs in lexicographic order.
-fn required_members(alg: Algorithm, public_key: &[u8]) -> Option<Vec<(&'static str, String)>> {
-    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
-    Some(match alg {
-        Algorithm::EdDsa => {
-            if public_key.len() != 32 {
-                return None;
-            }
-            vec![
-                ("crv", "Ed25519".into()),
-                ("kty", "OKP".into()),
-                ("x", b64(public_key)),
-            ]
-        }
-        Algorithm::Es256 => {
-            // Uncompressed SEC1 point: 0x04 ‖ x ‖ y.
-            if public_key.len() != 65 || public_key[0] != 4 {
-                return None;
-            }
-            vec![
-                ("crv", "P-256".into()),
-                ("kty", "EC".into()),
-                ("x", b64(&public_key[1..33])),
-                ("y", b64(&public_key[33..])),
-            ]
-        }
-        Algorithm::Rs256 => {
-            let key = aws_lc_rs::rsa::PublicKey::from_der(public_key).ok()?;
-            vec![
-                ("e", b64(key.exponent().big_endian_without_leading_zero())),
-                ("kty", "RSA".into()),
-                ("n", b64(key.modulus().big_endian_without_leading_zero())),
-            ]
-        }
-    })
-}
-
-/// RFC 7638 JWK thumbprint (SHA-256, base64url): required members in
-/// lexicographic order, no whitespace.
+/// RFC 7638 JWK thumbprint (SHA-256, base64url) of a key.
 pub fn thumbprint(alg: Algorithm, public_key: &[u8]) -> Result<String, AuthError> {
-    let members = required_members(alg, public_key)
-        .ok_or_else(|| AuthError::Internal(format!("malformed {alg} public key")))?;
-    let mut canonical = serde_json::Map::new();
-    for (name, value) in members {
-        canonical.insert(name.to_owned(), Value::String(value));
-    }
-    // serde_json's map is ordered by key (no `preserve_order`), and every
-    // value is a plain base64url or ASCII string, so this is the RFC form.
-    let text = Value::Object(canonical).to_string();
-    Ok(URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, text.as_bytes())))
-}
-
-/// The public JWK of a key (RFC 7517): `kty` and its public members, `kid`,
-/// `alg`, `use: sig`. Never a private member: it is built from the public
-/// key alone.
-pub fn jwk(kid: &str, alg: Algorithm, public_key: &[u8]) -> Option<Value> {
-    let mut jwk = serde_json::Map::new();
-    for (name, value) in required_members(alg, public_key)? {
-        jwk.insert(name.to_owned(), Value::String(value));
-    }
-    jwk.insert("kid".into(), kid.into());
-    jwk.insert("alg".into(), alg.as_str().into());
-    jwk.insert("use".into(), "sig".into());
-    Some(Value::Object(jwk))
-}
-
-/// Reads a published JWK back into `(kid, alg, public key)` in the form
-/// [`VerifyingKeys::insert`] takes, for verifiers that consume our JWKS.
-/// `None` for keys that are not signing keys of one of our algorithms, or
-/// whose `alg` (when present) disagrees with the key type.
-pub fn public_key_from_jwk(jwk: &Value) -> Option<(String, Algorithm, Vec<u8>)> {
-    let text = |name: &str| jwk.get(name).and_then(Value::as_str);
-    let bytes = |name: &str| text(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
-    if jwk.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
-        return None;
-    }
-    let (alg, public) = match (text("kty")?, text("crv")) {
-        ("OKP", Some("Ed25519")) => (Algorithm::EdDsa, bytes("x")?),
-        ("EC", Some("P-256")) => {
-            let (x, y) = (bytes("x")?, bytes("y")?);
-            if x.len() != 32 || y.len() != 32 {
-                return None;
-            }
-            let mut point = Vec::with_capacity(65);
-            point.push(4);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            (Algorithm::Es256, point)
-        }
-        ("RSA", _) => {
-            let components = PublicKeyComponents {
-                n: bytes("n")?,
-                e: bytes("e")?,
-            };
-            let spki = components.as_der().ok()?;
-            let key = aws_lc_rs::rsa::PublicKey::from_der(spki.as_ref()).ok()?;
-            (Algorithm::Rs256, key.as_ref().to_vec())
-        }
-        _ => return None,
-    };
-    if jwk
-        .get("alg")
-        .is_some_and(|a| a.as_str() != Some(alg.as_str()))
-    {
-        return None;
-    }
-    // Round-trip through our own rendering: rejects malformed points/sizes.
-    required_members(alg, &public)?;
-    Some((text("kid")?.to_owned(), alg, public))
+    latchkey_wire::jwk::thumbprint(alg, public_key)
+        .ok_or_else(|| AuthError::Internal(format!("malformed {alg} public key")))
 }
 
 /// What the ring knows of each published key, without key material.
@@ -408,6 +301,8 @@ impl KeyRing {
 mod tests {
     use super::*;
     use crate::access_token::{verify, AccessClaims, Audience, Expectations};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
 
     fn sealer() -> KeySealer {
         KeySealer::new(&ServerSecret::generate().expect("rng")).expect("sealer")

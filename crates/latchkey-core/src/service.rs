@@ -58,7 +58,6 @@ mod tokens;
 mod upkeep;
 
 pub use feed::FEED_PAGE_LIMIT;
-pub use tokens::NO_USER;
 
 /// Token and session rules, all configurable.
 #[derive(Debug, Clone)]
@@ -168,14 +167,8 @@ pub struct Origin {
     pub network: Option<String>,
 }
 
-/// Which sessions `sign_out` ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SignOutScope {
-    #[default]
-    Current,
-    Others,
-    All,
-}
+/// Which sessions `sign_out` ends: the request body's own enum.
+pub use latchkey_wire::body::SignOutScope;
 
 /// A live session as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@ pub use crate::audit::{AuditEvent, AuditQuery};
 use crate::client::Client;
 use crate::clock::UnixTime;
 use crate::model::{Session, StoredKey, User};
+pub use crate::revocation::{Revocation, RevocationKind};
 pub use crate::throttle::{Admission, ThrottleEntry, ThrottleRule};
 
 #[derive(Debug, Clone, Error)]
@@ -21,40 +22,6 @@ pub enum StoreError {
     /// Anything else the backend reported; for logs, never for clients.
     #[error("store error: {0}")]
     Backend(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevocationKind {
-    /// Every access token of a session (`sid` claim).
-    Session,
-    /// One access token (`jti` claim).
-    Token,
-}
-
-impl RevocationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationKind::Session => "sid",
-            RevocationKind::Token => "jti",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sid" => Some(RevocationKind::Session),
-            "jti" => Some(RevocationKind::Token),
-            _ => None,
-        }
-    }
-}
-
-/// An entry of the revocation set; it is kept only until `expires_at`, when
-/// every access token it could affect has expired anyway.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revocation {
-    pub kind: RevocationKind,
-    pub id: String,
-    pub expires_at: UnixTime,
 }
 
 /// Where a read of the revocation feed starts.

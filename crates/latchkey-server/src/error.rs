@@ -6,6 +6,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::AuthError;
+use latchkey_wire::authorization::BearerError;
+use latchkey_wire::form::FormError;
+use latchkey_wire::TokenError;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,10 @@ pub enum ApiError {
     /// the status codes (e.g. `invalid_grant` is 400 there).
     #[error(transparent)]
     OAuth(AuthError),
+    /// No bearer token was presented at all (RFC 6750 §3.1: answered
+    /// without an error code in the challenge).
+    #[error("missing bearer token")]
+    MissingToken,
     /// The request itself is malformed (bad JSON, wrong types, bad header).
     #[error("{0}")]
     BadRequest(String),
@@ -78,22 +85,16 @@ fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<Str
         AuthError::InvalidScope => (bad, "invalid_scope", None),
         AuthError::InvalidTarget => (bad, "invalid_target", None),
         AuthError::InvalidToken(reason) => {
-            tracing::debug!(reason, "bearer token rejected");
+            tracing::debug!(%reason, "bearer token rejected");
             (
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
                 Some(format!(
                     r#"{BEARER_REALM}, error="invalid_token", error_description="{}""#,
-                    token_description(reason)
+                    token_description(*reason)
                 )),
             )
         }
-        // RFC 6750 §3.1: no error code when no credentials were sent.
-        AuthError::MissingToken => (
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            Some(BEARER_REALM.to_owned()),
-        ),
         // Throttled sign-in: the same answer whether or not the account
         // exists, and the password was not checked.
         AuthError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, SLOW_DOWN, None),
@@ -114,6 +115,12 @@ impl IntoResponse for ApiError {
         let (status, code, challenge) = match &self {
             ApiError::Auth(e) => classify(e, false),
             ApiError::OAuth(e) => classify(e, true),
+            // RFC 6750 §3.1: no error code when no credentials were sent.
+            ApiError::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                Some(BEARER_REALM.to_owned()),
+            ),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", None),
             ApiError::UnsupportedGrantType => {
                 (StatusCode::BAD_REQUEST, "unsupported_grant_type", None)
@@ -143,7 +150,7 @@ impl IntoResponse for ApiError {
         let description = match &self {
             ApiError::Auth(AuthError::InvalidToken(reason))
             | ApiError::OAuth(AuthError::InvalidToken(reason)) => {
-                token_description(reason).to_owned()
+                token_description(*reason).to_owned()
             }
             ApiError::Auth(AuthError::Internal(_)) | ApiError::OAuth(AuthError::Internal(_)) => {
                 "internal error".to_owned()
@@ -174,14 +181,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Expired is worth telling apart (the client should refresh); every other
-/// failure gets one message so forgeries learn nothing.
-fn token_description(reason: &str) -> &'static str {
-    if reason == latchkey_core::access_token::TokenError::Expired.reason() {
-        "the access token expired"
-    } else if reason == latchkey_core::service::NO_USER {
-        "the access token has no user (a client's own token)"
-    } else {
-        "the access token is invalid or revoked"
+/// Expired is worth telling apart (the client should refresh), and so is a
+/// client's own token on a user endpoint; every other failure gets one
+/// message so forgeries learn nothing.
+fn token_description(reason: TokenError) -> &'static str {
+    match reason {
+        TokenError::Expired => "the access token expired",
+        TokenError::NoUser => "the access token has no user (a client's own token)",
+        _ => "the access token is invalid or revoked",
+    }
+}
+
+impl From<BearerError> for ApiError {
+    fn from(e: BearerError) -> Self {
+        match e {
+            BearerError::Missing => ApiError::MissingToken,
+            BearerError::Malformed => AuthError::InvalidToken(TokenError::Malformed).into(),
+        }
+    }
+}
+
+impl From<FormError> for ApiError {
+    fn from(e: FormError) -> Self {
+        ApiError::BadRequest(e.to_string())
     }
 }

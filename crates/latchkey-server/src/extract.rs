@@ -2,15 +2,18 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use latchkey_core::access_token::AccessClaims;
 use latchkey_core::service::Origin;
-use latchkey_core::AuthError;
+use latchkey_wire::authorization::bearer_token;
+use latchkey_wire::body::{nesting_exceeds, MAX_JSON_DEPTH};
 use serde::de::DeserializeOwned;
 
 use crate::client_address::{ClientAddress, ClientNetwork};
 use crate::error::ApiError;
+use crate::routes::AuthState;
 
 /// A JSON body; malformed JSON, wrong types, missing fields, wrong content
 /// type and oversized bodies each get a precise 4xx.
@@ -39,9 +42,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// No request body of ours nests more than a couple of levels.
-const MAX_JSON_DEPTH: usize = 32;
-
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
     media_type(headers).is_some_and(|m| {
         m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
@@ -66,35 +66,6 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
             ApiError::BadRequest("request body could not be read".into())
         }
     })
-}
-
-/// Whether arrays and objects nest deeper than `max` anywhere in `json`
-/// (brackets inside strings do not count). Linear, allocation-free.
-fn nesting_exceeds(json: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in json {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 /// Like [`JsonBody`], but an empty body means `T::default()`: for requests
@@ -145,32 +116,22 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// The bearer access token of the `Authorization` header (RFC 6750 §2.1),
-/// unverified. Tokens in query strings or bodies are not accepted.
-pub struct BearerToken(pub String);
+/// The caller of a `/v1` endpoint: the claims of the request's bearer token
+/// (RFC 6750 §2.1; never from a query string or body), verified for
+/// signature, time, issuer, our audience and revocation before the handler
+/// runs or its body is read.
+pub struct Caller(pub AccessClaims);
 
-impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+impl<S> FromRequestParts<S> for Caller
+where
+    AuthState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return Err(AuthError::MissingToken.into());
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| AuthError::InvalidToken("non-ASCII authorization header"))?;
-        let (scheme, token) = value
-            .split_once(' ')
-            .ok_or(AuthError::InvalidToken("malformed authorization header"))?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::MissingToken.into());
-        }
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(AuthError::InvalidToken("empty bearer token").into());
-        }
-        Ok(BearerToken(token.to_owned()))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)?;
+        Ok(Caller(AuthState::from_ref(state).authenticate(token)?))
     }
 }
 
@@ -204,18 +165,5 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             ip,
             network,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nesting_exceeds;
-
-    #[test]
-    fn nesting_is_measured_outside_strings() {
-        assert!(!nesting_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
-        assert!(nesting_exceeds(br#"{"a":[1,{"b":[2]}]}"#, 3));
-        assert!(!nesting_exceeds(br#"{"a":"[[[[[[[[\"[[[["}"#, 1));
-        assert!(nesting_exceeds("[".repeat(10_000).as_bytes(), 32));
     }
 }

@@ -11,7 +11,9 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::access_token::AccessClaims;
+use latchkey_wire::authorization::{self, BearerError};
+use latchkey_wire::jws::AccessClaims;
+use latchkey_wire::TokenError;
 use tower::{Layer, Service};
 
 use crate::{Verifier, VerifyError};
@@ -50,26 +52,14 @@ where
     }
 }
 
-/// The token of the single `Authorization: Bearer` header (RFC 6750 §2.1);
+/// The token of the single `Authorization: Bearer` header, by the rule the
+/// issuer applies too ([`latchkey_wire::authorization::bearer_token`]);
 /// query strings and bodies are never searched.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        // None, or several: refusing to pick one avoids a confused deputy.
-        return Err(VerifyError::MissingToken);
-    };
-    let value = value.to_str().map_err(|_| VerifyError::Malformed)?;
-    let Some((scheme, token)) = value.split_once(' ') else {
-        return Err(VerifyError::MissingToken);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(VerifyError::MissingToken);
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(VerifyError::Malformed);
-    }
-    Ok(token)
+    authorization::bearer_token(headers).map_err(|e| match e {
+        BearerError::Missing => VerifyError::MissingToken,
+        BearerError::Malformed => TokenError::Malformed.into(),
+    })
 }
 
 #[derive(serde::Serialize)]

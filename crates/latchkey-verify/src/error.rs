@@ -1,34 +1,17 @@
 //! Why a token was refused, or why the verifier could not be set up.
 
-use latchkey_core::access_token::TokenError;
+pub use latchkey_wire::TokenError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum VerifyError {
-    // One variant per `TokenError`, so callers match on a single enum.
-    #[error("malformed token")]
-    Malformed,
-    #[error("unsupported token header")]
-    UnsupportedHeader,
-    /// The token names a `kid` the cached JWKS does not hold (yet).
-    #[error("unknown signing key")]
-    UnknownKey,
-    #[error("bad signature")]
-    BadSignature,
-    #[error("invalid claims")]
-    InvalidClaims,
-    #[error("token expired")]
-    Expired,
-    #[error("token not yet valid")]
-    NotYetValid,
-    #[error("wrong issuer")]
-    WrongIssuer,
-    #[error("wrong audience")]
-    WrongAudience,
+    /// The presented token itself was refused, for the same typed reason
+    /// the issuer uses ([`TokenError::Revoked`] when its `sid` or `jti` is
+    /// in the revocation set; [`TokenError::UnknownKey`] when its `kid` is
+    /// not in the cached JWKS, yet).
+    #[error(transparent)]
+    Token(#[from] TokenError),
 
-    /// The token's `sid` or `jti` is in the revocation set.
-    #[error("token revoked")]
-    Revoked,
     /// The revocation data is older than `max_staleness` (or, in
     /// fail-closed mode, the feed is failing): we cannot tell whether the
     /// token was revoked, so we refuse it until the feed answers again.
@@ -51,34 +34,18 @@ pub enum VerifyError {
     Config(String),
 }
 
-impl From<TokenError> for VerifyError {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::Malformed => VerifyError::Malformed,
-            TokenError::UnsupportedHeader => VerifyError::UnsupportedHeader,
-            TokenError::UnknownKey => VerifyError::UnknownKey,
-            TokenError::BadSignature => VerifyError::BadSignature,
-            TokenError::InvalidClaims => VerifyError::InvalidClaims,
-            TokenError::Expired => VerifyError::Expired,
-            TokenError::NotYetValid => VerifyError::NotYetValid,
-            TokenError::WrongIssuer => VerifyError::WrongIssuer,
-            TokenError::WrongAudience => VerifyError::WrongAudience,
-        }
-    }
-}
-
 impl VerifyError {
     /// Whether the presented token itself was refused (the client should get
     /// a new one), as opposed to the verifier being unable to decide.
     pub fn is_token_error(&self) -> bool {
-        !matches!(
-            self,
-            VerifyError::FeedStale
-                | VerifyError::MissingToken
-                | VerifyError::Discovery(_)
-                | VerifyError::Feed(_)
-                | VerifyError::Http(_)
-                | VerifyError::Config(_)
-        )
+        matches!(self, VerifyError::Token(_))
+    }
+
+    /// The reason the token was refused, if it was.
+    pub fn token_error(&self) -> Option<TokenError> {
+        match self {
+            VerifyError::Token(reason) => Some(*reason),
+            _ => None,
+        }
     }
 }

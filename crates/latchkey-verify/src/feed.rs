@@ -1,46 +1,25 @@
 //! The revocation feed follower.
 //!
-//! Protocol (`GET {issuer}/v1/revocations`, with the client credentials as
-//! HTTP Basic when set): without `after`, a snapshot of every live entry in
-//! pages, each but the last naming the `next` one (`?page=<next>`), the
-//! last one's cursor being where to follow from; with
-//! `after=<cursor>&wait=<s>`, the entries after the cursor, long-polled up
-//! to `wait` seconds; 410 `cursor_expired` means the history we would need
-//! is gone, so we start over from a snapshot that *replaces* the set (a
+//! The protocol is [`latchkey_wire::feed`]'s (`GET {issuer}/v1/revocations`,
+//! here with the client credentials as HTTP Basic when set). On 410
+//! `cursor_expired` we start over from a snapshot that *replaces* the set (a
 //! merge would keep entries the server has since dropped, and miss nothing
 //! it still has).
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
-use latchkey_core::revocation::RevocationSet;
-use latchkey_core::store::{Revocation, RevocationKind};
+use latchkey_wire::feed::{FeedEntry, FeedQuery, FeedResponse};
+use latchkey_wire::revocation::{Revocation, RevocationSet};
 use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
-use serde::Deserialize;
 
-use crate::verifier::Shared;
+use crate::shared::Shared;
 use crate::VerifyError;
 
 /// Most pages one snapshot may take (a million entries at the issuer's
 /// page size), so a misbehaving issuer cannot keep us paging for ever.
 const MAX_SNAPSHOT_PAGES: usize = 1_000;
-
-#[derive(Deserialize)]
-struct Page {
-    entries: Vec<Entry>,
-    cursor: String,
-    /// On a snapshot page with more after it: the `page` to ask for next.
-    #[serde(default)]
-    next: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    kind: String,
-    id: String,
-    expires_at: i64,
-}
 
 /// Which feed request to make.
 enum Read<'a> {
@@ -51,7 +30,7 @@ enum Read<'a> {
 }
 
 enum Poll {
-    Page(Page),
+    Page(FeedResponse),
     CursorExpired,
 }
 
@@ -65,18 +44,24 @@ async fn poll(shared: &Shared, read: Read<'_>) -> Result<Poll, VerifyError> {
     if let Some(authorization) = &shared.feed_authorization {
         request = request.header(AUTHORIZATION, authorization.clone());
     }
-    let timeout = match read {
-        Read::After(after) => {
-            let wait = opts.feed_wait.as_secs().to_string();
-            request = request.query(&[("after", after), ("wait", wait.as_str())]);
-            opts.feed_wait + opts.http_timeout
-        }
-        Read::Snapshot(Some(page)) => {
-            request = request.query(&[("page", page)]);
-            opts.http_timeout
-        }
-        Read::Snapshot(None) => opts.http_timeout,
+    let (query, timeout) = match read {
+        Read::After(after) => (
+            FeedQuery {
+                after: Some(after.to_owned()),
+                wait: Some(opts.feed_wait.as_secs()),
+                ..FeedQuery::default()
+            },
+            opts.feed_wait + opts.http_timeout,
+        ),
+        Read::Snapshot(page) => (
+            FeedQuery {
+                page: page.map(str::to_owned),
+                ..FeedQuery::default()
+            },
+            opts.http_timeout,
+        ),
     };
+    request = request.query(&query);
     let response = request.timeout(timeout).send().await?;
     match response.status() {
         StatusCode::OK => Ok(Poll::Page(response.json().await?)),
@@ -90,18 +75,15 @@ async fn poll(shared: &Shared, read: Read<'_>) -> Result<Poll, VerifyError> {
     }
 }
 
-fn entries(raw: Vec<Entry>) -> impl Iterator<Item = Revocation> {
+fn entries(raw: Vec<FeedEntry>) -> impl Iterator<Item = Revocation> {
     raw.into_iter().filter_map(|e| {
-        let Some(kind) = RevocationKind::parse(&e.kind) else {
+        let kind = e.kind.clone();
+        let entry = e.revocation();
+        if entry.is_none() {
             // A kind added to the protocol later must not stop the feed.
-            tracing::debug!(kind = %e.kind, "ignoring revocation entry of unknown kind");
-            return None;
-        };
-        Some(Revocation {
-            kind,
-            id: e.id,
-            expires_at: e.expires_at,
-        })
+            tracing::debug!(%kind, "ignoring revocation entry of unknown kind");
+        }
+        entry
     })
 }
 
@@ -145,7 +127,7 @@ fn apply_snapshot(shared: &Shared, set: RevocationSet) {
     shared.mark_feed_ok();
 }
 
-fn apply_tail(shared: &Shared, page: Page) -> String {
+fn apply_tail(shared: &Shared, page: FeedResponse) -> String {
     let set = shared.revocations();
     for entry in entries(page.entries) {
         set.insert(&entry);

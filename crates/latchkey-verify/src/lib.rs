@@ -3,9 +3,9 @@
 //!
 //! This crate owns the *client side* of token verification:
 //! - fetching the issuer's JWKS (`{issuer}/.well-known/jwks.json`), caching
-//!   the signing keys by `kid` (Ed25519 and whatever other algorithms core
-//!   supports), refetching on an unknown `kid` (rate-limited)
-//!   and on a timer, so rotated-in keys are picked up and removed keys stop
+//!   the signing keys by `kid` (Ed25519 and whatever other algorithms the
+//!   wire crate supports), refetching on an unknown `kid` (rate-limited) and
+//!   on a timer, so rotated-in keys are picked up and removed keys stop
 //!   verifying;
 //! - following the revocation feed (`{issuer}/v1/revocations`, as a
 //!   confidential client: [`Options::client_credentials`]) in a background
@@ -15,10 +15,12 @@
 //!   [`Options::max_staleness`] (default 60 s);
 //! - the axum [`Claims`] extractor and the tower [`RequireBearer`] layer.
 //!
-//! The signature and claims rules themselves (RFC 8725 strictness, `typ`,
-//! `crit`, time checks, issuer and audience) are
-//! [`latchkey_core::access_token::verify`]'s; this crate only supplies the
-//! keys and the revocation state around it. Nothing server-side lives here.
+//! The formats and rules themselves (the JWS and JWK formats, RFC 8725
+//! strictness, `typ`, `crit`, time checks, issuer and audience, the feed
+//! protocol, the Bearer rule) are [`latchkey_wire`]'s, which the issuer
+//! uses too; this crate only supplies the keys and the revocation state
+//! around them. Nothing server-side lives here (no dependency on
+//! `latchkey-core`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), latchkey_verify::VerifyError> {
@@ -33,13 +35,14 @@
 mod bearer;
 mod error;
 mod feed;
-mod jwks;
 mod options;
+mod shared;
 mod verifier;
 
 pub use bearer::{bearer_token, Claims, RequireBearer, RequireBearerService};
-pub use error::VerifyError;
-pub use latchkey_core::access_token::{AccessClaims, Audience};
-pub use latchkey_core::store::{Revocation, RevocationKind};
+pub use error::{TokenError, VerifyError};
+pub use latchkey_wire::clock::{Clock, ManualClock, SystemClock};
+pub use latchkey_wire::jws::{AccessClaims, Audience};
+pub use latchkey_wire::revocation::{Revocation, RevocationKind};
 pub use options::{FailMode, Options, MAX_FEED_WAIT};
 pub use verifier::Verifier;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use latchkey_core::clock::{Clock, SystemClock};
+use latchkey_wire::authorization::BasicCredentials;
+use latchkey_wire::clock::{Clock, SystemClock};
+pub use latchkey_wire::feed::MAX_FEED_WAIT;
 use reqwest::header::HeaderValue;
 
 /// What `verify` does while the revocation feed cannot be reached but the
@@ -24,9 +24,6 @@ pub enum FailMode {
     /// until the first snapshot is loaded).
     Closed,
 }
-
-/// Longest long-poll the feed protocol allows.
-pub const MAX_FEED_WAIT: Duration = Duration::from_secs(30);
 
 /// Options of a [`crate::Verifier`]; `Options::default()` is what
 /// [`crate::Verifier::new`] uses.
@@ -206,17 +203,14 @@ impl Options {
         self
     }
 
-    /// The `Authorization` value of feed requests, if credentials are set:
-    /// both halves form-urlencoded, then base64 (RFC 6749 §2.3.1).
+    /// The `Authorization` value of feed requests, if credentials are set
+    /// (HTTP Basic, RFC 6749 §2.3.1).
     pub(crate) fn feed_authorization(&self) -> Result<Option<HeaderValue>, crate::VerifyError> {
         let Some(c) = &self.client_credentials else {
             return Ok(None);
         };
-        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = STANDARD.encode(format!("{}:{}", encode(&c.id), encode(&c.secret)));
-        let mut value = HeaderValue::try_from(format!("Basic {basic}"))
-            .map_err(|_| crate::VerifyError::Config("client credentials".into()))?;
-        value.set_sensitive(true);
+        let value = BasicCredentials::header_value(&c.id, &c.secret)
+            .ok_or_else(|| crate::VerifyError::Config("client credentials".into()))?;
         Ok(Some(value))
     }
 

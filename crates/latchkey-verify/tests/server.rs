@@ -12,7 +12,7 @@ use latchkey_core::client::{generate_secret, Client, ClientKind};
 use latchkey_core::clock::SystemClock;
 use latchkey_core::password::Argon2Cost;
 use latchkey_server::{RunningServer, Settings};
-use latchkey_verify::{FailMode, Options, Verifier, VerifyError};
+use latchkey_verify::{FailMode, Options, TokenError, Verifier, VerifyError};
 use serde_json::{json, Value};
 
 const ISSUER: &str = "http://latchkey.test";
@@ -112,7 +112,7 @@ async fn follows_the_real_server() {
     assert!(
         wait_until(Duration::from_secs(5), || matches!(
             verifier.verify(access),
-            Err(VerifyError::Revoked)
+            Err(VerifyError::Token(TokenError::Revoked))
         ))
         .await,
         "cancelled token still accepted"
@@ -133,7 +133,7 @@ async fn follows_the_real_server() {
     assert!(
         wait_until(Duration::from_secs(5), || matches!(
             verifier.verify(access),
-            Err(VerifyError::Revoked)
+            Err(VerifyError::Token(TokenError::Revoked))
         ))
         .await,
         "token of an ended session still accepted"
@@ -200,7 +200,10 @@ async fn sign_out_reaches_the_verifier_within_two_seconds() {
         // Poll every millisecond: the measurement's own resolution.
         let mut rejected = false;
         while acknowledged.elapsed() < Duration::from_secs(5) {
-            if matches!(verifier.verify(access), Err(VerifyError::Revoked)) {
+            if matches!(
+                verifier.verify(access),
+                Err(VerifyError::Token(TokenError::Revoked))
+            ) {
                 rejected = true;
                 break;
             }
@@ -334,7 +337,7 @@ async fn stale_revocation_data_fails_closed_until_the_feed_is_back() {
     assert!(
         wait_until(Duration::from_secs(5), || matches!(
             verifier.verify(ended),
-            Err(VerifyError::Revoked)
+            Err(VerifyError::Token(TokenError::Revoked))
         ))
         .await,
         "a sign-out after the restart did not reach the verifier"

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{key, now, token, wait_until, FeedMode, Issuer, AUDIENCE};
 use latchkey_core::clock::ManualClock;
-use latchkey_verify::{FailMode, Options, Verifier, VerifyError};
+use latchkey_verify::{FailMode, Options, TokenError, Verifier, VerifyError};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -39,20 +39,32 @@ async fn verifies_tokens_of_the_discovered_jwks() {
     let other = Verifier::with_options(&issuer.base, "other-api", fast().follow_feed(false))
         .await
         .expect("verifier");
-    assert!(matches!(other.verify(&t), Err(VerifyError::WrongAudience)));
+    assert!(matches!(
+        other.verify(&t),
+        Err(VerifyError::Token(TokenError::WrongAudience))
+    ));
     let wrong_iss = k1.sign(&common::claims("http://elsewhere", now(), "s", "j"));
     assert!(matches!(
         v.verify(&wrong_iss),
-        Err(VerifyError::WrongIssuer)
+        Err(VerifyError::Token(TokenError::WrongIssuer))
     ));
 
     // A key with the published kid but another secret.
     let impostor = key("k1");
     let forged = token(&impostor, &issuer.base, "s1", "j1");
-    assert!(matches!(v.verify(&forged), Err(VerifyError::BadSignature)));
-    assert!(matches!(v.verify("not.a.jwt"), Err(VerifyError::Malformed)));
+    assert!(matches!(
+        v.verify(&forged),
+        Err(VerifyError::Token(TokenError::BadSignature))
+    ));
+    assert!(matches!(
+        v.verify("not.a.jwt"),
+        Err(VerifyError::Token(TokenError::Malformed))
+    ));
     let expired = k1.sign(&common::claims(&issuer.base, now() - 3600, "s1", "j1"));
-    assert!(matches!(v.verify(&expired), Err(VerifyError::Expired)));
+    assert!(matches!(
+        v.verify(&expired),
+        Err(VerifyError::Token(TokenError::Expired))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +110,10 @@ async fn unknown_kid_refetch_picks_up_a_rotated_in_key() {
     let k3 = key("k3");
     issuer.publish(&[&k1, &k2, &k3]);
     let t3 = token(&k3, &issuer.base, "s", "j3");
-    assert!(matches!(sync.verify(&t3), Err(VerifyError::UnknownKey)));
+    assert!(matches!(
+        sync.verify(&t3),
+        Err(VerifyError::Token(TokenError::UnknownKey))
+    ));
     assert!(wait_until(5 * SECOND, || sync.verify(&t3).is_ok()).await);
 }
 
@@ -121,8 +136,8 @@ async fn refetch_rate_limit_holds_under_a_flood_of_bogus_kids() {
         tasks.spawn(async move {
             let sync = v.verify(&bogus);
             let r#async = v.verify_async(&bogus).await;
-            matches!(sync, Err(VerifyError::UnknownKey))
-                && matches!(r#async, Err(VerifyError::UnknownKey))
+            matches!(sync, Err(VerifyError::Token(TokenError::UnknownKey)))
+                && matches!(r#async, Err(VerifyError::Token(TokenError::UnknownKey)))
         });
     }
     while let Some(ok) = tasks.join_next().await {
@@ -161,7 +176,7 @@ async fn a_key_removed_from_jwks_stops_verifying_after_refetch() {
     assert!(
         wait_until(5 * SECOND, || matches!(
             v.verify(&t1),
-            Err(VerifyError::UnknownKey)
+            Err(VerifyError::Token(TokenError::UnknownKey))
         ))
         .await
     );
@@ -175,7 +190,10 @@ async fn a_key_removed_from_jwks_stops_verifying_after_refetch() {
     assert!(fixed.verify(&t2).is_ok());
     issuer.publish(&[&k1]);
     fixed.refresh_keys().await.expect("refresh");
-    assert!(matches!(fixed.verify(&t2), Err(VerifyError::UnknownKey)));
+    assert!(matches!(
+        fixed.verify(&t2),
+        Err(VerifyError::Token(TokenError::UnknownKey))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +209,10 @@ async fn revocations_arrive_by_snapshot_and_tail() {
     // The snapshot was taken before `new` returned; the expired entry was
     // dropped on arrival.
     let ended = token(&k1, &issuer.base, "ended-before-start", "j0");
-    assert!(matches!(v.verify(&ended), Err(VerifyError::Revoked)));
+    assert!(matches!(
+        v.verify(&ended),
+        Err(VerifyError::Token(TokenError::Revoked))
+    ));
     assert_eq!(v.revocation_count(), 1);
     assert!(v.feed_last_success().is_some());
 
@@ -205,7 +226,7 @@ async fn revocations_arrive_by_snapshot_and_tail() {
     assert!(
         wait_until(3 * SECOND, || matches!(
             v.verify(&live_sid),
-            Err(VerifyError::Revoked)
+            Err(VerifyError::Token(TokenError::Revoked))
         ))
         .await
     );
@@ -213,7 +234,7 @@ async fn revocations_arrive_by_snapshot_and_tail() {
     assert!(
         wait_until(3 * SECOND, || matches!(
             v.verify(&live_jti),
-            Err(VerifyError::Revoked)
+            Err(VerifyError::Token(TokenError::Revoked))
         ))
         .await
     );
@@ -232,7 +253,7 @@ async fn revocations_arrive_by_snapshot_and_tail() {
     assert!(
         wait_until(3 * SECOND, || matches!(
             v.verify(&after),
-            Err(VerifyError::Revoked)
+            Err(VerifyError::Token(TokenError::Revoked))
         ))
         .await
     );
@@ -250,8 +271,14 @@ async fn expired_cursor_starts_over_from_a_snapshot_that_replaces_the_set() {
     let a = token(&k1, &issuer.base, "old-a", "x");
     let b = token(&k1, &issuer.base, "s", "old-b");
     let c = token(&k1, &issuer.base, "new-c", "y");
-    assert!(matches!(v.verify(&a), Err(VerifyError::Revoked)));
-    assert!(matches!(v.verify(&b), Err(VerifyError::Revoked)));
+    assert!(matches!(
+        v.verify(&a),
+        Err(VerifyError::Token(TokenError::Revoked))
+    ));
+    assert!(matches!(
+        v.verify(&b),
+        Err(VerifyError::Token(TokenError::Revoked))
+    ));
     assert!(v.verify(&c).is_ok());
 
     // The server forgets its history (and, here, the old entries): the
@@ -260,7 +287,7 @@ async fn expired_cursor_starts_over_from_a_snapshot_that_replaces_the_set() {
     assert!(
         wait_until(3 * SECOND, || matches!(
             v.verify(&c),
-            Err(VerifyError::Revoked)
+            Err(VerifyError::Token(TokenError::Revoked))
         ))
         .await
     );
@@ -289,7 +316,7 @@ async fn revocation_entries_expire() {
     assert!(
         wait_until(3 * SECOND, || matches!(
             v.verify(&t),
-            Err(VerifyError::Revoked)
+            Err(VerifyError::Token(TokenError::Revoked))
         ))
         .await
     );
@@ -299,7 +326,10 @@ async fn revocation_entries_expire() {
     clock.advance(103);
     issuer.revoke("jti", "nudge-1", start + 600);
     assert!(wait_until(3 * SECOND, || v.revocation_count() == 2).await);
-    assert!(matches!(v.verify(&t), Err(VerifyError::Revoked)));
+    assert!(matches!(
+        v.verify(&t),
+        Err(VerifyError::Token(TokenError::Revoked))
+    ));
 
     // Past expiry + leeway: the next poll drops it.
     clock.advance(10);
@@ -343,7 +373,10 @@ async fn fail_open_accepts_until_max_staleness_then_refuses() {
         expires_at: now() + 600,
     });
     let gone = token(&k1, &issuer.base, "s", "gone");
-    assert!(matches!(v.verify(&gone), Err(VerifyError::Revoked)));
+    assert!(matches!(
+        v.verify(&gone),
+        Err(VerifyError::Token(TokenError::Revoked))
+    ));
 
     issuer.set_feed(FeedMode::Up);
     assert!(wait_until(5 * SECOND, || !v.feed_is_stale() && v.verify(&t).is_ok()).await);
@@ -402,7 +435,7 @@ async fn feed_down_at_start_up_is_retried() {
         assert!(
             wait_until(3 * SECOND, || matches!(
                 v.verify(&t),
-                Err(VerifyError::Revoked)
+                Err(VerifyError::Token(TokenError::Revoked))
             ))
             .await
         );
@@ -426,7 +459,10 @@ async fn paginated_snapshot_is_read_to_the_end() {
     assert_eq!(issuer.snapshots.load(Ordering::SeqCst), 4, "four pages");
     for i in 0..7 {
         let t = token(&k1, &issuer.base, &format!("s{i}"), "j");
-        assert!(matches!(v.verify(&t), Err(VerifyError::Revoked)), "s{i}");
+        assert!(
+            matches!(v.verify(&t), Err(VerifyError::Token(TokenError::Revoked))),
+            "s{i}"
+        );
     }
     issuer.revoke("sid", "s7", now() + 600);
     assert!(wait_until(3 * SECOND, || v.revocation_count() == 8).await);
@@ -446,7 +482,10 @@ fn from_jwks_needs_no_network_or_runtime() {
     assert!(v.verify(&t).is_ok());
     // No issuer to ask: unknown kids are refused, with nothing scheduled.
     let other = token(&key("k2"), "http://issuer", "s", "j");
-    assert!(matches!(v.verify(&other), Err(VerifyError::UnknownKey)));
+    assert!(matches!(
+        v.verify(&other),
+        Err(VerifyError::Token(TokenError::UnknownKey))
+    ));
     assert!(!v.feed_is_stale());
     assert!(Verifier::from_jwks("{}", "http://issuer", AUDIENCE, Options::default()).is_err());
 }
@@ -480,7 +519,10 @@ fn tokens_without_a_session_are_checked_by_jti_alone() {
         id: "cc-1".into(),
         expires_at: now() + 600,
     });
-    assert!(matches!(v.verify(&t), Err(VerifyError::Revoked)));
+    assert!(matches!(
+        v.verify(&t),
+        Err(VerifyError::Token(TokenError::Revoked))
+    ));
 }
 
 #[test]

@@ -5,6 +5,7 @@ use uuid::Uuid;
 use super::tokens::{session_of, subject};
 use super::{Authority, Origin};
 use crate::access_token::AccessClaims;
+use crate::access_token::TokenError;
 use crate::audit::{AuditKind, Outcome};
 use crate::model::User;
 use crate::password::{Password, PasswordCheck};
@@ -56,7 +57,7 @@ impl Authority {
         self.store
             .user_by_id(user_id)
             .await?
-            .ok_or(AuthError::InvalidToken("unknown subject"))
+            .ok_or(AuthError::InvalidToken(TokenError::UnknownSubject))
     }
 
     /// Changes the password and ends every session but the caller's. The

@@ -4,14 +4,11 @@
 use uuid::Uuid;
 
 use super::{Authority, TokenResponse};
-use crate::access_token::{self, AccessClaims, Audience};
+use crate::access_token::{self, AccessClaims, Audience, TokenError};
 use crate::client::Client;
 use crate::clock::UnixTime;
 use crate::model::{Session, User};
 use crate::AuthError;
-
-/// Why the `/v1` user endpoints refuse a token that has no user.
-pub const NO_USER: &str = "token has no user";
 
 /// Whom an access token speaks for.
 pub(super) enum Holder<'a> {
@@ -27,13 +24,13 @@ impl Authority {
     pub fn authenticate(&self, bearer: &str) -> Result<AccessClaims, AuthError> {
         let claims = self.verify_access_token(bearer)?;
         if !claims.aud.contains(&self.policy.audience) {
-            return Err(AuthError::InvalidToken("wrong audience"));
+            return Err(AuthError::InvalidToken(TokenError::WrongAudience));
         }
         if self
             .revocations
             .is_revoked(claims.sid.as_deref(), &claims.jti)
         {
-            return Err(AuthError::InvalidToken("token revoked"));
+            return Err(AuthError::InvalidToken(TokenError::Revoked));
         }
         Ok(claims)
     }
@@ -42,7 +39,7 @@ impl Authority {
     pub(super) fn verify_access_token(&self, token: &str) -> Result<AccessClaims, AuthError> {
         let ring = self.key_ring();
         access_token::verify(token, &ring.verifying, &self.expectations, self.clock.now())
-            .map_err(|e| AuthError::InvalidToken(e.reason()))
+            .map_err(AuthError::InvalidToken)
     }
 
     /// An access token for the session's user and the refresh token with
@@ -117,9 +114,9 @@ impl Authority {
 /// session, `sub` = `client:<id>`) has none, whatever its client is called.
 pub(super) fn subject(claims: &AccessClaims) -> Result<Uuid, AuthError> {
     if claims.sid.is_none() {
-        return Err(AuthError::InvalidToken(NO_USER));
+        return Err(AuthError::InvalidToken(TokenError::NoUser));
     }
-    Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken(NO_USER))
+    Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken(TokenError::NoUser))
 }
 
 /// The caller's session; only a user's token has one, so client-credentials
@@ -130,5 +127,5 @@ pub(super) fn session_of(claims: &AccessClaims) -> Result<Uuid, AuthError> {
         .sid
         .as_deref()
         .and_then(|sid| Uuid::parse_str(sid).ok())
-        .ok_or(AuthError::InvalidToken("token has no session"))
+        .ok_or(AuthError::InvalidToken(TokenError::NoSession))
 }

@@ -1,6 +1,6 @@
 //! Accounts: sign-up, the caller's account, password change.
 
-use latchkey_core::service::NO_USER;
+use latchkey_core::access_token::TokenError;
 
 use crate::*;
 
@@ -97,7 +97,7 @@ async fn the_callers_account_is_the_tokens_user_and_a_client_token_has_none() {
     let claims = w.claims(&own);
     assert_eq!(claims.sub, "client:reports");
     let refused = w.authority.user(&claims).await;
-    assert!(matches!(refused, Err(AuthError::InvalidToken(r)) if r == NO_USER));
+    assert!(matches!(refused, Err(AuthError::InvalidToken(r)) if r == TokenError::NoUser));
 }
 
 #[tokio::test]
@@ -118,7 +118,7 @@ async fn a_password_change_ends_every_other_session_and_keeps_the_callers() {
     assert_eq!(w.session(&here).await.revoked_at, None);
     assert!(refused_for(
         w.authority.authenticate(&there.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
     w.claims(&here);
     assert!(matches!(
@@ -195,7 +195,7 @@ async fn guessing_the_current_password_past_the_allowance_ends_the_session() {
     assert_eq!(ended.revoke_reason.as_deref(), Some("password_attempts"));
     assert!(refused_for(
         w.authority.authenticate(&stolen.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
     let lockouts = w.audited(AuditKind::Lockout).await;
     assert_eq!(lockouts.len(), 1);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use latchkey_core::access_token::AccessClaims;
+use latchkey_core::access_token::{AccessClaims, TokenError};
 use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::client::{generate_secret, Client, ClientKind};
 use latchkey_core::clock::{Clock as _, ManualClock, UnixTime};
@@ -268,7 +268,7 @@ fn sid_of(token: &str) -> Uuid {
 }
 
 /// Whether the error is an access-token refusal for `reason`.
-fn refused_for(result: Result<AccessClaims, AuthError>, reason: &str) -> bool {
+fn refused_for(result: Result<AccessClaims, AuthError>, reason: TokenError) -> bool {
     matches!(result, Err(AuthError::InvalidToken(r)) if r == reason)
 }
 

@@ -69,7 +69,7 @@ async fn reuse_after_the_grace_window_ends_the_session() {
     ));
     assert!(refused_for(
         w.authority.authenticate(&second.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
 }
 

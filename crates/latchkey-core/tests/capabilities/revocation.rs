@@ -1,5 +1,6 @@
 //! Revocation: RFC 7009, the revocation set, and the feed other nodes follow.
 
+use latchkey_core::access_token::TokenError;
 use latchkey_core::service::SignOutScope;
 use latchkey_core::store::{RevocationKind, RevocationStore};
 
@@ -18,7 +19,7 @@ async fn a_cancelled_access_token_is_refused_here_and_reaches_the_store() {
         .expect("cancel");
     assert!(refused_for(
         w.authority.authenticate(&tokens.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
     let entries = w.store.live_revocations(w.now()).await.expect("read");
     assert_eq!(entries.len(), 1);
@@ -33,7 +34,7 @@ async fn a_cancelled_access_token_is_refused_here_and_reaches_the_store() {
     let late = w.another_node().await;
     assert!(refused_for(
         late.authenticate(&tokens.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
 }
 
@@ -60,7 +61,7 @@ async fn an_ended_session_reaches_a_running_node_through_the_feed() {
     assert!(other.revocations_cursor() > cursor);
     assert!(refused_for(
         other.authenticate(&tokens.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
     assert_eq!(other.sync_revocations().await.expect("sync"), 0);
 }
@@ -151,7 +152,7 @@ async fn rfc7009_revocation_acts_only_for_the_client_the_token_was_issued_to() {
     );
     assert!(refused_for(
         w.authority.authenticate(&tokens.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
 }
 

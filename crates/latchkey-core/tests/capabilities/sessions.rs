@@ -1,6 +1,7 @@
 //! Sessions: the caller's list, ending them, signing out, the cap.
 
-use latchkey_core::service::{SignOutScope, NO_USER};
+use latchkey_core::access_token::TokenError;
+use latchkey_core::service::SignOutScope;
 
 use crate::*;
 
@@ -59,7 +60,7 @@ async fn ending_ones_own_session_revokes_it_and_its_tokens() {
     assert_eq!(ended.revoke_reason.as_deref(), Some("signed_out"));
     assert!(refused_for(
         w.authority.authenticate(&there.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
     assert!(matches!(
         w.refresh(&there).await,
@@ -162,7 +163,7 @@ async fn a_sign_in_beyond_the_cap_ends_the_least_recently_used_session() {
     assert_eq!(evicted.revoke_reason.as_deref(), Some("session_limit"));
     assert!(refused_for(
         w.authority.authenticate(&middle.access_token),
-        "token revoked"
+        TokenError::Revoked
     ));
     w.claims(&oldest);
     w.claims(&newest);
@@ -189,7 +190,7 @@ async fn a_client_token_has_no_sessions() {
     assert_eq!(claims.sid, None);
     assert!(own.refresh_token.is_none());
     let listed = w.authority.list_sessions(&claims).await;
-    assert!(matches!(listed, Err(AuthError::InvalidToken(r)) if r == NO_USER));
+    assert!(matches!(listed, Err(AuthError::InvalidToken(r)) if r == TokenError::NoUser));
     let signed_out = w
         .authority
         .sign_out(&claims, SignOutScope::All, &from(HOME))

@@ -6,48 +6,19 @@ use axum::response::IntoResponse;
 use axum::Json;
 use latchkey_core::model::User;
 use latchkey_core::service::GrantRequest;
-use serde::{Deserialize, Serialize};
+use latchkey_wire::body::{Account, SignIn, SignUp};
 
-use super::tokens::TokenBody;
+use super::tokens::token_body;
 use super::{no_store, AuthState};
 use crate::error::ApiError;
-use crate::extract::{BearerToken, JsonBody, RequestOrigin};
+use crate::extract::{Caller, JsonBody, RequestOrigin};
 
-#[derive(Deserialize)]
-pub struct SignUp {
-    username: String,
-    password: String,
-}
-
-/// Sign-in: credentials, and optionally the client (app) signing in with
-/// what it asks for. Without `client_id`, the default client.
-#[derive(Deserialize)]
-pub struct SignIn {
-    username: String,
-    password: String,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    scope: Option<String>,
-    audience: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Account<'a> {
-    id: String,
-    username: &'a str,
-    created_at: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    roles: Option<&'a [String]>,
-}
-
-impl<'a> Account<'a> {
-    fn new(user: &'a User, with_roles: bool) -> Self {
-        Self {
-            id: user.id.to_string(),
-            username: &user.username,
-            created_at: user.created_at,
-            roles: with_roles.then_some(user.roles.as_slice()),
-        }
+fn account(user: &User, with_roles: bool) -> Account<'_> {
+    Account {
+        id: user.id.to_string(),
+        username: &user.username,
+        created_at: user.created_at,
+        roles: with_roles.then_some(user.roles.as_slice()),
     }
 }
 
@@ -59,7 +30,7 @@ pub async fn sign_up(
     let user = auth
         .sign_up(&body.username, &body.password, &origin)
         .await?;
-    Ok((StatusCode::CREATED, Json(Account::new(&user, false))).into_response())
+    Ok((StatusCode::CREATED, Json(account(&user, false))).into_response())
 }
 
 pub async fn sign_in(
@@ -77,14 +48,13 @@ pub async fn sign_in(
     let tokens = auth
         .sign_in(&body.username, &body.password, &client, &request, origin)
         .await?;
-    Ok((no_store(), Json(TokenBody::from(tokens))))
+    Ok((no_store(), Json(token_body(tokens))))
 }
 
 pub async fn me(
     State(auth): State<AuthState>,
-    BearerToken(token): BearerToken,
+    Caller(claims): Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    let claims = auth.authenticate(&token)?;
     let user = auth.user(&claims).await?;
-    Ok(Json(Account::new(&user, true)).into_response())
+    Ok(Json(account(&user, true)).into_response())
 }

@@ -13,55 +13,21 @@ use axum::Json;
 use latchkey_core::client::ClientKind;
 use latchkey_core::store::FeedPage;
 use latchkey_core::AuthError;
-use serde::{Deserialize, Serialize};
-use tokio::time::{Duration, Instant};
+use latchkey_wire::authorization::BasicCredentials;
+use latchkey_wire::feed::{FeedEntry, FeedQuery, FeedResponse};
+use tokio::time::Instant;
 
-use super::basic_auth::BasicCredentials;
 use super::App;
 use crate::error::ApiError;
 
-/// Longest long-poll a client may ask for.
-const MAX_WAIT_SECONDS: u64 = 30;
-
-#[derive(Deserialize)]
-pub struct FeedQuery {
-    after: Option<String>,
-    page: Option<String>,
-    wait: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct FeedBody {
-    entries: Vec<FeedEntry>,
-    cursor: String,
-    /// On a snapshot page with more after it: the `page` to ask for next.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
-}
-
-#[derive(Serialize)]
-struct FeedEntry {
-    kind: &'static str,
-    id: String,
-    expires_at: i64,
-}
-
-impl FeedBody {
-    fn new(page: FeedPage, snapshot: bool) -> Self {
-        let cursor = page.cursor.to_string();
-        Self {
-            entries: page
-                .entries
-                .into_iter()
-                .map(|e| FeedEntry {
-                    kind: e.kind.as_str(),
-                    id: e.id,
-                    expires_at: e.expires_at,
-                })
-                .collect(),
-            next: (snapshot && page.more).then(|| cursor.clone()),
-            cursor,
-        }
+/// The feed page of a store read: on a snapshot page with more after it,
+/// `next` names the page to ask for next.
+fn feed_response(page: FeedPage, snapshot: bool) -> FeedResponse {
+    let cursor = page.cursor.to_string();
+    FeedResponse {
+        entries: page.entries.into_iter().map(FeedEntry::from).collect(),
+        next: (snapshot && page.more).then(|| cursor.clone()),
+        cursor,
     }
 }
 
@@ -84,7 +50,7 @@ pub async fn revocations(
         ApiError::BadRequest("expected ?after=<cursor>&wait=<seconds 0-30> or ?page=<next>".into())
     })?;
     let snapshot = q.after.is_none();
-    let deadline = Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    let deadline = Instant::now() + q.wait();
     let mut updates = app.feed_updates.clone();
     updates.mark_unchanged();
     let page = loop {
@@ -102,7 +68,7 @@ pub async fn revocations(
     };
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(FeedBody::new(page, snapshot)),
+        Json(feed_response(page, snapshot)),
     ))
 }
 
@@ -112,7 +78,7 @@ async fn authenticate_resource_server(app: &App, headers: &HeaderMap) -> Result<
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(AuthError::InvalidClient)?;
-    let credentials = BasicCredentials::parse(value)?;
+    let credentials = BasicCredentials::parse(value).ok_or(AuthError::InvalidClient)?;
     let secret = credentials.secret.ok_or(AuthError::InvalidClient)?;
     let client = app
         .auth

@@ -2,7 +2,6 @@
 //! shape the response.
 
 mod accounts;
-mod basic_auth;
 mod feed;
 mod meta;
 mod oauth;

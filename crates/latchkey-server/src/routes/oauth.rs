@@ -2,8 +2,6 @@
 //! client_credentials grants), revocation (RFC 7009), introspection
 //! (RFC 7662) and server metadata (RFC 8414). Form bodies in, JSON out.
 
-use std::collections::HashMap;
-
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,30 +9,20 @@ use axum::Json;
 use latchkey_core::client::Client;
 use latchkey_core::service::{GrantRequest, Introspection};
 use latchkey_core::AuthError;
+use latchkey_wire::authorization::BasicCredentials;
+use latchkey_wire::form::Form;
 use serde_json::{json, Map, Value};
 
-use super::basic_auth::BasicCredentials;
-use super::tokens::TokenBody;
+use super::tokens::token_body;
 use super::{no_store, AuthState};
 use crate::error::ApiError;
 use crate::extract::{media_type, read_body, RequestOrigin};
 
-/// An `application/x-www-form-urlencoded` body. Repeated parameters are an
-/// error (RFC 6749 §3.2); empty ones count as absent (§3.1).
-pub struct Form(HashMap<String, String>);
+/// An `application/x-www-form-urlencoded` body, parsed by the wire crate's
+/// rules.
+pub struct FormBody(Form);
 
-impl Form {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    fn require(&self, name: &str) -> Result<&str, ApiError> {
-        self.get(name)
-            .ok_or_else(|| ApiError::BadRequest(format!("missing parameter {name}")))
-    }
-}
-
-impl<S: Send + Sync> FromRequest<S> for Form {
+impl<S: Send + Sync> FromRequest<S> for FormBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -44,21 +32,7 @@ impl<S: Send + Sync> FromRequest<S> for Form {
             ));
         }
         let bytes = read_body(req, state).await?;
-        let mut params = HashMap::new();
-        for (name, value) in form_urlencoded::parse(&bytes) {
-            if value.is_empty() {
-                continue;
-            }
-            if params
-                .insert(name.to_string(), value.into_owned())
-                .is_some()
-            {
-                return Err(ApiError::BadRequest(format!(
-                    "parameter {name} is repeated"
-                )));
-            }
-        }
-        Ok(Form(params))
+        Ok(FormBody(Form::parse(&bytes)?))
     }
 }
 
@@ -82,7 +56,7 @@ fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<ClientCredenti
             "use one client authentication method, not two".into(),
         ));
     }
-    let basic = BasicCredentials::parse(value).map_err(ApiError::OAuth)?;
+    let basic = BasicCredentials::parse(value).ok_or_else(invalid)?;
     if form
         .get("client_id")
         .is_some_and(|body_id| body_id != basic.id)
@@ -110,7 +84,7 @@ pub async fn token(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
-    form: Form,
+    FormBody(form): FormBody,
 ) -> Result<Response, ApiError> {
     let grant_type = form.require("grant_type")?;
     let client = authenticate_client(&auth, &headers, &form).await?;
@@ -131,14 +105,14 @@ pub async fn token(
         }
         _ => return Err(ApiError::UnsupportedGrantType),
     };
-    Ok((no_store(), Json(TokenBody::from(tokens))).into_response())
+    Ok((no_store(), Json(token_body(tokens))).into_response())
 }
 
 pub async fn revoke(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
-    form: Form,
+    FormBody(form): FormBody,
 ) -> Result<Response, ApiError> {
     let token = form.require("token")?;
     let client = authenticate_client(&auth, &headers, &form).await?;
@@ -155,7 +129,7 @@ pub async fn introspect(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
-    form: Form,
+    FormBody(form): FormBody,
 ) -> Result<Response, ApiError> {
     let token = form.require("token")?;
     let client = authenticate_client(&auth, &headers, &form).await?;

@@ -6,53 +6,22 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use latchkey_core::TokenResponse;
-use serde::{Deserialize, Serialize};
+use latchkey_wire::body::{RefreshRequest, RevokeRequest, TokenBody};
 
 use super::{no_store, AuthState};
 use crate::error::ApiError;
-use crate::extract::{BearerToken, JsonBody, RequestOrigin};
+use crate::extract::{Caller, JsonBody, RequestOrigin};
 
-/// The token response of RFC 6749 §5.1, plus `expires_at` (unix seconds)
-/// so clients can refresh a little before expiry without their own clock
-/// arithmetic.
-#[derive(Serialize)]
-pub struct TokenBody {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: i64,
-    expires_at: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    scope: String,
-}
-
-impl From<TokenResponse> for TokenBody {
-    fn from(t: TokenResponse) -> Self {
-        Self {
-            access_token: t.access_token,
-            token_type: "Bearer",
-            expires_in: t.expires_in,
-            expires_at: t.expires_at,
-            refresh_token: t.refresh_token,
-            scope: t.scope,
-        }
+/// The body of every token response: sign-in, refresh and `/oauth/token`.
+pub fn token_body(t: TokenResponse) -> TokenBody {
+    TokenBody {
+        access_token: t.access_token,
+        token_type: "Bearer",
+        expires_in: t.expires_in,
+        expires_at: t.expires_at,
+        refresh_token: t.refresh_token,
+        scope: t.scope,
     }
-}
-
-#[derive(Deserialize)]
-pub struct RefreshRequest {
-    refresh_token: String,
-    /// The client the token was issued to; the default client when absent.
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    /// Narrower scope for the new access token.
-    scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct RevokeRequest {
-    refresh_token: String,
 }
 
 pub async fn refresh(
@@ -66,7 +35,7 @@ pub async fn refresh(
     let tokens = auth
         .refresh(&body.refresh_token, &client, body.scope.as_deref(), &origin)
         .await?;
-    Ok((no_store(), Json(TokenBody::from(tokens))))
+    Ok((no_store(), Json(token_body(tokens))))
 }
 
 pub async fn revoke(
@@ -82,9 +51,8 @@ pub async fn revoke(
 pub async fn cancel(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
-    BearerToken(token): BearerToken,
+    Caller(claims): Caller,
 ) -> Result<StatusCode, ApiError> {
-    let claims = auth.authenticate(&token)?;
     auth.cancel_access_token(&claims, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,171 @@
+//! The JSON bodies of Latchkey's HTTP API (`/v1`), requests and responses.
+//! Field names are the public contract. No request body implements `Debug`:
+//! several carry passwords or tokens.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+
+/// `POST /v1/sign-up`.
+#[derive(Deserialize)]
+pub struct SignUp {
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /v1/sign-in`: credentials, and optionally the client (app) signing
+/// in with what it asks for. Without `client_id`, the default client.
+#[derive(Deserialize)]
+pub struct SignIn {
+    pub username: String,
+    pub password: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// `POST /v1/tokens/refresh`.
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+    /// The client the token was issued to; the default client when absent.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// Narrower scope for the new access token.
+    pub scope: Option<String>,
+}
+
+/// `POST /v1/tokens/revoke`.
+#[derive(Deserialize)]
+pub struct RevokeRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /v1/sign-out`; every field optional, so an empty body is allowed.
+#[derive(Deserialize, Default)]
+pub struct SignOutBody {
+    #[serde(default)]
+    pub scope: SignOutScope,
+}
+
+/// Which sessions a sign-out ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignOutScope {
+    /// The caller's session.
+    #[default]
+    Current,
+    /// Every other session of the caller's.
+    Others,
+    All,
+}
+
+/// `POST /v1/password`.
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// The token response of RFC 6749 §5.1, plus `expires_at` (unix seconds)
+/// so clients can refresh a little before expiry without their own clock
+/// arithmetic. Sign-in, refresh and `/oauth/token` all answer it.
+#[derive(Serialize)]
+pub struct TokenBody {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub expires_at: UnixTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+}
+
+/// An account, as sign-up (without roles) and `/v1/me` (with) show it.
+#[derive(Serialize)]
+pub struct Account<'a> {
+    pub id: String,
+    pub username: &'a str,
+    pub created_at: UnixTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<&'a [String]>,
+}
+
+/// `GET /v1/sessions`.
+#[derive(Serialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionItem>,
+}
+
+/// A live session as its owner sees it.
+#[derive(Serialize)]
+pub struct SessionItem {
+    pub id: String,
+    pub created_at: UnixTime,
+    pub last_refreshed_at: UnixTime,
+    /// When it ends unless refreshed.
+    pub expires_at: UnixTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// Whether the caller's access token belongs to it.
+    pub current: bool,
+}
+
+/// No request body of ours nests more than a couple of levels.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether arrays and objects nest deeper than `max` anywhere in `json`
+/// (brackets inside strings do not count). Linear, allocation-free: serde_json
+/// limits the depth of what it deserialises, but skips unknown fields without
+/// that limit, so a body is checked whole before it is parsed.
+pub fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert!(!nesting_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(nesting_exceeds(br#"{"a":[1,{"b":[2]}]}"#, 3));
+        assert!(!nesting_exceeds(br#"{"a":"[[[[[[[[\"[[[["}"#, 1));
+        assert!(nesting_exceeds("[".repeat(10_000).as_bytes(), 32));
+    }
+
+    #[test]
+    fn sign_out_scope_is_lowercase_and_defaults_to_current() {
+        let body: SignOutBody = serde_json::from_str("{}").expect("empty object");
+        assert_eq!(body.scope, SignOutScope::Current);
+        let body: SignOutBody = serde_json::from_str(r#"{"scope":"others"}"#).expect("others");
+        assert_eq!(body.scope, SignOutScope::Others);
+        assert!(serde_json::from_str::<SignOutBody>(r#"{"scope":"All"}"#).is_err());
+    }
+}

@@ -1,0 +1,379 @@
+//! Access tokens on the wire: JWTs per RFC 9068 in JWS compact form, signed
+//! with Ed25519 (`EdDSA`, the default), ECDSA P-256 (`ES256`) or RSA
+//! PKCS#1 v1.5 (`RS256`), and their verification.
+//!
+//! Verification is strict per RFC 8725: the algorithm comes from our key,
+//! never from the token; `typ` must be `at+jwt`; unknown `crit` is refused;
+//! header fields that point at other keys (`jku`, `jwk`, `x5u`, `x5c`) are
+//! never followed. The issuer and every resource server verify with this one
+//! function; signing lives with the keys, in `latchkey-core`.
+
+use std::collections::HashMap;
+
+use aws_lc_rs::signature::{self, ParsedPublicKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::clock::UnixTime;
+
+pub const TOKEN_TYPE: &str = "at+jwt";
+/// No token we mint comes near this; longer input is refused unparsed.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// JWS algorithms we sign with. Each key has exactly one; the key, never
+/// the token, decides which one a signature is checked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Algorithm {
+    /// Ed25519 (RFC 8037): small, fast, deterministic. The default.
+    #[default]
+    EdDsa,
+    /// ECDSA on P-256 with SHA-256, fixed-length `r ‖ s` signatures.
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    Rs256,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 3] = [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::EdDsa => "EdDSA",
+            Algorithm::Es256 => "ES256",
+            Algorithm::Rs256 => "RS256",
+        }
+    }
+
+    /// The JOSE name, exactly (RFC 7518 names are case-sensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EdDSA" => Some(Algorithm::EdDsa),
+            "ES256" => Some(Algorithm::Es256),
+            "RS256" => Some(Algorithm::Rs256),
+            _ => None,
+        }
+    }
+
+    fn verification(self) -> &'static dyn signature::VerificationAlgorithm {
+        match self {
+            Algorithm::EdDsa => &signature::ED25519,
+            Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Algorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `aud` may be one string or an array (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn contains(&self, aud: &str) -> bool {
+        match self {
+            Audience::One(a) => a == aud,
+            Audience::Many(v) => v.iter().any(|a| a == aud),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: UnixTime,
+    pub iat: UnixTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<UnixTime>,
+    pub jti: String,
+    pub client_id: String,
+    /// The session; absent on client-credentials tokens, which have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Space-separated granted scopes (RFC 9068 §2.2.3), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// Why an access token was refused: one typed reason for the issuer's own
+/// checks and for every resource server's. Its text is safe to show the
+/// client (it says nothing about keys or secrets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unsupported token header")]
+    UnsupportedHeader,
+    /// The token names a `kid` the key set does not hold (yet).
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("invalid claims")]
+    InvalidClaims,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("wrong issuer")]
+    WrongIssuer,
+    #[error("wrong audience")]
+    WrongAudience,
+    /// Its `sid` or `jti` is in the revocation set.
+    #[error("token revoked")]
+    Revoked,
+    /// A client's own token (client credentials) where a user's is needed.
+    #[error("token has no user")]
+    NoUser,
+    /// A user's token whose `sid` names no session.
+    #[error("token has no session")]
+    NoSession,
+    /// The user the token was issued to no longer exists.
+    #[error("unknown subject")]
+    UnknownSubject,
+}
+
+#[derive(Serialize)]
+struct HeaderOut<'a> {
+    alg: &'a str,
+    typ: &'a str,
+    kid: &'a str,
+}
+
+/// base64url of the JOSE header of every token `kid` signs.
+pub fn encode_header(alg: Algorithm, kid: &str) -> Result<String, TokenError> {
+    let header = serde_json::to_vec(&HeaderOut {
+        alg: alg.as_str(),
+        typ: TOKEN_TYPE,
+        kid,
+    })
+    .map_err(|_| TokenError::Malformed)?;
+    Ok(URL_SAFE_NO_PAD.encode(header))
+}
+
+/// Public keys accepted for verification, by `kid`.
+#[derive(Default)]
+pub struct VerifyingKeys {
+    keys: HashMap<String, (Algorithm, ParsedPublicKey)>,
+}
+
+impl VerifyingKeys {
+    /// Adds a public key in the form signing keys expose it: Ed25519 raw
+    /// 32 bytes, P-256 uncompressed point, RSA PKCS#1 `RSAPublicKey` DER.
+    pub fn insert(
+        &mut self,
+        kid: &str,
+        alg: Algorithm,
+        public_key: &[u8],
+    ) -> Result<(), TokenError> {
+        let parsed = ParsedPublicKey::new(alg.verification(), public_key)
+            .map_err(|_| TokenError::Malformed)?;
+        self.keys.insert(kid.to_owned(), (alg, parsed));
+        Ok(())
+    }
+
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// What a token must say to be accepted here.
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    pub issuer: String,
+    /// The audience that must be in `aud`; `None` accepts any (for an
+    /// issuer introspecting or revoking tokens it minted for others).
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway: i64,
+}
+
+#[derive(Deserialize)]
+struct HeaderIn {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+/// Verifies signature, header and registered claims. Revocation is the
+/// caller's business (it needs state).
+pub fn verify(
+    token: &str,
+    keys: &VerifyingKeys,
+    expect: &Expectations,
+    now: UnixTime,
+) -> Result<AccessClaims, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let header_json = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|_| TokenError::Malformed)?;
+    let header: HeaderIn =
+        serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok || header.crit.is_some() {
+        return Err(TokenError::UnsupportedHeader);
+    }
+    let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+    let (alg, key) = keys.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
+    // The key decides the algorithm; a token naming another one is forged.
+    if header.alg != alg.as_str() {
+        return Err(TokenError::UnsupportedHeader);
+    }
+    let sig = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| TokenError::Malformed)?;
+    let signed_len = h.len() + 1 + p.len();
+    key.verify_sig(&token.as_bytes()[..signed_len], &sig)
+        .map_err(|_| TokenError::BadSignature)?;
+
+    let payload = URL_SAFE_NO_PAD
+        .decode(p)
+        .map_err(|_| TokenError::Malformed)?;
+    let claims: AccessClaims =
+        serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims)?;
+    if claims.iss != expect.issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if expect
+        .audience
+        .as_deref()
+        .is_some_and(|aud| !claims.aud.contains(aud))
+    {
+        return Err(TokenError::WrongAudience);
+    }
+    if now >= claims.exp.saturating_add(expect.leeway) {
+        return Err(TokenError::Expired);
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(expect.leeway))
+        || claims.iat > now.saturating_add(expect.leeway)
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+
+    fn pair() -> Ed25519KeyPair {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("keygen");
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair")
+    }
+
+    fn token(pair: &Ed25519KeyPair, header: &str, claims: &serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = pair.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    }
+
+    fn claims() -> serde_json::Value {
+        serde_json::json!({"iss":"http://issuer","sub":"u","aud":["api","other"],
+            "exp":1600,"iat":1000,"jti":"j","client_id":"c","sid":"s"})
+    }
+
+    fn expect() -> Expectations {
+        Expectations {
+            issuer: "http://issuer".into(),
+            audience: Some("api".into()),
+            leeway: 5,
+        }
+    }
+
+    #[test]
+    fn verifies_what_our_header_describes_and_nothing_else() {
+        let k = pair();
+        let mut keys = VerifyingKeys::default();
+        keys.insert("k1", Algorithm::EdDsa, k.public_key().as_ref())
+            .expect("insert");
+        let ours = String::from_utf8(
+            URL_SAFE_NO_PAD
+                .decode(encode_header(Algorithm::EdDsa, "k1").expect("header"))
+                .expect("b64"),
+        )
+        .expect("utf8");
+        let t = token(&k, &ours, &claims());
+        let verified = verify(&t, &keys, &expect(), 1000).expect("verifies");
+        assert_eq!(
+            verified.aud,
+            Audience::Many(vec!["api".into(), "other".into()])
+        );
+        assert_eq!(verify(&t, &keys, &expect(), 1605), Err(TokenError::Expired));
+        for (header, why) in [
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"k1"}"#,
+                TokenError::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"EdDSA","typ":"JWT","kid":"k1"}"#,
+                TokenError::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","crit":["x"]}"#,
+                TokenError::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k2"}"#,
+                TokenError::UnknownKey,
+            ),
+            (r#"{"alg":"EdDSA","typ":"at+jwt"}"#, TokenError::UnknownKey),
+        ] {
+            assert_eq!(
+                verify(&token(&k, header, &claims()), &keys, &expect(), 1000),
+                Err(why),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_read_as_the_clients_are_told() {
+        assert_eq!(TokenError::Expired.to_string(), "token expired");
+        assert_eq!(TokenError::Revoked.to_string(), "token revoked");
+        assert_eq!(TokenError::Malformed.to_string(), "malformed token");
+    }
+}
