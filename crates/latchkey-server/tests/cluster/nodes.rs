@@ -20,9 +20,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::Value;
 
-mod cluster_kit;
-
-use cluster_kit::*;
+use latchkey_testkit::cluster::*;
+use latchkey_testkit::http::*;
+use latchkey_testkit::postgres::*;
 
 /// The `kid` in a JWT's header.
 fn kid_of(jwt: &str) -> String {
@@ -109,7 +109,13 @@ fn fmt_times(times: &[Option<Duration>]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_refreshes_converge_and_a_replay_revokes_everywhere() {
     let Some(server) = server_url() else { return };
-    let cluster = Cluster::start(&server, "refresh", &["--refresh-grace", "1s"], None);
+    let cluster = Cluster::start(
+        env!("CARGO_BIN_EXE_latchkey"),
+        &server,
+        "refresh",
+        &["--refresh-grace", "1s"],
+        None,
+    );
     let http = http_client();
     let (at0, rt0) = account(&http, cluster.base(0), "tabs").await;
 
@@ -242,7 +248,13 @@ async fn parallel_refreshes_converge_and_a_replay_revokes_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sign_out_on_one_node_is_refused_by_the_others_within_2s() {
     let Some(server) = server_url() else { return };
-    let cluster = Cluster::start(&server, "signout", &[], None);
+    let cluster = Cluster::start(
+        env!("CARGO_BIN_EXE_latchkey"),
+        &server,
+        "signout",
+        &[],
+        None,
+    );
     let http = http_client();
     let bases = cluster.bases();
     let mut recording = Vec::new();
@@ -349,7 +361,13 @@ fn rotate_with_cli(cluster: &Cluster) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
 async fn key_rotation_under_load_keeps_every_token_valid_on_every_node() {
     let Some(server) = server_url() else { return };
-    let cluster = Cluster::start(&server, "keys", &[], Some(Duration::from_millis(1700)));
+    let cluster = Cluster::start(
+        env!("CARGO_BIN_EXE_latchkey"),
+        &server,
+        "keys",
+        &[],
+        Some(Duration::from_millis(1700)),
+    );
     let http = http_client();
     let bases = cluster.bases();
 

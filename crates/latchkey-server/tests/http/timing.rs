@@ -14,12 +14,10 @@
 //! production, `cargo test --release -p latchkey-server --test timing --
 //! --nocapture`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::TestServer;
 use latchkey_core::password::Argon2Cost;
+use latchkey_testkit::TestServer;
 
 const PER_KIND: usize = 200;
 const WARM_UP: usize = 10;

@@ -1,11 +1,9 @@
 //! `kill -9` under refresh load loses no acknowledged write: the real
 //! binary, a real SQLite file, real HTTP.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::ServerProcess;
+use latchkey_testkit::process::ServerProcess;
 use serde_json::{json, Value};
 
 async fn post(http: &reqwest::Client, url: String, body: Value) -> Option<(u16, Value)> {
@@ -29,7 +27,7 @@ async fn kill_9_loses_no_acknowledged_refresh() {
     let http = reqwest::Client::new();
 
     for round in 0..3u64 {
-        let server = ServerProcess::start(&data, &config);
+        let server = ServerProcess::start(env!("CARGO_BIN_EXE_latchkey"), &data, &config);
         let base = server.base.clone();
         // Each worker: its own account and session, refreshing in a loop and
         // remembering the newest token the server acknowledged.
@@ -91,7 +89,7 @@ async fn kill_9_loses_no_acknowledged_refresh() {
         for w in workers {
             results.push(w.await.expect("worker"));
         }
-        let server = ServerProcess::start(&data, &config);
+        let server = ServerProcess::start(env!("CARGO_BIN_EXE_latchkey"), &data, &config);
         for (acked, revoked) in results {
             // The newest acknowledged token works: either it is current, or
             // its in-flight successor committed and the grace window hands

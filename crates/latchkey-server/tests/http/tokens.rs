@@ -1,11 +1,9 @@
 //! Refresh rotation, reuse detection, the grace window, revocation,
 //! cancellation, session expiry and restart, over real HTTP.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{error_code, TestServer, Tokens};
+use latchkey_testkit::{error_code, TestServer, Tokens};
 use serde_json::{json, Value};
 
 async fn tokens(r: reqwest::Response) -> Tokens {

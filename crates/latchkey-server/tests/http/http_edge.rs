@@ -3,14 +3,12 @@
 //! are `Cache-Control: no-store` while public documents keep their caching.
 //! (Request logs: `request_logs.rs`.)
 
-mod common;
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use common::TestServer;
 use latchkey_core::client::{generate_secret, Client, ClientKind};
 use latchkey_server::client_address::TrustedProxies;
 use latchkey_server::rate_limit::RateLimits;
+use latchkey_testkit::TestServer;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";

@@ -2,14 +2,12 @@
 //! (RFC 6749), revocation (RFC 7009), introspection (RFC 7662), metadata
 //! (RFC 8414), clients, scopes and audiences.
 
-mod common;
-
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use common::TestServer;
 use latchkey_core::client::{generate_secret, Client, ClientKind};
 use latchkey_server::client_admin::{self, ClientsAction, ClientsArgs, CreateArgs, Kind};
 use latchkey_server::config::ServeArgs;
+use latchkey_testkit::TestServer;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";

@@ -4,11 +4,9 @@
 //! 4xx in the standard error shape, never a 5xx, and nothing leaks into
 //! other accounts.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{error_code, TestServer, Tokens};
+use latchkey_testkit::{error_code, TestServer, Tokens};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";

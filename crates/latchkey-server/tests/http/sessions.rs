@@ -1,9 +1,7 @@
 //! Sessions users control, sign-out scopes and password change, over real
 //! HTTP (the revocation feed is in feed.rs).
 
-mod common;
-
-use common::{error_code, TestServer, Tokens};
+use latchkey_testkit::{error_code, TestServer, Tokens};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";

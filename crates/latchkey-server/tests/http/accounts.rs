@@ -1,10 +1,8 @@
 //! Sign-up, sign-in, `me`, JWKS and bad input, over real HTTP.
 
-mod common;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::{error_code, TestServer};
+use latchkey_testkit::{error_code, TestServer};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -305,11 +303,4 @@ async fn bad_input_gets_precise_4xx() {
             .status(),
         200
     );
-}
-
-impl TestServer {
-    fn clock_now(&self) -> i64 {
-        use latchkey_core::clock::Clock;
-        self.clock.now()
-    }
 }

@@ -11,18 +11,16 @@
 //! key) cannot be mounted from outside; those cases are sent
 //! attacker-signed and fail on the signature, which is noted per test.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use common::{TestServer, Tokens};
 use latchkey_core::access_token::{self, Algorithm, Expectations, VerifyingKeys};
 use latchkey_core::client::Client;
 use latchkey_core::clock::Clock as _;
+use latchkey_testkit::{TestServer, Tokens};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -536,7 +534,7 @@ async fn refresh_and_access_tokens_are_not_interchangeable() {
     assert_refused(&t.s, &t.tokens.refresh, "refresh token as bearer").await;
     let r = t.s.refresh(&t.tokens.access).await;
     assert_eq!(r.status(), 401, "access token as refresh token");
-    assert_eq!(common::error_code(r).await, "invalid_grant");
+    assert_eq!(latchkey_testkit::error_code(r).await, "invalid_grant");
     let r =
         t.s.http
             .post(t.s.url("/oauth/token"))
@@ -552,7 +550,7 @@ async fn refresh_and_access_tokens_are_not_interchangeable() {
         400,
         "access token as refresh token at /oauth/token"
     );
-    assert_eq!(common::error_code(r).await, "invalid_grant");
+    assert_eq!(latchkey_testkit::error_code(r).await, "invalid_grant");
     // Neither attempt hurt the genuine pair.
     t.still_serving().await;
     assert_eq!(t.s.refresh(&t.tokens.refresh).await.status(), 200);

@@ -1,8 +1,5 @@
-//! Test kit: a real server on 127.0.0.1:0 with a real SQLite file in a
-//! temporary directory and a clock the test moves, or the real `latchkey`
-//! binary as a child process ([`ServerProcess`]) for tests that kill it.
-
-#![allow(dead_code)]
+//! The real server in-process on 127.0.0.1:0 with a real SQLite file in a
+//! temporary directory and a clock the test moves.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +9,8 @@ use latchkey_core::password::Argon2Cost;
 use latchkey_server::rate_limit::RateLimits;
 use latchkey_server::{RunningServer, Settings};
 use serde_json::{json, Value};
+
+use crate::http::Tokens;
 
 pub struct TestServer {
     pub base: String,
@@ -127,6 +126,11 @@ impl TestServer {
         self.server.as_ref().expect("running").flush_audit().await;
     }
 
+    /// The test's clock, in seconds since the epoch.
+    pub fn clock_now(&self) -> i64 {
+        self.clock.now()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -184,89 +188,5 @@ impl TestServer {
             json!({"refresh_token": refresh_token}),
         )
         .await
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tokens {
-    pub access: String,
-    pub refresh: String,
-}
-
-impl From<Value> for Tokens {
-    fn from(v: Value) -> Self {
-        Self {
-            access: v["access_token"].as_str().expect("access_token").to_owned(),
-            refresh: v["refresh_token"]
-                .as_str()
-                .expect("refresh_token")
-                .to_owned(),
-        }
-    }
-}
-
-/// Asserts the standard error shape and returns the error code.
-pub async fn error_code(r: reqwest::Response) -> String {
-    let v: Value = r.json().await.expect("error body is JSON");
-    assert!(
-        v["error_description"].is_string(),
-        "no error_description in {v}"
-    );
-    v["error"].as_str().expect("error code").to_owned()
-}
-
-/// The `latchkey` binary serving on 127.0.0.1:0; killed when dropped.
-pub struct ServerProcess {
-    pub child: std::process::Child,
-    pub base: String,
-}
-
-impl ServerProcess {
-    /// `latchkey serve` on `data_dir` with `config`, once it says where it
-    /// listens.
-    pub fn start(data_dir: &std::path::Path, config: &std::path::Path) -> Self {
-        use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
-        use std::time::{Duration, Instant};
-
-        let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .args([
-                "--log-json",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn latchkey");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            assert!(Instant::now() < deadline, "server did not start");
-            let line = lines.next().expect("server exited").expect("read");
-            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if v["fields"]["message"] == "listening" {
-                break v["fields"]["addr"].as_str().expect("addr").to_owned();
-            }
-        };
-        // Keep draining logs so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

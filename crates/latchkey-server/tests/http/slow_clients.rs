@@ -5,11 +5,10 @@
 //! beyond `max_connections` wait in the listen queue, costing the server
 //! neither file descriptors nor memory, until one closes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{ServerProcess, TestServer};
+use latchkey_testkit::process::ServerProcess;
+use latchkey_testkit::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -205,7 +204,11 @@ async fn waiting_connections_cost_the_server_nothing() {
         "max_connections = 4\n[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n",
     )
     .expect("config");
-    let server = ServerProcess::start(&dir.path().join("data"), &config);
+    let server = ServerProcess::start(
+        env!("CARGO_BIN_EXE_latchkey"),
+        &dir.path().join("data"),
+        &config,
+    );
     let pid = server.child.id();
     let mut served = Vec::new();
     for _ in 0..4 {

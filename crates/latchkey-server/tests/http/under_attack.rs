@@ -4,13 +4,11 @@
 //! change as a guessing oracle, sessions without end, and an audit log
 //! flooded by throttled attempts.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{error_code, TestServer, Tokens};
 use latchkey_core::password::Argon2Cost;
 use latchkey_server::client_address::TrustedProxies;
+use latchkey_testkit::{error_code, TestServer, Tokens};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
@@ -382,7 +380,11 @@ async fn every_route_answers_its_largest_hostile_input_with_bounded_work() {
          [rate_limits]\nsign_up_per_minute = 0\ntokens_per_minute = 0\n",
     )
     .expect("config");
-    let server = common::ServerProcess::start(&dir.path().join("data"), &config);
+    let server = latchkey_testkit::process::ServerProcess::start(
+        env!("CARGO_BIN_EXE_latchkey"),
+        &dir.path().join("data"),
+        &config,
+    );
     let pid = server.child.id();
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);

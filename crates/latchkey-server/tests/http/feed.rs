@@ -1,15 +1,13 @@
 //! The revocation feed over real HTTP: who may read it, the paginated
 //! snapshot, following with `after` and long polls.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use common::{error_code, TestServer, Tokens};
 use latchkey_core::client::{generate_secret, Client, ClientKind};
+use latchkey_testkit::{error_code, TestServer, Tokens};
 use serde_json::{json, Value};
 
 /// Most entries in one feed page (core's `FEED_PAGE_LIMIT`).

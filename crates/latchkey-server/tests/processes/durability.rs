@@ -19,14 +19,12 @@
 //! target directory and profile as this test) unless `LATCHKEY_BENCH_BIN`
 //! names one; if neither works the test says so loudly and skips.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::ServerProcess;
+use latchkey_testkit::process::ServerProcess;
 use serde_json::{json, Value};
 
 const WORKERS: usize = 16;
@@ -138,7 +136,7 @@ async fn kill_9_under_recorded_refresh_load() {
         .build()
         .expect("client");
 
-    let mut server = ServerProcess::start(&data, &config);
+    let mut server = ServerProcess::start(env!("CARGO_BIN_EXE_latchkey"), &data, &config);
     for (round, kill_after_ms) in [(0u32, 300u64), (1, 1200), (2, 2500)] {
         let base = server.base.clone();
         let records = dir.path().join(format!("records-{round}.jsonl"));
@@ -232,7 +230,7 @@ async fn kill_9_under_recorded_refresh_load() {
             "round {round}: the kill came after the load had ended"
         );
 
-        server = ServerProcess::start(&data, &config);
+        server = ServerProcess::start(env!("CARGO_BIN_EXE_latchkey"), &data, &config);
         let base = server.base.clone();
         let (mut in_flight, mut rotations) = (0, 0);
         for r in &recs {

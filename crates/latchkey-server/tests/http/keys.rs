@@ -3,15 +3,13 @@
 //! to it while tokens of the retired key keep verifying until they expire,
 //! after which the retired key leaves the JWKS; ES256 and RS256 servers.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::TestServer;
 use latchkey_core::access_token::Algorithm;
 use latchkey_server::key_commands::{list_keys, rotate_keys};
+use latchkey_testkit::TestServer;
 use serde_json::Value;
 
 async fn jwks(s: &TestServer) -> Vec<Value> {
@@ -254,7 +252,7 @@ async fn switching_algorithm_is_a_rotation() {
 #[tokio::test]
 async fn key_commands_need_an_existing_data_dir() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let settings = common::test_settings(dir.path().join("missing"));
+    let settings = latchkey_testkit::test_settings(dir.path().join("missing"));
     let clock = latchkey_core::clock::SystemClock;
     assert!(rotate_keys(&settings, &clock).await.is_err());
     assert!(list_keys(&settings, &clock).await.is_err());

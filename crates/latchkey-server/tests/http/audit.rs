@@ -2,9 +2,7 @@
 //! with time, user, session, address and outcome, never a secret or a token,
 //! and `latchkey audit` reads it back with its filters.
 
-mod common;
-
-use common::{TestServer, Tokens};
+use latchkey_testkit::{TestServer, Tokens};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";

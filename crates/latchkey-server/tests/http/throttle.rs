@@ -4,14 +4,12 @@
 //! trusted proxies, and the per-address rate limits of sign-up and token
 //! endpoints.
 
-mod common;
-
-use common::{error_code, TestServer};
 use latchkey_core::throttle::ThrottleRule;
 use latchkey_server::client_address::TrustedProxies;
 use latchkey_server::config::ServeArgs;
 use latchkey_server::rate_limit::RateLimits;
 use latchkey_server::user_admin::{UsersAction, UsersArgs};
+use latchkey_testkit::{error_code, TestServer};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
@@ -185,7 +183,7 @@ async fn a_stranger_cannot_lock_the_owner_out_of_an_address_it_uses() {
     );
     let r = sign_in_from(&t, owner, "alice", PASSWORD).await;
     assert_eq!(r.status(), 200);
-    let tokens = common::Tokens::from(r.json::<serde_json::Value>().await.expect("json"));
+    let tokens = latchkey_testkit::Tokens::from(r.json::<serde_json::Value>().await.expect("json"));
     // The owner's success there does not lift the stranger's block, and the
     // owner's sessions list shows the forwarded address.
     assert_eq!(
@@ -334,7 +332,7 @@ async fn sign_up_and_token_endpoints_are_rate_limited_per_address() {
     let tokens = {
         let r = t.sign_in("u0", PASSWORD).await;
         assert_eq!(r.status(), 200);
-        common::Tokens::from(r.json::<serde_json::Value>().await.expect("json"))
+        latchkey_testkit::Tokens::from(r.json::<serde_json::Value>().await.expect("json"))
     };
     let mut statuses = Vec::new();
     for _ in 0..3 {

@@ -3,12 +3,10 @@
 //! (subscribers set per thread race with other tests' threads over which
 //! call sites are enabled).
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::TestServer;
+use latchkey_testkit::TestServer;
 
 /// What a `tracing` subscriber writes, kept for the test to read.
 #[derive(Clone, Default)]

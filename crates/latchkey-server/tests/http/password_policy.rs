@@ -1,9 +1,7 @@
 //! Common passwords are refused at sign-up and password change with a 400
 //! that names the rule; accounts are never created or changed by them.
 
-mod common;
-
-use common::{error_code, TestServer};
+use latchkey_testkit::{error_code, TestServer};
 use serde_json::{json, Value};
 
 #[tokio::test]
