@@ -1,14 +1,12 @@
 //! The axum extractor and the tower layer, served on 127.0.0.1:0.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::issuer::{key, now, token, wait_until, FeedMode, Issuer, AUDIENCE};
 use axum::extract::{Extension, FromRef};
 use axum::routing::get;
 use axum::Router;
-use common::{key, now, token, wait_until, FeedMode, Issuer, AUDIENCE};
 use latchkey_verify::{AccessClaims, Claims, Options, RequireBearer, Verifier};
 use serde_json::Value;
 
@@ -97,7 +95,12 @@ async fn extractor_and_layer_accept_and_refuse_alike() {
     let client = reqwest::Client::new();
     let good = token(&k1, &issuer.base, "s1", "j1");
     let revoked = token(&k1, &issuer.base, "s2", "j2");
-    let expired = k1.sign(&common::claims(&issuer.base, now() - 3600, "s1", "j1"));
+    let expired = k1.sign(&crate::issuer::claims(
+        &issuer.base,
+        now() - 3600,
+        "s1",
+        "j1",
+    ));
     issuer.revoke("sid", "s2", now() + 600);
     assert!(wait_until(Duration::from_secs(3), || verifier.revocation_count() == 1).await);
 

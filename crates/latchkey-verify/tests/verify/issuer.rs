@@ -2,8 +2,6 @@
 //! contract the real server implements, on 127.0.0.1:0, with counters and
 //! switches to break it on purpose.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,15 +2,12 @@
 //! SQLite in a temporary directory): its JWKS and its revocation feed, which
 //! it serves to confidential clients only.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::wait_until;
+use crate::issuer::wait_until;
 use latchkey_core::client::{generate_secret, Client, ClientKind};
 use latchkey_core::clock::SystemClock;
-use latchkey_core::password::Argon2Cost;
 use latchkey_server::{RunningServer, Settings};
 use latchkey_verify::{FailMode, Options, Verifier, VerifyError};
 use serde_json::{json, Value};
@@ -24,18 +21,11 @@ const RS: &str = "resource-server";
 /// The real server in-process, SQLite in `dir`, with the confidential
 /// client [`RS`] whose secret is `rs_secret`.
 fn settings(dir: &tempfile::TempDir, rs_secret_hash: &[u8]) -> Settings {
-    let mut settings = Settings::new(
-        "127.0.0.1:0".parse().expect("addr"),
-        dir.path().join("data"),
-    );
+    // The kit's settings: cheap hashing (these tests are about tokens, not
+    // passwords) and the issuer [`ISSUER`].
+    let mut settings = latchkey_testkit::test_settings(dir.path().join("data"));
     settings.policy.issuer = ISSUER.into();
     settings.policy.audience = AUDIENCE.into();
-    // Cheap hashing: these tests are about tokens, not passwords.
-    settings.argon2 = Argon2Cost {
-        memory_kib: 256,
-        iterations: 1,
-        parallelism: 1,
-    };
     settings.clients.push(Client {
         kind: ClientKind::Confidential,
         secret_hash: Some(rs_secret_hash.to_vec()),

@@ -1,12 +1,10 @@
 //! The verifier against a real (tiny) issuer over HTTP on 127.0.0.1.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{key, now, token, wait_until, FeedMode, Issuer, AUDIENCE};
+use crate::issuer::{key, now, token, wait_until, FeedMode, Issuer, AUDIENCE};
 use latchkey_core::clock::ManualClock;
 use latchkey_verify::{FailMode, Options, Verifier, VerifyError};
 
@@ -40,7 +38,7 @@ async fn verifies_tokens_of_the_discovered_jwks() {
         .await
         .expect("verifier");
     assert!(matches!(other.verify(&t), Err(VerifyError::WrongAudience)));
-    let wrong_iss = k1.sign(&common::claims("http://elsewhere", now(), "s", "j"));
+    let wrong_iss = k1.sign(&crate::issuer::claims("http://elsewhere", now(), "s", "j"));
     assert!(matches!(
         v.verify(&wrong_iss),
         Err(VerifyError::WrongIssuer)
@@ -51,7 +49,12 @@ async fn verifies_tokens_of_the_discovered_jwks() {
     let forged = token(&impostor, &issuer.base, "s1", "j1");
     assert!(matches!(v.verify(&forged), Err(VerifyError::BadSignature)));
     assert!(matches!(v.verify("not.a.jwt"), Err(VerifyError::Malformed)));
-    let expired = k1.sign(&common::claims(&issuer.base, now() - 3600, "s1", "j1"));
+    let expired = k1.sign(&crate::issuer::claims(
+        &issuer.base,
+        now() - 3600,
+        "s1",
+        "j1",
+    ));
     assert!(matches!(v.verify(&expired), Err(VerifyError::Expired)));
 }
 
@@ -436,7 +439,7 @@ async fn paginated_snapshot_is_read_to_the_end() {
 fn from_jwks_needs_no_network_or_runtime() {
     let k1 = key("k1");
     let v = Verifier::from_jwks(
-        &common::jwks(&[&k1]),
+        &crate::issuer::jwks(&[&k1]),
         "http://issuer",
         AUDIENCE,
         Options::default(),
@@ -455,14 +458,14 @@ fn from_jwks_needs_no_network_or_runtime() {
 fn tokens_without_a_session_are_checked_by_jti_alone() {
     let k1 = key("k1");
     let v = Verifier::from_jwks(
-        &common::jwks(&[&k1]),
+        &crate::issuer::jwks(&[&k1]),
         "http://issuer",
         AUDIENCE,
         Options::default(),
     )
     .expect("verifier");
     // A client-credentials token carries no `sid`.
-    let mut c = common::claims("http://issuer", now(), "unused", "cc-1");
+    let mut c = crate::issuer::claims("http://issuer", now(), "unused", "cc-1");
     c.sid = None;
     let t = k1.sign(&c);
     assert_eq!(v.verify(&t).expect("valid").sid, None);
@@ -503,7 +506,7 @@ fn keys_of_every_core_algorithm_are_read_from_the_jwks() {
     .expect("key");
     let ed = key("ed");
     let v = Verifier::from_jwks(
-        &common::jwks(&[&ed, &es, &rs]),
+        &crate::issuer::jwks(&[&ed, &es, &rs]),
         "http://issuer",
         AUDIENCE,
         Options::default(),
