@@ -15,64 +15,29 @@
 //! - every worker's session list is readable and marks exactly one current
 //!   session.
 //!
-//! The harness binary is built with `cargo build -p latchkey-bench` (same
-//! target directory and profile as this test) unless `LATCHKEY_BENCH_BIN`
-//! names one; if neither works the test says so loudly and skips.
+//! The harness binary is the one `LATCHKEY_BENCH_BIN` names, else the one
+//! cargo built next to the `latchkey` binary (`cargo test --workspace`
+//! builds it; the test fails saying so if it is missing). Nothing is built
+//! from inside the test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use latchkey_testkit::process::ServerProcess;
+use latchkey_testkit::process::{sibling_binary, ServerProcess};
 use serde_json::{json, Value};
 
 const WORKERS: usize = 16;
 const PASSWORD: &str = "correct horse battery";
 
-/// The harness binary, built (or found) next to the `latchkey` binary.
-fn bench_binary() -> Option<PathBuf> {
+/// The harness binary: `LATCHKEY_BENCH_BIN`, else the one cargo built next
+/// to the `latchkey` binary (`cargo test --workspace` builds both).
+fn bench_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("LATCHKEY_BENCH_BIN") {
-        return Some(PathBuf::from(p));
+        return PathBuf::from(p);
     }
-    let latchkey = PathBuf::from(env!("CARGO_BIN_EXE_latchkey"));
-    let profile_dir = latchkey.parent()?.to_path_buf();
-    let bench = profile_dir.join(format!("latchkey-bench{}", std::env::consts::EXE_SUFFIX));
-    // Build it (a no-op when up to date) so a stale binary is never used.
-    let target_dir = profile_dir.parent()?;
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "latchkey-bench"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null());
-    if release {
-        cmd.arg("--release");
-    }
-    let built = match cmd.spawn() {
-        Ok(mut child) => {
-            let deadline = Instant::now() + Duration::from_secs(600);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break status.success(),
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(100))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break false;
-                    }
-                }
-            }
-        }
-        Err(_) => false,
-    };
-    if !built {
-        eprintln!("durability: `cargo build -p latchkey-bench` failed or timed out");
-    }
-    bench.exists().then_some(bench)
+    sibling_binary(Path::new(env!("CARGO_BIN_EXE_latchkey")), "latchkey-bench")
 }
 
 async fn post(http: &reqwest::Client, url: String, body: Value) -> Option<(u16, Value)> {
@@ -110,16 +75,7 @@ fn assert_session_list(list: &Value, what: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_recorded_refresh_load() {
-    let Some(bench) = tokio::task::spawn_blocking(bench_binary)
-        .await
-        .expect("join")
-    else {
-        eprintln!(
-            "\n\n*** durability: SKIPPED: no latchkey-bench binary (build it with \
-             `cargo build -p latchkey-bench` or set LATCHKEY_BENCH_BIN) ***\n\n"
-        );
-        return;
-    };
+    let bench = bench_binary();
     let t_start = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("latchkey.toml");
