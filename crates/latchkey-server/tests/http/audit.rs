@@ -54,7 +54,7 @@ async fn every_authentication_event_is_recorded_without_secrets() {
     assert_eq!(t.sign_in("nobody", "wrong password").await.status(), 401);
     assert_eq!(t.sign_in("alice", "wrong password").await.status(), 401);
     // Alice has a session from this address, so her account's block does
-    // not apply here (see tests/throttle.rs); the unknown user's does.
+    // not apply here (see throttle.rs); the unknown user's does.
     assert_eq!(t.sign_in("alice", "wrong password").await.status(), 401);
     assert_eq!(t.sign_in("nobody", "wrong password").await.status(), 429);
     assert_eq!(t.sign_in("nobody", PASSWORD).await.status(), 429);

@@ -11,8 +11,8 @@
 //! Dependencies are optimised even in debug builds (`[profile.dev.package."*"]
 //! opt-level = 2`), so Argon2 costs about the same here as in release and
 //! this runs in seconds with plain `cargo test`. For figures that match
-//! production, `cargo test --release -p latchkey-server --test timing --
-//! --nocapture`.
+//! production, `cargo test --release -p latchkey-server --test http
+//! timing:: -- --nocapture`.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,6 @@
-//! Request logs carry the path but never the query string: a test of its
-//! own, as the only one installing a `tracing` subscriber in its process
+//! Request logs carry the path but never the query string. In the
+//! `processes` test binary because it is the only test there that runs the
+//! server in-process, and the only one installing a `tracing` subscriber
 //! (subscribers set per thread race with other tests' threads over which
 //! call sites are enabled).
 
