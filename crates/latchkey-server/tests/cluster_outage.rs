@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-mod cluster_kit;
-
-use cluster_kit::*;
+use latchkey_testkit::cluster::*;
+use latchkey_testkit::http::*;
+use latchkey_testkit::postgres::*;
 
 // ---------------------------------------------------------------------------
 // Stopping and starting the test cluster, data kept
@@ -212,7 +212,7 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
     };
     // Default grace (10 s): a retry of the last acknowledged token whose
     // successor was committed as the server went away yields that successor.
-    let cluster = Cluster::start(&server, "outage", &[], None);
+    let cluster = Cluster::start(env!("CARGO_BIN_EXE_latchkey"), &server, "outage", &[], None);
     let http = http_client();
     let bases = cluster.bases();
 

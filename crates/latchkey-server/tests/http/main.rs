@@ -1,0 +1,19 @@
+//! The HTTP API over real HTTP on 127.0.0.1, mostly against the server
+//! in-process ([`latchkey_testkit::TestServer`]): one test binary, so the
+//! whole stack is linked once for all of these.
+
+mod accounts;
+mod attacks;
+mod audit;
+mod bad_input;
+mod feed;
+mod http_edge;
+mod keys;
+mod oauth;
+mod password_policy;
+mod sessions;
+mod slow_clients;
+mod throttle;
+mod timing;
+mod tokens;
+mod under_attack;

@@ -1,0 +1,87 @@
+//! Unknown user and wrong password must take the same time over HTTP, at
+//! the real (default, OWASP) Argon2 cost: otherwise response times tell an
+//! attacker which usernames exist, whatever the error body says.
+//!
+//! Sign-ins of both kinds are interleaved (alternating which goes first) so
+//! that load from elsewhere on the machine affects both alike, and the
+//! medians must be within 5 % of each other. Throttling stays on, with the
+//! allowances raised out of reach, so both paths do their real store work
+//! (the throttle read and the two failure upserts) without being blocked.
+//!
+//! Dependencies are optimised even in debug builds (`[profile.dev.package."*"]
+//! opt-level = 2`), so Argon2 costs about the same here as in release and
+//! this runs in seconds with plain `cargo test`. For figures that match
+//! production, `cargo test --release -p latchkey-server --test http
+//! timing:: -- --nocapture`.
+
+use std::time::{Duration, Instant};
+
+use latchkey_core::password::Argon2Cost;
+use latchkey_testkit::TestServer;
+
+const PER_KIND: usize = 200;
+const WARM_UP: usize = 10;
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    let n = samples.len();
+    if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2
+    }
+}
+
+async fn timed_failure(t: &TestServer, user: &str) -> Duration {
+    let started = Instant::now();
+    let r = t.sign_in(user, "not the password at all").await;
+    let took = started.elapsed();
+    assert_eq!(r.status(), 401, "{user}");
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_and_wrong_password_take_the_same_time() {
+    let t = TestServer::start_with(|s| {
+        s.argon2 = Argon2Cost::default();
+        s.policy.throttle.account.free_failures = u32::MAX;
+        s.policy.throttle.address.free_failures = u32::MAX;
+    })
+    .await;
+    assert_eq!(
+        t.sign_up("alice", "correct horse battery").await.status(),
+        201
+    );
+
+    let mut unknown = Vec::with_capacity(PER_KIND);
+    let mut wrong = Vec::with_capacity(PER_KIND);
+    for i in 0..(WARM_UP + PER_KIND) {
+        let ghost = format!("ghost{i}");
+        let (u, w) = if i % 2 == 0 {
+            let u = timed_failure(&t, &ghost).await;
+            (u, timed_failure(&t, "alice").await)
+        } else {
+            let w = timed_failure(&t, "alice").await;
+            (timed_failure(&t, &ghost).await, w)
+        };
+        if i >= WARM_UP {
+            unknown.push(u);
+            wrong.push(w);
+        }
+    }
+    let (mu, mw) = (median(&mut unknown), median(&mut wrong));
+    let ratio = mu.as_secs_f64() / mw.as_secs_f64();
+    eprintln!(
+        "sign-in failures over HTTP, {PER_KIND} each, default Argon2: \
+         unknown user median {mu:?} (p10 {:?}, p90 {:?}), \
+         wrong password median {mw:?} (p10 {:?}, p90 {:?}); ratio {ratio:.4}",
+        unknown[PER_KIND / 10],
+        unknown[PER_KIND * 9 / 10],
+        wrong[PER_KIND / 10],
+        wrong[PER_KIND * 9 / 10],
+    );
+    assert!(
+        (0.95..=1.0 / 0.95).contains(&ratio),
+        "medians differ by more than 5 %: unknown {mu:?}, wrong password {mw:?}"
+    );
+}

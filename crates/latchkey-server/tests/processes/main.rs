@@ -1,0 +1,10 @@
+//! The real `latchkey` binary as a child process (killed with `kill -9`,
+//! driven through every CLI command), and the one test that installs a
+//! `tracing` subscriber in this process: no other test here runs the
+//! server's code in-process, so none races it over which call sites are
+//! enabled.
+
+mod crash;
+mod durability;
+mod request_logs;
+mod secrets_never_printed;

@@ -1,0 +1,18 @@
+//! Test kit for the crates whose tests run the real server: the server
+//! in-process on 127.0.0.1:0 with a clock the test moves ([`TestServer`]),
+//! the `latchkey` binary as a child process ([`process`]), a fresh
+//! PostgreSQL schema per test ([`postgres`]), several nodes on one schema
+//! ([`cluster`]) and the HTTP calls the tests make ([`http`]).
+//!
+//! Nothing here builds anything: a test binary of `latchkey-server` passes
+//! `env!("CARGO_BIN_EXE_latchkey")`; other crates find the binary next to
+//! their own test executable with [`process::workspace_binary`].
+
+pub mod cluster;
+pub mod http;
+pub mod postgres;
+pub mod process;
+mod server;
+
+pub use http::{error_code, Tokens};
+pub use server::{test_settings, TestServer};
