@@ -145,6 +145,15 @@ pub fn admit(
     current: &[ThrottleEntry],
     now: UnixTime,
 ) -> Admission {
+    // Time never runs backwards for a counter: a request that read the clock
+    // before another was counted (queued behind it, or on a node whose clock
+    // is a little behind) decides at that attempt's time. Otherwise the
+    // zero-length "block" of an admitted attempt (`blocked_until` = its
+    // time) would refuse a correct password for a second.
+    let now = current
+        .iter()
+        .map(|e| e.last_failure_at)
+        .fold(now, UnixTime::max);
     let counter = |key: &str| current.iter().find(|e| e.key == key);
     let blocked = keys
         .iter()
@@ -290,6 +299,28 @@ mod tests {
         };
         let later = r.count_attempt("k", Some(&long), 102 + 900);
         assert_eq!((later.failures, later.blocked_until), (1, 2100));
+    }
+
+    #[test]
+    fn an_attempt_that_read_the_clock_earlier_is_not_refused_by_a_later_one() {
+        let keys = [("ip:a".to_owned(), rule(5))];
+        // Admitted at 101 (within the allowance: blocked until 101, i.e. not).
+        let Admission::Admitted(after) = admit(&keys, &[], 101) else {
+            panic!("first attempt refused")
+        };
+        // A request that read 100 before that commit reaches the counter after it.
+        match admit(&keys, &after, 100) {
+            Admission::Admitted(entries) => assert_eq!(entries[0].failures, 2),
+            refused => panic!("refused by a zero-length block: {refused:?}"),
+        }
+        // A real block still refuses.
+        let blocked = [ThrottleEntry {
+            key: "ip:a".to_owned(),
+            failures: 5,
+            last_failure_at: 101,
+            blocked_until: 102,
+        }];
+        assert!(matches!(admit(&keys, &blocked, 100), Admission::Refused(_)));
     }
 
     #[test]
