@@ -105,13 +105,15 @@ pub trait SessionStore: Send + Sync {
 
     /// Compare-and-set rotation: moves the counter from `from_counter` to
     /// `from_counter + 1` and stamps `last_refreshed_at`, only if the session
-    /// is not revoked and its counter is still `from_counter`. `true` if it
-    /// moved.
+    /// is not revoked and its counter is still `from_counter`; if it moved,
+    /// appends `audit` to the audit log in the same transaction (one durable
+    /// commit per rotation). `true` if it moved.
     async fn advance_session(
         &self,
         id: Uuid,
         from_counter: u64,
         now: UnixTime,
+        audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
 
     /// Marks the session revoked (if it is not already) and records the

@@ -20,7 +20,20 @@ impl Authority {
         session_id: Option<Uuid>,
         from: &Origin,
     ) {
-        self.record(AuditEvent {
+        self.record(self.audit_event(kind, outcome, user_id, session_id, from))
+            .await;
+    }
+
+    /// The event, happening now, of one request from `from`.
+    pub(super) fn audit_event(
+        &self,
+        kind: AuditKind,
+        outcome: Outcome,
+        user_id: Option<Uuid>,
+        session_id: Option<Uuid>,
+        from: &Origin,
+    ) -> AuditEvent {
+        AuditEvent {
             at: self.clock.now(),
             kind,
             outcome,
@@ -28,23 +41,22 @@ impl Authority {
             session_id,
             ip: from.ip.clone(),
             count: 1,
-        })
-        .await;
+        }
     }
 
     pub(super) async fn record(&self, event: AuditEvent) {
         record(&*self.store, event).await;
     }
 
-    pub(super) async fn audit_refresh(&self, session: &Session, from: &Origin) {
-        self.audit(
+    /// The audit event of a successful refresh of `session`.
+    pub(super) fn refresh_event(&self, session: &Session, from: &Origin) -> AuditEvent {
+        self.audit_event(
             AuditKind::Refresh,
             Outcome::Success,
             Some(session.user_id),
             Some(session.id),
             from,
         )
-        .await;
     }
 
     /// The most recent audit events (see [`AuditQuery`]).

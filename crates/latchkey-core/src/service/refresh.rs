@@ -3,11 +3,11 @@
 //! of two requests presenting the same token one rotates and the other
 //! decides again on its result: the grace window or reuse detection.
 //!
-//! A successful refresh is three store statements: the session read with
-//! its user ([`crate::store::SessionStore::session_and_user`]), the
-//! compare-and-set ([`crate::store::SessionStore::advance_session`]) and
-//! the audit row ([`crate::store::AuditStore::insert_audit_event`]); a
-//! refresh within the grace window skips the compare-and-set.
+//! A successful refresh is one read and one durable write: the session
+//! read with its user ([`crate::store::SessionStore::session_and_user`]),
+//! then the compare-and-set with its audit row in the same transaction
+//! ([`crate::store::SessionStore::advance_session`]). A refresh within the
+//! grace window moves nothing and writes only its audit row.
 
 use uuid::Uuid;
 
@@ -137,10 +137,15 @@ impl Authority {
         let now = self.clock.now();
         match decide(&session, counter, now, &rules) {
             RefreshDecision::Rotate { from } => {
-                if !self.store.advance_session(session.id, from, now).await? {
+                let event = self.refresh_event(&session, origin);
+                if !self
+                    .store
+                    .advance_session(session.id, from, now, &event)
+                    .await?
+                {
                     return Ok(RotationStep::LostRace);
                 }
-                self.audit_refresh(&session, origin).await;
+                event.emit();
                 Ok(RotationStep::Issued(self.issue(
                     &session,
                     user,
@@ -151,7 +156,7 @@ impl Authority {
                 )))
             }
             RefreshDecision::ReissueCurrent => {
-                self.audit_refresh(&session, origin).await;
+                self.record(self.refresh_event(&session, origin)).await;
                 Ok(RotationStep::Issued(self.issue(
                     &session,
                     user,

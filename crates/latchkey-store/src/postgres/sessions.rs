@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
+use latchkey_core::audit::AuditEvent;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::model::{Session, User};
 use latchkey_core::store::{PruneBefore, Revocation, RevocationKind, SessionStore, StoreError};
@@ -10,6 +11,7 @@ use uuid::Uuid;
 
 use super::revocations::insert_revocation;
 use super::{counter_param, feed_writer, pg_error, tx_execute, tx_query, PostgresStore};
+use crate::sql::audit::event_columns;
 use crate::sql::sessions as sql;
 use crate::sql::{limit, users, Columns};
 
@@ -59,11 +61,32 @@ impl SessionStore for PostgresStore {
         id: Uuid,
         from_counter: u64,
         now: UnixTime,
+        audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
+        // One statement, one round trip, one commit: the audit row is
+        // inserted only if the compare-and-set moved the counter.
         let n = self
             .execute(
-                sql::ADVANCE.postgres,
-                &[&id, &counter_param(from_counter)?, &now],
+                concat!(
+                    "WITH moved AS (UPDATE sessions SET counter = counter + 1, \
+                     last_refreshed_at = $3 \
+                     WHERE id = $1 AND counter = $2 AND revoked_at IS NULL RETURNING id) \
+                     INSERT INTO audit_events (",
+                    event_columns!(),
+                    ") SELECT $4, $5, $6, $7, $8, $9, $10 FROM moved"
+                ),
+                &[
+                    &id,
+                    &counter_param(from_counter)?,
+                    &now,
+                    &audit.at,
+                    &audit.kind.as_str(),
+                    &audit.outcome.as_str(),
+                    &audit.user_id,
+                    &audit.session_id,
+                    &audit.ip,
+                    &i64::from(audit.count),
+                ],
             )
             .await?;
         Ok(n == 1)

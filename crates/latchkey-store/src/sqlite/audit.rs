@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use latchkey_core::audit::{AuditEvent, AuditQuery};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{AuditStore, StoreError};
-use rusqlite::params;
+use rusqlite::{params, Connection};
 
 use super::SqliteStore;
 use crate::sql::audit::{self as sql, event_columns};
@@ -14,21 +14,7 @@ use crate::sql::limit;
 impl AuditStore for SqliteStore {
     async fn insert_audit_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let e = event.clone();
-        self.writer
-            .write(move |c| {
-                c.prepare_cached(sql::INSERT.sqlite)?
-                    .execute(params![
-                        e.at,
-                        e.kind.as_str(),
-                        e.outcome.as_str(),
-                        e.user_id.as_ref().map(|u| u.as_bytes()),
-                        e.session_id.as_ref().map(|u| u.as_bytes()),
-                        e.ip,
-                        e.count
-                    ])
-                    .map(drop)
-            })
-            .await
+        self.writer.write(move |c| insert_audit_event(c, &e)).await
     }
 
     async fn prune_audit_events(
@@ -64,4 +50,19 @@ impl AuditStore for SqliteStore {
         events.reverse();
         Ok(events)
     }
+}
+
+/// Appends `e` within the writer's current transaction.
+pub(super) fn insert_audit_event(c: &Connection, e: &AuditEvent) -> rusqlite::Result<()> {
+    c.prepare_cached(sql::INSERT.sqlite)?
+        .execute(params![
+            e.at,
+            e.kind.as_str(),
+            e.outcome.as_str(),
+            e.user_id.as_ref().map(|u| u.as_bytes()),
+            e.session_id.as_ref().map(|u| u.as_bytes()),
+            e.ip,
+            e.count
+        ])
+        .map(drop)
 }

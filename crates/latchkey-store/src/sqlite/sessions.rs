@@ -2,12 +2,14 @@
 //! writer, so a revocation and its feed entry commit together.
 
 use async_trait::async_trait;
+use latchkey_core::audit::AuditEvent;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::model::{Session, User};
 use latchkey_core::store::{PruneBefore, Revocation, RevocationKind, SessionStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+use super::audit::insert_audit_event;
 use super::revocations::insert_revocation;
 use super::{counter_param, SqliteStore};
 use crate::sql::sessions as sql;
@@ -61,7 +63,9 @@ impl SessionStore for SqliteStore {
         id: Uuid,
         from_counter: u64,
         now: UnixTime,
+        audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
+        let audit = audit.clone();
         self.writer
             .write(move |c| {
                 let n = c.prepare_cached(sql::ADVANCE.sqlite)?.execute(params![
@@ -69,6 +73,9 @@ impl SessionStore for SqliteStore {
                     counter_param(from_counter)?,
                     now
                 ])?;
+                if n == 1 {
+                    insert_audit_event(c, &audit)?;
+                }
                 Ok(n == 1)
             })
             .await

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::model::{KeyState, Session, StoredKey, User};
 use latchkey_core::store::{
@@ -54,6 +55,7 @@ macro_rules! store_conformance_tests {
             session_round_trips_every_field,
             advance_session_is_compare_and_set,
             advance_session_refuses_revoked_session,
+            advance_session_appends_its_audit_row_only_when_it_moves,
             concurrent_advance_session_has_exactly_one_winner,
             revoke_session_happens_once,
             concurrent_revoke_session_has_exactly_one_winner,
@@ -165,6 +167,19 @@ fn sid_entry(session_id: Uuid, expires_at: UnixTime) -> Revocation {
 }
 
 /// Revocations in a canonical order, for comparing sets.
+/// The audit event a rotation of session `id` at `at` appends.
+fn refreshed(id: Uuid, at: UnixTime) -> AuditEvent {
+    AuditEvent {
+        at,
+        kind: AuditKind::Refresh,
+        outcome: Outcome::Success,
+        user_id: None,
+        session_id: Some(id),
+        ip: Some("192.0.2.1".into()),
+        count: 1,
+    }
+}
+
 fn sorted(mut entries: Vec<Revocation>) -> Vec<Revocation> {
     entries.sort_by(|a, b| {
         (a.kind.as_str(), &a.id, a.expires_at).cmp(&(b.kind.as_str(), &b.id, b.expires_at))
@@ -417,7 +432,7 @@ pub async fn advance_session_is_compare_and_set(backend: &impl Backend) {
     for stale in [0, 6, 8, 9, u64::from(u32::MAX)] {
         assert!(
             !store
-                .advance_session(original.id, stale, T0 + 1)
+                .advance_session(original.id, stale, T0 + 1, &refreshed(original.id, T0 + 1))
                 .await
                 .expect("advance_session"),
             "advance from {stale} must fail while the counter is 7"
@@ -426,7 +441,7 @@ pub async fn advance_session_is_compare_and_set(backend: &impl Backend) {
     assert_eq!(get_session(&*store, original.id).await, original);
 
     assert!(store
-        .advance_session(original.id, 7, T0 + 60)
+        .advance_session(original.id, 7, T0 + 60, &refreshed(original.id, T0 + 60))
         .await
         .expect("advance_session"));
     let after_one = Session {
@@ -438,14 +453,14 @@ pub async fn advance_session_is_compare_and_set(backend: &impl Backend) {
 
     // Replaying the same step fails and changes nothing.
     assert!(!store
-        .advance_session(original.id, 7, T0 + 120)
+        .advance_session(original.id, 7, T0 + 120, &refreshed(original.id, T0 + 120))
         .await
         .expect("advance_session"));
     assert_eq!(get_session(&*store, original.id).await, after_one);
 
     // The next step works from the new counter.
     assert!(store
-        .advance_session(original.id, 8, T0 + 180)
+        .advance_session(original.id, 8, T0 + 180, &refreshed(original.id, T0 + 180))
         .await
         .expect("advance_session"));
     let after_two = Session {
@@ -465,7 +480,7 @@ pub async fn advance_session_is_compare_and_set(backend: &impl Backend) {
     assert_eq!(get_session(&*store, bystander.id).await, bystander);
     let unknown = Uuid::new_v4();
     assert!(!store
-        .advance_session(unknown, 0, T0)
+        .advance_session(unknown, 0, T0, &refreshed(unknown, T0))
         .await
         .expect("advance_session"));
     assert_eq!(store.session(unknown).await.expect("session"), None);
@@ -489,7 +504,7 @@ pub async fn advance_session_refuses_revoked_session(backend: &impl Backend) {
         .expect("revoke_session"));
     let revoked = get_session(&*store, s.id).await;
     assert!(!store
-        .advance_session(s.id, 3, T0 + 10)
+        .advance_session(s.id, 3, T0 + 10, &refreshed(s.id, T0 + 10))
         .await
         .expect("advance_session"));
     assert_eq!(get_session(&*store, s.id).await, revoked);
@@ -505,10 +520,57 @@ pub async fn advance_session_refuses_revoked_session(backend: &impl Backend) {
     };
     store.insert_session(&born_revoked).await.expect("insert");
     assert!(!store
-        .advance_session(born_revoked.id, 5, T0 + 10)
+        .advance_session(
+            born_revoked.id,
+            5,
+            T0 + 10,
+            &refreshed(born_revoked.id, T0 + 10)
+        )
         .await
         .expect("advance_session"));
     assert_eq!(get_session(&*store, born_revoked.id).await, born_revoked);
+}
+
+/// The rotation and its audit row are one write: the row is there exactly
+/// when the counter moved, whoever lost the compare-and-set left none.
+pub async fn advance_session_appends_its_audit_row_only_when_it_moves(backend: &impl Backend) {
+    let store = backend.open().await;
+    let owner = user("judy");
+    must_insert_user(&*store, &owner).await;
+    let s = session(owner.id);
+    store.insert_session(&s).await.expect("insert");
+    let audited = || async {
+        store
+            .audit_events(&AuditQuery {
+                user_id: None,
+                since: None,
+                limit: 100,
+            })
+            .await
+            .expect("audit_events")
+    };
+
+    assert!(store
+        .advance_session(s.id, 0, T0 + 10, &refreshed(s.id, T0 + 10))
+        .await
+        .expect("advance_session"));
+    assert_eq!(audited().await, [refreshed(s.id, T0 + 10)]);
+
+    // A stale counter moves nothing and records nothing.
+    assert!(!store
+        .advance_session(s.id, 0, T0 + 20, &refreshed(s.id, T0 + 20))
+        .await
+        .expect("advance_session"));
+    assert_eq!(audited().await, [refreshed(s.id, T0 + 10)]);
+
+    assert!(store
+        .advance_session(s.id, 1, T0 + 30, &refreshed(s.id, T0 + 30))
+        .await
+        .expect("advance_session"));
+    assert_eq!(
+        audited().await,
+        [refreshed(s.id, T0 + 10), refreshed(s.id, T0 + 30)]
+    );
 }
 
 /// 50 concurrent `advance_session` calls from the same counter: exactly one
@@ -537,7 +599,9 @@ pub async fn concurrent_advance_session_has_exactly_one_winner(backend: &impl Ba
                 let now = T0 + 1_000 * (round as i64 + 1) + i as i64;
                 tokio::spawn(async move {
                     start.wait().await;
-                    let won = store.advance_session(s.id, from, now).await;
+                    let won = store
+                        .advance_session(s.id, from, now, &refreshed(s.id, now))
+                        .await;
                     (now, won)
                 })
             })
@@ -2334,7 +2398,10 @@ async fn apply(store: &dyn Store, write: &Write) -> Result<(), Failure> {
             }
         }
         Write::Advance { id, from, now } => {
-            if !store.advance_session(*id, *from, *now).await? {
+            if !store
+                .advance_session(*id, *from, *now, &refreshed(*id, *now))
+                .await?
+            {
                 return fail("advance_session returned false");
             }
             let s = store.session(*id).await?;
@@ -2743,7 +2810,7 @@ pub async fn reopen_keeps_data_and_schema(backend: &impl Backend) {
         );
         // ...and takes new writes.
         assert!(store
-            .advance_session(s.id, 0, T0 + 60)
+            .advance_session(s.id, 0, T0 + 60, &refreshed(s.id, T0 + 60))
             .await
             .expect("advance_session"));
         must_insert_user(&*store, &second_owner).await;
