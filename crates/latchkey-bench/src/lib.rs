@@ -21,6 +21,12 @@
 //! * **Durability records** (`--record`): for refresh load, one JSON line per
 //!   worker with the newest refresh token acknowledged with 200 and the one
 //!   in flight when the run stopped, for `kill -9` crash tests.
+//! * **Open loop** (`--rate N`): requests go out on a fixed schedule of `N`
+//!   per second in all, and latency counts from when each was due, so a
+//!   slow answer that holds up the next requests shows in the percentiles
+//!   (no coordinated omission) ([`schedule::ArrivalSchedule`]).
+//! * **Server CPU** (`--server-pid PID`): the server's utime + stime over the
+//!   timed phase, and per successful request ([`server_cpu`]).
 
 pub mod client;
 pub mod guard;
@@ -28,4 +34,5 @@ pub mod profile;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod server_cpu;
 pub mod stats;

@@ -12,6 +12,7 @@ use latchkey_bench::profile::Profile;
 use latchkey_bench::report::{Params, Report};
 use latchkey_bench::run::{self, RunConfig, Scenario};
 use latchkey_bench::schedule::parse_mix;
+use latchkey_bench::server_cpu::ServerCpuProbe;
 
 /// Load harness for Latchkey and peer token services (loopback targets only).
 #[derive(Debug, Parser)]
@@ -66,6 +67,14 @@ struct Args {
     /// Load-generator runtime threads (default: number of CPUs).
     #[arg(long)]
     threads: Option<usize>,
+    /// Open loop: N requests per second in all, on a fixed schedule spread
+    /// evenly over the workers; latency counts from each request's due time.
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// Report this server process's CPU time (from /proc/PID/stat) over the
+    /// timed phase, and per successful request.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -105,6 +114,14 @@ fn main() -> anyhow::Result<()> {
     if args.record.is_some() && !matches!(args.scenario, Scenario::Refresh | Scenario::Mixed) {
         bail!("--record applies to the refresh and mixed scenarios");
     }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        bail!("--rate must be a positive number of requests per second");
+    }
+    let server_cpu = args
+        .server_pid
+        .map(ServerCpuProbe::new)
+        .transpose()
+        .context("--server-pid")?;
     let run_id = args.run_id.clone().unwrap_or_else(random_run_id);
     let threads = args
         .threads
@@ -120,6 +137,8 @@ fn main() -> anyhow::Result<()> {
         threads,
         run_id: run_id.clone(),
         request_timeout_s: args.request_timeout.as_secs_f64(),
+        rate: args.rate,
+        server_pid: args.server_pid,
     };
     let cfg = RunConfig {
         target,
@@ -134,6 +153,8 @@ fn main() -> anyhow::Result<()> {
         password: args.password.clone(),
         request_timeout: args.request_timeout,
         setup_timeout: args.setup_timeout,
+        rate: args.rate,
+        server_cpu,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))

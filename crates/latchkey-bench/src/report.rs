@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use hdrhistogram::Histogram;
+
 use crate::run::RunOutcome;
 use crate::stats::{Op, OpStats};
 
@@ -31,6 +33,10 @@ pub struct Params {
     pub run_id: String,
     /// Per-request timeout, seconds.
     pub request_timeout_s: f64,
+    /// Open-loop rate (requests per second in all); absent in the closed loop.
+    pub rate: Option<f64>,
+    /// The server process whose CPU time is reported.
+    pub server_pid: Option<u32>,
 }
 
 /// Latency percentiles in microseconds.
@@ -87,6 +93,39 @@ pub struct HashBound {
     pub ratio: f64,
 }
 
+/// How the open-loop mode (`--rate`) kept to its schedule. The operations'
+/// latencies then count from each request's due time.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoop {
+    /// `--rate`: requests per second asked for.
+    pub target_rps: f64,
+    /// Timed requests sent per second.
+    pub achieved_rps: f64,
+    /// Requests answered 2xx per second.
+    pub ok_rps: f64,
+    /// Requests due before the deadline that were never sent (workers behind).
+    pub unsent: u64,
+    /// Actual send time minus due time (µs): the pacer's wake-up delay and
+    /// each worker's wait behind its own earlier answers (both counted in
+    /// the latencies).
+    pub send_lag_us: Option<Latency>,
+}
+
+/// The server's CPU time in the timed phase (`--server-pid`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerCpu {
+    /// The server process.
+    pub pid: u32,
+    /// utime + stime in the timed phase, seconds; absent when unreadable.
+    pub cpu_s: Option<f64>,
+    /// Timed requests answered 2xx.
+    pub ok_requests: u64,
+    /// CPU µs per 2xx answer.
+    pub cpu_us_per_ok: Option<f64>,
+    /// Why the CPU time could not be read (e.g. the server died).
+    pub error: Option<String>,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -116,32 +155,43 @@ pub struct Report {
     pub stop_reasons: BTreeMap<String, u64>,
     /// Sign-in rate against the hash bound, when asked for.
     pub hash_bound: Option<HashBound>,
+    /// Open-loop figures (`--rate`).
+    pub open_loop: Option<OpenLoop>,
+    /// Server CPU per request (`--server-pid`).
+    pub server_cpu: Option<ServerCpu>,
+}
+
+fn latency(h: &Histogram<u64>) -> Option<Latency> {
+    (!h.is_empty()).then(|| Latency {
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        mean: h.mean(),
+    })
+}
+
+fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
 }
 
 fn op_report(name: &str, s: &OpStats, secs: f64) -> OpReport {
     let requests = s.requests();
-    let h = &s.hist;
     OpReport {
         op: name.to_owned(),
         requests,
-        throughput_rps: if secs > 0.0 {
-            requests as f64 / secs
-        } else {
-            0.0
-        },
+        throughput_rps: per_sec(requests, secs),
         status: s.statuses.clone(),
         errors: Errors {
             transport: s.transport_errors,
             timeout: s.timeouts,
             bad_response: s.bad_responses,
         },
-        latency_us: (!h.is_empty()).then(|| Latency {
-            p50: h.value_at_quantile(0.5),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: h.max(),
-            mean: h.mean(),
-        }),
+        latency_us: latency(&s.hist),
     }
 }
 
@@ -154,7 +204,29 @@ impl Report {
             .filter(|op| out.stats.op(**op).requests() > 0)
             .map(|op| op_report(op.name(), out.stats.op(*op), secs))
             .collect();
-        let total = op_report("total", &out.stats.total(), secs);
+        let total_stats = out.stats.total();
+        let total = op_report("total", &total_stats, secs);
+        let ok: u64 = total_stats.statuses.range(200..300).map(|(_, n)| n).sum();
+        let open_loop = params.rate.map(|rate| OpenLoop {
+            target_rps: rate,
+            achieved_rps: total.throughput_rps,
+            ok_rps: per_sec(ok, secs),
+            unsent: out.stats.schedule.unsent,
+            send_lag_us: latency(&out.stats.schedule.send_lag),
+        });
+        let server_cpu = params
+            .server_pid
+            .zip(out.server_cpu.as_ref())
+            .map(|(pid, cpu)| {
+                let cpu_s = cpu.as_ref().ok().map(|d| d.as_secs_f64());
+                ServerCpu {
+                    pid,
+                    cpu_s,
+                    ok_requests: ok,
+                    cpu_us_per_ok: cpu_s.filter(|_| ok > 0).map(|s| s * 1e6 / ok as f64),
+                    error: cpu.as_ref().err().map(|e| e.to_string()),
+                }
+            });
         let hash_bound = argon2_bound.map(|bound| {
             let ok = out
                 .stats
@@ -184,6 +256,8 @@ impl Report {
             connect_errors: out.stats.connect_errors,
             stop_reasons: out.stop_reasons.clone(),
             hash_bound,
+            open_loop,
+            server_cpu,
         }
     }
 
@@ -222,6 +296,26 @@ impl Report {
             }
         );
         let _ = writeln!(o, "timed phase: {:.3} s", self.elapsed_s);
+        if let Some(ol) = &self.open_loop {
+            let lag = ol
+                .send_lag_us
+                .as_ref()
+                .map(|l| {
+                    format!(
+                        "p50 {} p99 {} max {}",
+                        fmt_us(l.p50),
+                        fmt_us(l.p99),
+                        fmt_us(l.max)
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                o,
+                "open loop: {:.1} req/s asked, {:.1} req/s sent, {:.1} ok/s; \
+                 latency from due time; send lag {lag}; unsent at deadline {}",
+                ol.target_rps, ol.achieved_rps, ol.ok_rps, ol.unsent
+            );
+        }
         let _ = writeln!(o);
         let _ = writeln!(
             o,
@@ -277,6 +371,26 @@ impl Report {
             self.connect_errors,
             reasons.join(", ")
         );
+        if let Some(c) = &self.server_cpu {
+            let _ = match (c.cpu_s, c.cpu_us_per_ok) {
+                (Some(cpu), Some(per_ok)) => writeln!(
+                    o,
+                    "server CPU (pid {}): {cpu:.2} s in the timed phase, {per_ok:.1} µs per ok request ({} ok)",
+                    c.pid, c.ok_requests
+                ),
+                (Some(cpu), None) => writeln!(
+                    o,
+                    "server CPU (pid {}): {cpu:.2} s in the timed phase, no ok requests",
+                    c.pid
+                ),
+                _ => writeln!(
+                    o,
+                    "server CPU (pid {}): unknown ({})",
+                    c.pid,
+                    c.error.as_deref().unwrap_or("not read")
+                ),
+            };
+        }
         if let Some(h) = &self.hash_bound {
             let _ = writeln!(
                 o,

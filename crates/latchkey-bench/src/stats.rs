@@ -52,10 +52,19 @@ pub struct OpStats {
     pub bad_responses: u64,
 }
 
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds")
+}
+
+fn record_us(hist: &mut Histogram<u64>, d: Duration) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+    hist.saturating_record(us);
+}
+
 impl Default for OpStats {
     fn default() -> Self {
         OpStats {
-            hist: Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds"),
+            hist: latency_histogram(),
             statuses: BTreeMap::new(),
             transport_errors: 0,
             timeouts: 0,
@@ -68,10 +77,7 @@ impl OpStats {
     /// An answered request.
     pub fn answered(&mut self, status: u16, latency: Duration) {
         *self.statuses.entry(status).or_default() += 1;
-        let us = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.hist.saturating_record(us);
+        record_us(&mut self.hist, latency);
     }
 
     /// Requests sent (answered or not).
@@ -93,6 +99,39 @@ impl OpStats {
     }
 }
 
+/// How far the open-loop mode kept to its schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleStats {
+    /// Actual send time minus due time of every timed request, µs.
+    pub send_lag: Histogram<u64>,
+    /// Requests due before the deadline but not sent when the run ended.
+    pub unsent: u64,
+}
+
+impl Default for ScheduleStats {
+    fn default() -> Self {
+        ScheduleStats {
+            send_lag: latency_histogram(),
+            unsent: 0,
+        }
+    }
+}
+
+impl ScheduleStats {
+    /// A request sent `lag` after it was due.
+    pub fn sent(&mut self, lag: Duration) {
+        record_us(&mut self.send_lag, lag);
+    }
+
+    /// Adds another worker's figures.
+    pub fn merge(&mut self, other: &ScheduleStats) {
+        self.send_lag
+            .add(&other.send_lag)
+            .expect("histograms with the same bounds merge");
+        self.unsent += other.unsent;
+    }
+}
+
 /// Everything one worker counted.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
@@ -103,6 +142,8 @@ pub struct Stats {
     pub reconnects: u64,
     /// Connection attempts that failed.
     pub connect_errors: u64,
+    /// Open-loop mode only: lateness against the schedule.
+    pub schedule: ScheduleStats,
 }
 
 impl Stats {
@@ -133,6 +174,7 @@ impl Stats {
         self.untimed_requests += other.untimed_requests;
         self.reconnects += other.reconnects;
         self.connect_errors += other.connect_errors;
+        self.schedule.merge(&other.schedule);
     }
 }
 

@@ -14,10 +14,14 @@ use tokio::task::JoinSet;
 
 use crate::guard::Target;
 use crate::profile::{PreparedEndpoint, Profile};
+use crate::schedule::ArrivalSchedule;
+use crate::server_cpu::{ServerCpuError, ServerCpuProbe};
 use crate::stats::Stats;
 
+mod pacer;
 mod worker;
 
+use pacer::Pacer;
 use worker::Worker;
 
 /// What the workers do in the timed phase.
@@ -73,6 +77,11 @@ pub struct RunConfig {
     pub request_timeout: Duration,
     /// Longest the setup phase may take.
     pub setup_timeout: Duration,
+    /// Open-loop mode: requests per second in all, on a fixed schedule
+    /// (`None`: closed loop, each worker sends as soon as it is answered).
+    pub rate: Option<f64>,
+    /// Reads the server's CPU time around the timed phase.
+    pub server_cpu: Option<ServerCpuProbe>,
 }
 
 /// Why a run could not produce a report.
@@ -87,6 +96,9 @@ pub enum RunError {
     /// Setup took longer than allowed.
     #[error("setup did not finish within {0:?}")]
     SetupTimeout(Duration),
+    /// The open-loop pacer thread could not be started.
+    #[error("starting the pacer thread: {0}")]
+    Pacer(std::io::Error),
     /// Interrupted before the timed phase.
     #[error("interrupted during setup")]
     Interrupted,
@@ -137,6 +149,9 @@ pub struct RunOutcome {
     pub stop_reasons: BTreeMap<String, u64>,
     /// One record per worker that completed setup.
     pub records: Vec<WorkerRecord>,
+    /// The server's CPU time (user + system) during the timed phase, with
+    /// `--server-pid`.
+    pub server_cpu: Option<Result<Duration, ServerCpuError>>,
 }
 
 /// The profile's four endpoints, prepared under the target's base path.
@@ -258,11 +273,25 @@ pub async fn run(handle: &StopHandle) -> Result<RunOutcome, RunError> {
     );
 
     // Timed phase.
+    let cpu_before = cfg.server_cpu.map(|probe| probe.read_ticks());
     let start = Instant::now();
     let deadline = start + cfg.duration;
+    let pacer = match cfg.rate {
+        Some(rate) => Some(
+            Pacer::start(rate, users, start, deadline, shared.stop.subscribe())
+                .map_err(RunError::Pacer)?,
+        ),
+        None => None,
+    };
     let mut set = JoinSet::new();
-    for w in ready {
-        set.spawn(w.run_timed(deadline));
+    for (slot, w) in ready.into_iter().enumerate() {
+        let paced = cfg.rate.zip(pacer.as_ref()).map(|(rate, p)| {
+            (
+                ArrivalSchedule::new(rate, users, slot),
+                p.gates[slot].clone(),
+            )
+        });
+        set.spawn(w.run_timed(start, deadline, paced));
     }
     let mut stats = Stats::default();
     let mut records = Vec::with_capacity(users);
@@ -282,6 +311,14 @@ pub async fn run(handle: &StopHandle) -> Result<RunOutcome, RunError> {
         }
     }
     let elapsed = start.elapsed();
+    if let Some(p) = pacer {
+        // Done at the deadline at the latest.
+        p.join();
+    }
+    let server_cpu = cfg.server_cpu.zip(cpu_before).map(|(probe, before)| {
+        let after = probe.read_ticks()?;
+        Ok(probe.elapsed(before?, after))
+    });
     records.sort_by_key(|r| r.worker);
     Ok(RunOutcome {
         stats,
@@ -292,5 +329,6 @@ pub async fn run(handle: &StopHandle) -> Result<RunOutcome, RunError> {
         elapsed,
         stop_reasons,
         records,
+        server_cpu,
     })
 }

@@ -4,17 +4,21 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use super::{Scenario, Shared, WorkerRecord};
 use crate::client::{build_request, Conn};
 use crate::profile::Tokens;
-use crate::schedule::WeightedRoundRobin;
+use crate::schedule::{latency_from_due, ArrivalSchedule, WeightedRoundRobin};
 use crate::stats::{Op, Stats};
+
+/// Tries of a setup sign-in answered 429, and the pause between them.
+const SETUP_SIGN_IN_TRIES: u32 = 30;
+const SETUP_SIGN_IN_PAUSE: Duration = Duration::from_secs(1);
 
 /// How one request ended.
 enum Answer {
@@ -41,6 +45,8 @@ pub(super) enum StopReason {
     Unreachable(String),
     /// Anything else: an unexpected answer, a failed re-sign-in.
     Failed(String),
+    /// A sign-in answered 429 (the server's throttle).
+    Throttled(String),
 }
 
 impl std::fmt::Display for StopReason {
@@ -50,7 +56,7 @@ impl std::fmt::Display for StopReason {
             StopReason::MaxRequests => f.write_str("max-requests"),
             StopReason::Deadline => f.write_str("deadline"),
             StopReason::Unreachable(e) => write!(f, "server unreachable: {e}"),
-            StopReason::Failed(message) => f.write_str(message),
+            StopReason::Failed(message) | StopReason::Throttled(message) => f.write_str(message),
         }
     }
 }
@@ -238,10 +244,31 @@ impl Worker {
             }
         }
         if sign_in {
-            self.shared.setup_requests.fetch_add(1, Ordering::Relaxed);
-            self.sign_in_untimed().await?;
+            self.sign_in_setup().await?;
         }
         Ok(())
+    }
+
+    /// The first sign-in. The server counts every sign-in attempt per
+    /// address before it checks the password, so many workers signing in
+    /// at once from 127.0.0.1 can be answered 429 for a moment; those wait
+    /// and try again (bounded by the setup timeout and [`SETUP_SIGN_IN_TRIES`]).
+    async fn sign_in_setup(&mut self) -> Result<(), StopReason> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            self.shared.setup_requests.fetch_add(1, Ordering::Relaxed);
+            match self.sign_in_untimed().await {
+                Err(StopReason::Throttled(_)) if tries < SETUP_SIGN_IN_TRIES => {
+                    tokio::select! {
+                        biased;
+                        _ = self.stop.changed() => return Err(StopReason::Interrupted),
+                        _ = tokio::time::sleep(SETUP_SIGN_IN_PAUSE) => {}
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn sign_in_untimed(&mut self) -> Result<(), StopReason> {
@@ -258,11 +285,14 @@ impl Worker {
                     snippet(&b)
                 ))),
             },
-            Answer::Status(s, b) => Err(StopReason::Failed(format!(
-                "sign-in of {} answered {s}: {}",
-                self.username,
-                snippet(&b)
-            ))),
+            Answer::Status(s, b) => {
+                let message = format!("sign-in of {} answered {s}: {}", self.username, snippet(&b));
+                Err(if s == StatusCode::TOO_MANY_REQUESTS {
+                    StopReason::Throttled(message)
+                } else {
+                    StopReason::Failed(message)
+                })
+            }
             other => Err(StopReason::Failed(format!(
                 "sign-in of {}: {}",
                 self.username,
@@ -282,7 +312,7 @@ impl Worker {
             match self.sign_in_untimed().await {
                 Ok(()) => return Flow::Continue,
                 // Refused or garbled: worth another try.
-                Err(StopReason::Failed(e)) => last = e,
+                Err(StopReason::Failed(e) | StopReason::Throttled(e)) => last = e,
                 Err(reason) => return Flow::Stop(reason),
             }
         }
@@ -312,25 +342,40 @@ impl Worker {
         self.ensure_conn().await
     }
 
-    /// A timed exchange (after [`Worker::ready`]).
-    async fn timed(&mut self, op: Op, kind: EndpointKind, body: Bytes, auth: bool) -> Answer {
-        let t0 = Instant::now();
+    /// A timed exchange (after [`Worker::ready`]). In the open-loop mode
+    /// `due` is when the request was due, and its latency counts from then.
+    async fn timed(
+        &mut self,
+        op: Op,
+        kind: EndpointKind,
+        body: Bytes,
+        auth: bool,
+        due: Option<Instant>,
+    ) -> Answer {
+        let sent = Instant::now();
+        if let Some(due) = due {
+            self.stats
+                .schedule
+                .sent(sent.saturating_duration_since(due));
+        }
         let answer = self.exchange(kind, body, auth).await;
+        let latency = latency_from_due(due.unwrap_or(sent), Instant::now());
         match &answer {
-            Answer::Status(s, _) => self.stats.op_mut(op).answered(s.as_u16(), t0.elapsed()),
+            Answer::Status(s, _) => self.stats.op_mut(op).answered(s.as_u16(), latency),
             other => self.count_failure(op, other),
         }
         answer
     }
 
-    async fn step(&mut self, op: Op, deadline: Instant) -> Flow {
+    /// One operation; `due` as for [`Worker::timed`].
+    async fn step(&mut self, op: Op, deadline: Instant, due: Option<Instant>) -> Flow {
         match op {
             Op::SignIn => {
                 if let Err(reason) = self.ready().await {
                     return Flow::Stop(reason);
                 }
                 let body = self.sign_in_body.clone();
-                match self.timed(op, EndpointKind::SignIn, body, false).await {
+                match self.timed(op, EndpointKind::SignIn, body, false, due).await {
                     Answer::Status(StatusCode::OK, b) => {
                         match self.shared.cfg.profile.response.extract(&b) {
                             Some(t) => self.adopt(t, "sign-in"),
@@ -358,7 +403,10 @@ impl Worker {
                 }
                 self.record.in_flight = Some(token);
                 self.record.in_flight_outcome = None;
-                match self.timed(op, EndpointKind::Refresh, body, false).await {
+                match self
+                    .timed(op, EndpointKind::Refresh, body, false, due)
+                    .await
+                {
                     Answer::Status(StatusCode::OK, b) => {
                         self.record.in_flight = None;
                         match self.shared.cfg.profile.response.extract(&b) {
@@ -401,7 +449,10 @@ impl Worker {
                 if let Err(reason) = self.ready().await {
                     return Flow::Stop(reason);
                 }
-                match self.timed(op, EndpointKind::Me, Bytes::new(), true).await {
+                match self
+                    .timed(op, EndpointKind::Me, Bytes::new(), true, due)
+                    .await
+                {
                     Answer::Status(StatusCode::UNAUTHORIZED, _) => self.resign(deadline).await,
                     Answer::Interrupted => Flow::Stop(StopReason::Interrupted),
                     _ => Flow::Continue,
@@ -410,7 +461,25 @@ impl Worker {
         }
     }
 
-    pub(super) async fn run_timed(mut self, deadline: Instant) -> (Stats, WorkerRecord) {
+    /// Waits for the pacer to let the next request go: `Some(true)` when it
+    /// may, `Some(false)` when the pacing has ended, `None` on a stop.
+    async fn pass_gate(&mut self, gate: &Semaphore) -> Option<bool> {
+        tokio::select! {
+            biased;
+            _ = self.stop.changed() => None,
+            permit = gate.acquire() => Some(permit.map(|p| p.forget()).is_ok()),
+        }
+    }
+
+    /// The timed loop from `start` to `deadline`. In the open-loop mode
+    /// (`paced`: this worker's schedule and its pacer gate) each request
+    /// waits for its due time, or goes at once when it is already overdue.
+    pub(super) async fn run_timed(
+        mut self,
+        start: Instant,
+        deadline: Instant,
+        mut paced: Option<(ArrivalSchedule, Arc<Semaphore>)>,
+    ) -> (Stats, WorkerRecord) {
         let cfg = &self.shared.cfg;
         let mut rr = match cfg.scenario {
             Scenario::SignIn => WeightedRoundRobin::new([(Op::SignIn, 1)]),
@@ -429,14 +498,29 @@ impl Worker {
             if self.stopped() {
                 break StopReason::Interrupted;
             }
+            let mut due = None;
+            if let Some((schedule, gate)) = paced.as_mut() {
+                match self.pass_gate(gate).await {
+                    Some(true) => {}
+                    Some(false) => break StopReason::Deadline,
+                    None => break StopReason::Interrupted,
+                }
+                due = Some(start + schedule.due_offset());
+            }
             if Instant::now() >= deadline {
                 break StopReason::Deadline;
             }
+            if let Some((schedule, _)) = paced.as_mut() {
+                schedule.advance();
+            }
             let op = rr.next_item();
-            if let Flow::Stop(reason) = self.step(op, deadline).await {
+            if let Flow::Stop(reason) = self.step(op, deadline, due).await {
                 break reason;
             }
         };
+        if let (StopReason::Deadline, Some((s, _))) = (&reason, &paced) {
+            self.stats.schedule.unsent = s.unsent_before(deadline - start);
+        }
         let record = WorkerRecord {
             run_id: self.shared.cfg.run_id.clone(),
             worker: self.id,
@@ -495,6 +579,10 @@ mod tests {
             (
                 StopReason::Failed("re-sign-in failed: x".into()),
                 "re-sign-in failed: x",
+            ),
+            (
+                StopReason::Throttled("sign-in of u answered 429 Too Many Requests: y".into()),
+                "sign-in of u answered 429 Too Many Requests: y",
             ),
         ];
         for (reason, text) in texts {
