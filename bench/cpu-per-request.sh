@@ -2,8 +2,9 @@
 # Server CPU per successful request, next to throughput and p99, for one
 # harness run against a fresh release `latchkey serve` on loopback.
 #
-#   bash bench/cpu-per-request.sh BIN_DIR SCENARIO WORKERS PORT
+#   bash bench/cpu-per-request.sh BIN_DIR SCENARIO WORKERS PORT [HARNESS FLAGS...]
 #   e.g. bash bench/cpu-per-request.sh target/release refresh 64 18511
+#        bash bench/cpu-per-request.sh target/release me 64 18511 --rate 10000
 #
 # BIN_DIR holds `latchkey` and `latchkey-bench` (so two builds can be
 # compared back to back). CPU is utime+stime of the server over the
@@ -13,6 +14,7 @@
 # (10 s); only 127.0.0.1 is contacted.
 set -euo pipefail
 bin=$1 scenario=$2 workers=$3 port=$4
+shift 4
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -31,7 +33,7 @@ for _ in $(seq 100); do
 done
 "$bin/latchkey-bench" --scenario "$scenario" --target "http://127.0.0.1:$port" \
     --workers "$workers" --duration 10s --server-pid "$server_pid" \
-    --json "$work/report.json" >"$work/out" 2>&1
+    --json "$work/report.json" "$@" >"$work/out" 2>&1
 python3 - "$work/report.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
@@ -40,8 +42,10 @@ if cpu["cpu_s"] is None:
     sys.exit(f'server CPU unknown: {cpu["error"]}')
 ok = cpu["ok_requests"]
 print(
-    f'{report["params"]["scenario"]}, {report["params"]["workers"]} workers: '
-    f'{ok / report["elapsed_s"]:.0f} ok/s, p99 {total["latency_us"]["p99"] / 1000:.2f} ms, '
+    f'{report["params"]["scenario"]}, {report["params"]["workers"]} workers'
+    f'{", open loop at %s/s" % report["params"]["rate"] if report["params"].get("rate") else ""}: '
+    f'{ok / report["elapsed_s"]:.0f} ok/s, p50 {total["latency_us"]["p50"] / 1000:.2f} ms, '
+    f'p99 {total["latency_us"]["p99"] / 1000:.2f} ms, '
     f'server CPU {cpu["cpu_us_per_ok"] or 0:.1f} µs per ok request ({ok} ok, {cpu["cpu_s"]:.2f} s CPU)'
 )
 PY
