@@ -2,11 +2,12 @@
 //! database (docs/ARCHITECTURE.md, Storage and durability). Same contract and semantics as the SQLite store;
 //! all coordination between nodes happens in the database:
 //!
-//! - **Refresh** is three statements, one round trip each once the pool's
+//! - **Refresh** is two statements, one round trip each once the pool's
 //!   connection has them prepared: `session_and_user` (one `SELECT` with a
-//!   `JOIN`), `advance_session` (one compare-and-set `UPDATE ... WHERE id
-//!   = $1 AND counter = $2 AND revoked_at IS NULL`) and the audit insert.
-//!   Row-level locking makes exactly one of several racing nodes win.
+//!   `JOIN`) and `advance_session` (one compare-and-set `UPDATE ... WHERE
+//!   id = $1 AND counter = $2 AND revoked_at IS NULL` that inserts the
+//!   audit row in the same statement when it moved). Row-level locking
+//!   makes exactly one of several racing nodes win.
 //! - **Revocation feed order is commit order.** A `BIGSERIAL` alone is not
 //!   enough: sequence values are handed out at insert time but become
 //!   visible at commit, so entry 8 may be visible before entry 7, and a
