@@ -5,8 +5,9 @@
 //! ([`cluster`]) and the HTTP calls the tests make ([`http`]).
 //!
 //! Nothing here builds anything: a test binary of `latchkey-server` passes
-//! `env!("CARGO_BIN_EXE_latchkey")`; other crates find the binary next to
-//! their own test executable with [`process::workspace_binary`].
+//! `env!("CARGO_BIN_EXE_latchkey")`, and finds other workspace binaries
+//! beside it with [`process::sibling_binary`] (`cargo test --workspace`
+//! builds them).
 
 pub mod cluster;
 pub mod http;

@@ -8,26 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The binary `name` of this workspace, built by cargo beside the running
-/// test executable (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
-/// `cargo test --workspace` builds every workspace binary that has tests;
-/// otherwise this panics saying what to build.
-pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable under target/<profile>/deps");
-    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (`cargo build --bin {name}`, or run \
-         `cargo test --workspace`, which builds it)",
-        bin.display()
-    );
-    bin
-}
-
 /// The binary `name` in the same directory as `bin` (the same target
 /// directory and profile); panics saying what to build if it is missing.
 pub fn sibling_binary(bin: &Path, name: &str) -> PathBuf {
