@@ -119,7 +119,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 /// The caller of a `/v1` endpoint: the claims of the request's bearer token
 /// (RFC 6750 §2.1; never from a query string or body), verified for
 /// signature, time, issuer, our audience and revocation before the handler
-/// runs or its body is read.
+/// runs. Endpoints that take a body use [`CallerWithBody`].
 pub struct Caller(pub AccessClaims);
 
 impl<S> FromRequestParts<S> for Caller
@@ -132,6 +132,36 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
         Ok(Caller(AuthState::from_ref(state).authenticate(token)?))
+    }
+}
+
+/// The caller of a `/v1` endpoint that takes a body, and the body `B`. The
+/// token is checked first, so a forged one costs no parsing; but when it is
+/// refused the body is still read to its end (within the route's limit)
+/// before the 401 goes out: answering while the client is still sending
+/// closes the connection under it, and the client sees a reset, not a 401.
+pub struct CallerWithBody<B>(pub AccessClaims, pub B);
+
+impl<S, B> FromRequest<S> for CallerWithBody<B>
+where
+    AuthState: FromRef<S>,
+    S: Send + Sync,
+    B: FromRequest<S, Rejection = ApiError>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await;
+        let req = Request::from_parts(parts, body);
+        match caller {
+            Ok(Caller(claims)) => Ok(Self(claims, B::from_request(req, state).await?)),
+            Err(refused) => {
+                // Read, never parsed; the answer is the refusal either way.
+                let _ = read_body(req, state).await;
+                Err(refused)
+            }
+        }
     }
 }
 

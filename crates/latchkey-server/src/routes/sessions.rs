@@ -8,7 +8,7 @@ use latchkey_wire::body::{PasswordChange, SessionItem, SessionList, SignOutBody}
 
 use super::AuthState;
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, OptionalJsonBody, RequestOrigin};
+use crate::extract::{Caller, CallerWithBody, JsonBody, OptionalJsonBody, RequestOrigin};
 
 fn session_item(v: SessionView) -> SessionItem {
     SessionItem {
@@ -45,8 +45,7 @@ pub async fn end(
 pub async fn sign_out(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
-    Caller(caller): Caller,
-    OptionalJsonBody(body): OptionalJsonBody<SignOutBody>,
+    CallerWithBody(caller, OptionalJsonBody(body)): CallerWithBody<OptionalJsonBody<SignOutBody>>,
 ) -> Result<StatusCode, ApiError> {
     auth.sign_out(&caller, body.scope, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -55,8 +54,7 @@ pub async fn sign_out(
 pub async fn change_password(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
-    Caller(caller): Caller,
-    JsonBody(body): JsonBody<PasswordChange>,
+    CallerWithBody(caller, JsonBody(body)): CallerWithBody<JsonBody<PasswordChange>>,
 ) -> Result<StatusCode, ApiError> {
     auth.change_password(&caller, &body.current_password, &body.new_password, &origin)
         .await?;
