@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::revocations::insert_revocation;
 use super::{counter_param, feed_writer, pg_error, tx_execute, tx_query, PostgresStore};
-use crate::sql::audit::event_columns;
 use crate::sql::sessions as sql;
 use crate::sql::{limit, users, Columns};
 
@@ -63,18 +62,9 @@ impl SessionStore for PostgresStore {
         now: UnixTime,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        // One statement, one round trip, one commit: the audit row is
-        // inserted only if the compare-and-set moved the counter.
         let n = self
             .execute(
-                concat!(
-                    "WITH moved AS (UPDATE sessions SET counter = counter + 1, \
-                     last_refreshed_at = $3 \
-                     WHERE id = $1 AND counter = $2 AND revoked_at IS NULL RETURNING id) \
-                     INSERT INTO audit_events (",
-                    event_columns!(),
-                    ") SELECT $4, $5, $6, $7, $8, $9, $10 FROM moved"
-                ),
+                sql::ADVANCE_AND_AUDIT.postgres,
                 &[
                     &id,
                     &counter_param(from_counter)?,

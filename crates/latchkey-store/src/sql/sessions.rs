@@ -4,7 +4,7 @@
 
 use latchkey_core::model::Session;
 
-use super::{statement, users::user_columns, Columns, Sql};
+use super::{audit::event_columns, statement, users::user_columns, Columns, Sql};
 
 /// The columns [`session`] reads, from `sessions s`; aliased so they can be
 /// read beside a user's.
@@ -38,9 +38,26 @@ pub(crate) const WITH_USER: Sql = statement!(
 );
 
 /// The refresh's compare-and-set: moves only if the counter is still `?2`.
-pub(crate) const ADVANCE: Sql = statement!(
-    "UPDATE sessions SET counter = counter + 1, last_refreshed_at = ?3 \
-     WHERE id = ?1 AND counter = ?2 AND revoked_at IS NULL"
+macro_rules! advance {
+    () => {
+        "UPDATE sessions SET counter = counter + 1, last_refreshed_at = ?3 \
+         WHERE id = ?1 AND counter = ?2 AND revoked_at IS NULL"
+    };
+}
+
+/// [`advance!`] alone: SQLite runs it and the audit insert in one step of
+/// its writer (it cannot write inside a `WITH`).
+pub(crate) const ADVANCE: Sql = statement!(advance!());
+
+/// [`advance!`] and the rotation's audit row (`?4`… in
+/// [`event_columns!`] order) in one statement, one round trip: the row is
+/// inserted only if the counter moved. PostgreSQL's form.
+pub(crate) const ADVANCE_AND_AUDIT: Sql = statement!(
+    "WITH moved AS (",
+    advance!(),
+    " RETURNING id) INSERT INTO audit_events (",
+    event_columns!(),
+    ") SELECT ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM moved"
 );
 
 pub(crate) const REVOKE: Sql = statement!(
