@@ -13,9 +13,18 @@ pub enum FormError {
     Missing(String),
 }
 
-/// The parameters of a form body, each at most once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The parameters of a form body, each at most once. Values carry client
+/// secrets, refresh tokens and passwords, so `Debug` shows names only.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Form(HashMap<String, String>);
+
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_tuple("Form").field(&names).finish()
+    }
+}
 
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
@@ -69,5 +78,14 @@ mod tests {
         );
         // An empty repeat is no repeat: empty means absent.
         assert!(Form::parse(b"token=a&token=").is_ok());
+    }
+
+    #[test]
+    fn debug_names_the_parameters_and_never_shows_a_value() {
+        let form = Form::parse(b"grant_type=client_credentials&client_secret=planted-s3cret")
+            .expect("parses");
+        let shown = format!("{form:?}");
+        assert_eq!(shown, r#"Form(["client_secret", "grant_type"])"#);
+        assert!(!shown.contains("planted-s3cret"));
     }
 }
