@@ -6,6 +6,7 @@ use latchkey_core::access_token::{
     self, AccessClaims, Algorithm, Audience, Expectations, SigningKey, VerifyingKeys,
 };
 use latchkey_core::keys::generate_pkcs8;
+use latchkey_core::password::{Argon2Cost, Argon2Hashing, Argon2Memory, Password};
 use latchkey_core::refresh_token::RefreshTokenCodec;
 use latchkey_core::secret::ServerSecret;
 use uuid::Uuid;
@@ -71,4 +72,16 @@ fn refresh_token_decode_and_mac(bencher: divan::Bencher) {
     let codec = RefreshTokenCodec::new(&ServerSecret::generate().expect("rng")).expect("codec");
     let token = codec.encode(Uuid::new_v4(), 42);
     bencher.bench(|| codec.decode(divan::black_box(&token)));
+}
+
+/// What a sign-in spends on the password: one Argon2id verification at the
+/// default cost, in reused memory as the hashing threads do. The yardstick
+/// for the server's CPU per sign-in.
+#[divan::bench(sample_count = 30)]
+fn argon2id_verify_default_cost(bencher: divan::Bencher) {
+    let hashing = Argon2Hashing::new(Argon2Cost::default()).expect("hashing");
+    let password = Password::for_check("correct horse battery staple").expect("password");
+    let phc = hashing.hash(&password).expect("hash");
+    let mut memory = Argon2Memory::default();
+    bencher.bench_local(|| hashing.verify_in(&password, Some(&phc), &mut memory));
 }
