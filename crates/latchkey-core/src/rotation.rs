@@ -36,6 +36,33 @@ pub enum RefuseReason {
     FutureCounter,
 }
 
+/// What rotating a presented token requires of the session as stored: the
+/// presenting client's own session on which [`decide`] says `Rotate`. A
+/// store that reads and advances in one step (one round trip) applies it
+/// beside its read, as: counter equal to `counter`, not revoked,
+/// `expires_at > now`, `last_refreshed_at > idle_cutoff()`, `client_id`
+/// equal to `client_id`; [`RotationGuard::admits`] is the same rule in Rust.
+#[derive(Debug, Clone)]
+pub struct RotationGuard {
+    pub counter: u64,
+    pub client_id: String,
+    pub now: UnixTime,
+    pub rules: RefreshRules,
+}
+
+impl RotationGuard {
+    /// `last_refreshed_at` must be after this for the session not to be idle.
+    pub fn idle_cutoff(&self) -> UnixTime {
+        self.now.saturating_sub(self.rules.idle_timeout_seconds)
+    }
+
+    pub fn admits(&self, session: &Session) -> bool {
+        session.client_id == self.client_id
+            && decide(session, self.counter, self.now, &self.rules)
+                == RefreshDecision::Rotate { from: self.counter }
+    }
+}
+
 pub fn decide(
     session: &Session,
     presented: u64,
@@ -219,6 +246,35 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// The guard's statement of the rule, as the stores write it in
+        /// SQL, agrees with `decide` everywhere.
+        #[test]
+        fn the_guards_sql_form_is_decides_rotate(
+            counter in 0u64..4,
+            presented in 0u64..4,
+            revoked in proptest::bool::ANY,
+            own_client in proptest::bool::ANY,
+            last in 0i64..3000,
+            expires in 0i64..3000,
+            now in 0i64..3000,
+        ) {
+            let mut s = session(counter, last);
+            s.expires_at = expires;
+            s.revoked_at = revoked.then_some(last);
+            let guard = RotationGuard {
+                counter: presented,
+                client_id: if own_client { s.client_id.clone() } else { "other".into() },
+                now,
+                rules: RULES,
+            };
+            let sql_form = s.counter == guard.counter
+                && s.revoked_at.is_none()
+                && s.expires_at > guard.now
+                && s.last_refreshed_at > guard.idle_cutoff()
+                && s.client_id == guard.client_id;
+            prop_assert_eq!(sql_form, guard.admits(&s));
         }
 
         #[test]

@@ -12,6 +12,7 @@ use crate::client::Client;
 use crate::clock::UnixTime;
 use crate::model::{Session, StoredKey, User};
 pub use crate::revocation::{Revocation, RevocationKind};
+pub use crate::rotation::RotationGuard;
 pub use crate::throttle::{Admission, ThrottleEntry, ThrottleRule};
 
 #[derive(Debug, Clone, Error)]
@@ -115,6 +116,33 @@ pub trait SessionStore: Send + Sync {
         now: UnixTime,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
+
+    /// The refresh's read and its rotation in one step where the backend
+    /// can (PostgreSQL: one statement, one round trip): reads the session
+    /// and its user and, if `guard` admits the session as read, advances
+    /// it as [`Self::advance_session`] would, appending `audit` with the
+    /// session's user as its `user_id`. Returns the session and user as
+    /// they were before, and whether it moved. The default reads, then
+    /// advances.
+    async fn read_and_advance(
+        &self,
+        id: Uuid,
+        guard: &RotationGuard,
+        audit: &AuditEvent,
+    ) -> Result<Option<(Session, User, bool)>, StoreError> {
+        let Some((session, user)) = self.session_and_user(id).await? else {
+            return Ok(None);
+        };
+        let moved = guard.admits(&session) && {
+            let audit = AuditEvent {
+                user_id: Some(session.user_id),
+                ..audit.clone()
+            };
+            self.advance_session(id, guard.counter, guard.now, &audit)
+                .await?
+        };
+        Ok(Some((session, user, moved)))
+    }
 
     /// Marks the session revoked (if it is not already) and records the
     /// revocation entry for its access tokens, in one transaction. `true` if

@@ -3,20 +3,25 @@
 //! of two requests presenting the same token one rotates and the other
 //! decides again on its result: the grace window or reuse detection.
 //!
-//! A successful refresh is one read and one durable write: the session
-//! read with its user ([`crate::store::SessionStore::session_and_user`]),
-//! then the compare-and-set with its audit row in the same transaction
-//! ([`crate::store::SessionStore::advance_session`]). A refresh within the
-//! grace window moves nothing and writes only its audit row.
+//! A successful refresh is one store step
+//! ([`crate::store::SessionStore::read_and_advance`]): the session read with
+//! its user and, if [`RotationGuard`] admits it, the compare-and-set with its
+//! audit row in the same transaction. On PostgreSQL that is one statement,
+//! one round trip; on SQLite a read, then one write of the group-committing
+//! writer. When the step does not rotate, the session as read decides (the
+//! grace window, reuse detection, a refusal). A refresh within the grace
+//! window moves nothing and writes only its audit row.
 
 use uuid::Uuid;
 
 use super::{Authority, Origin, TokenResponse};
+use crate::audit::AuditEvent;
 use crate::audit::{AuditKind, Outcome};
 use crate::client::{parse_scope, scope_within, Client};
+use crate::clock::UnixTime;
 use crate::model::{Session, User};
 use crate::refresh_token::RefreshTokenClaims;
-use crate::rotation::{decide, RefreshDecision, RefreshRules};
+use crate::rotation::{decide, RefreshDecision, RefreshRules, RotationGuard};
 use crate::AuthError;
 
 /// How often a rotation that keeps losing its compare-and-set decides again
@@ -87,9 +92,28 @@ impl Authority {
         origin: &Origin,
     ) -> Result<TokenResponse, RotationFailure> {
         let mut user_id = None;
-        for _ in 0..MAX_ROTATION_ATTEMPTS {
-            let step = match self.store.session_and_user(presented.session_id).await {
-                Ok(Some((session, user))) => {
+        for attempt in 0..MAX_ROTATION_ATTEMPTS {
+            // First, the common case in one store step: read and rotate if
+            // the rules allow. A narrowed scope must be checked before
+            // anything moves, so it takes the read-then-decide path.
+            let read = if attempt == 0 && scope.is_none() {
+                let (guard, event) = self.rotation_guard(presented, client, origin);
+                let read = self
+                    .store
+                    .read_and_advance(presented.session_id, &guard, &event)
+                    .await;
+                if let Ok(Some((session, user, true))) = read {
+                    return Ok(self.rotated(&session, &user, client, event, guard.now));
+                }
+                read
+            } else {
+                self.store
+                    .session_and_user(presented.session_id)
+                    .await
+                    .map(|read| read.map(|(session, user)| (session, user, false)))
+            };
+            let step = match read {
+                Ok(Some((session, user, _))) => {
                     user_id = Some(session.user_id);
                     self.rotate_step(session, &user, presented.counter, client, scope, origin)
                         .await
@@ -110,6 +134,67 @@ impl Authority {
         })
     }
 
+    /// What rotating `presented` requires, and the audit row a rotation
+    /// appends (the store sets its user, known once the session is read).
+    fn rotation_guard(
+        &self,
+        presented: &RefreshTokenClaims,
+        client: &Client,
+        origin: &Origin,
+    ) -> (RotationGuard, AuditEvent) {
+        let guard = RotationGuard {
+            counter: presented.counter,
+            client_id: client.client_id.clone(),
+            now: self.clock.now(),
+            rules: self.refresh_rules(client),
+        };
+        let event = AuditEvent {
+            at: guard.now,
+            ..self.audit_event(
+                AuditKind::Refresh,
+                Outcome::Success,
+                None,
+                Some(presented.session_id),
+                origin,
+            )
+        };
+        (guard, event)
+    }
+
+    /// Tokens for a session this request rotated at `now` (`session` as
+    /// read before it moved), with the session's own scope.
+    fn rotated(
+        &self,
+        session: &Session,
+        user: &User,
+        client: &Client,
+        event: AuditEvent,
+        now: UnixTime,
+    ) -> TokenResponse {
+        AuditEvent {
+            user_id: Some(session.user_id),
+            ..event
+        }
+        .emit();
+        self.issue(
+            session,
+            user,
+            client,
+            session.counter + 1,
+            &session.scope,
+            now,
+        )
+    }
+
+    fn refresh_rules(&self, client: &Client) -> RefreshRules {
+        RefreshRules {
+            idle_timeout_seconds: client
+                .refresh_idle_timeout_seconds
+                .unwrap_or(self.policy.refresh.idle_timeout_seconds),
+            ..self.policy.refresh
+        }
+    }
+
     /// Decides on the session as read, for a token with `counter`.
     async fn rotate_step(
         &self,
@@ -128,12 +213,7 @@ impl Authority {
             Some(s) => parse_scope(s)?.join(" "),
             None => session.scope.clone(),
         };
-        let rules = RefreshRules {
-            idle_timeout_seconds: client
-                .refresh_idle_timeout_seconds
-                .unwrap_or(self.policy.refresh.idle_timeout_seconds),
-            ..self.policy.refresh
-        };
+        let rules = self.refresh_rules(client);
         let now = self.clock.now();
         match decide(&session, counter, now, &rules) {
             RefreshDecision::Rotate { from } => {

@@ -6,7 +6,9 @@ use deadpool_postgres::Transaction;
 use latchkey_core::audit::AuditEvent;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::model::{Session, User};
-use latchkey_core::store::{PruneBefore, Revocation, RevocationKind, SessionStore, StoreError};
+use latchkey_core::store::{
+    PruneBefore, Revocation, RevocationKind, RotationGuard, SessionStore, StoreError,
+};
 use uuid::Uuid;
 
 use super::revocations::insert_revocation;
@@ -52,6 +54,33 @@ impl SessionStore for PostgresStore {
             .await?
             .as_ref()
             .map(|r| Ok((sql::session(r)?, users::user(r)?)))
+            .transpose()
+    }
+
+    async fn read_and_advance(
+        &self,
+        id: Uuid,
+        guard: &RotationGuard,
+        audit: &AuditEvent,
+    ) -> Result<Option<(Session, User, bool)>, StoreError> {
+        let row = self
+            .query_opt(
+                sql::READ_AND_ADVANCE.postgres,
+                &[
+                    &id,
+                    &counter_param(guard.counter)?,
+                    &guard.now,
+                    &guard.client_id,
+                    &guard.idle_cutoff(),
+                    &audit.at,
+                    &audit.kind.as_str(),
+                    &audit.outcome.as_str(),
+                    &audit.ip,
+                    &i64::from(audit.count),
+                ],
+            )
+            .await?;
+        row.map(|r| Ok((sql::session(&r)?, users::user(&r)?, r.value("moved")?)))
             .transpose()
     }
 

@@ -60,6 +60,29 @@ pub(crate) const ADVANCE_AND_AUDIT: Sql = statement!(
     ") SELECT ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM moved"
 );
 
+/// The refresh in one statement, one round trip (PostgreSQL's form): the
+/// session with its user as they were (`cur`; every part of a statement sees
+/// one snapshot) and, where [`RotationGuard`] admits the session, the
+/// rotation and its audit row. `?2` counter, `?3` now, `?4` client, `?5`
+/// idle cutoff; `?6`… the audit row in [`event_columns!`] order without
+/// its user, which is the session's.
+///
+/// [`RotationGuard`]: latchkey_core::rotation::RotationGuard
+pub(crate) const READ_AND_ADVANCE: Sql = statement!(
+    "WITH cur AS (SELECT ",
+    session_columns!(),
+    ", ",
+    user_columns!(),
+    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1), \
+     moved AS (UPDATE sessions SET counter = counter + 1, last_refreshed_at = ?3 \
+     WHERE id = ?1 AND counter = ?2 AND revoked_at IS NULL AND expires_at > ?3 \
+     AND last_refreshed_at > ?5 AND client_id = ?4 RETURNING id, user_id), \
+     logged AS (INSERT INTO audit_events (",
+    event_columns!(),
+    ") SELECT ?6, ?7, ?8, moved.user_id, moved.id, ?9, ?10 FROM moved) \
+     SELECT cur.*, EXISTS (SELECT 1 FROM moved) AS moved FROM cur"
+);
+
 pub(crate) const REVOKE: Sql = statement!(
     "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3 \
      WHERE id = ?1 AND revoked_at IS NULL"

@@ -28,9 +28,10 @@ use std::sync::Arc;
 use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::model::{KeyState, Session, StoredKey, User};
+use latchkey_core::rotation::RefreshRules;
 use latchkey_core::store::{
-    Admission, FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind, Store, StoreError,
-    ThrottleEntry, ThrottleRule,
+    Admission, FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind, RotationGuard, Store,
+    StoreError, ThrottleEntry, ThrottleRule,
 };
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -56,6 +57,7 @@ macro_rules! store_conformance_tests {
             advance_session_is_compare_and_set,
             advance_session_refuses_revoked_session,
             advance_session_appends_its_audit_row_only_when_it_moves,
+            read_and_advance_moves_exactly_when_the_guard_admits,
             concurrent_advance_session_has_exactly_one_winner,
             revoke_session_happens_once,
             concurrent_revoke_session_has_exactly_one_winner,
@@ -3452,4 +3454,104 @@ pub async fn rotation_promotes_the_oldest_next_key(backend: &impl Backend) {
         .await
         .expect("stale rotation"));
     assert_eq!(store.signing_keys().await.expect("signing_keys"), before);
+}
+
+/// The refresh's one-step read and rotation, in every state the guard
+/// looks at: it moves (and appends the audit row, with the session's user)
+/// exactly when `RotationGuard::admits` the session as read, and it returns
+/// the session as it was before.
+pub async fn read_and_advance_moves_exactly_when_the_guard_admits(backend: &impl Backend) {
+    let store = backend.open().await;
+    let owner = user("ivan");
+    must_insert_user(&*store, &owner).await;
+    let rules = RefreshRules {
+        grace_seconds: 10,
+        idle_timeout_seconds: 100,
+    };
+    let now = T0 + 50;
+    let guard = |counter: u64, client: &str| RotationGuard {
+        counter,
+        client_id: client.to_owned(),
+        now,
+        rules,
+    };
+    let admitted = guard(1, "web");
+    let fresh = |edit: &dyn Fn(&mut Session)| {
+        let mut s = session(owner.id);
+        s.counter = 1;
+        edit(&mut s);
+        s
+    };
+    let cases: Vec<(&str, Session, RotationGuard)> = vec![
+        ("current token", fresh(&|_| {}), admitted.clone()),
+        ("previous token", fresh(&|_| {}), guard(0, "web")),
+        ("future token", fresh(&|_| {}), guard(2, "web")),
+        ("another client", fresh(&|_| {}), guard(1, "cli")),
+        (
+            "revoked",
+            fresh(&|s| s.revoked_at = Some(T0 + 1)),
+            admitted.clone(),
+        ),
+        ("expired", fresh(&|s| s.expires_at = now), admitted.clone()),
+        (
+            "idle",
+            fresh(&|s| s.last_refreshed_at = now - 100),
+            admitted.clone(),
+        ),
+        (
+            "just not idle",
+            fresh(&|s| s.last_refreshed_at = now - 99),
+            admitted.clone(),
+        ),
+    ];
+    let mut expected_audit = Vec::new();
+    for (case, s, guard) in cases {
+        store.insert_session(&s).await.expect("insert");
+        let (before, read_user, moved) = store
+            .read_and_advance(s.id, &guard, &refreshed(s.id, now))
+            .await
+            .expect("read_and_advance")
+            .expect("the session exists");
+        assert_eq!(before, s, "{case}: the session as it was");
+        assert_eq!(read_user, owner, "{case}: its user");
+        assert_eq!(
+            moved,
+            guard.admits(&s),
+            "{case}: moved exactly when admitted"
+        );
+        let after = get_session(&*store, s.id).await;
+        if moved {
+            assert_eq!((after.counter, after.last_refreshed_at), (2, now), "{case}");
+            expected_audit.push(AuditEvent {
+                user_id: Some(owner.id),
+                ..refreshed(s.id, now)
+            });
+        } else {
+            assert_eq!(after, s, "{case}: nothing moved");
+        }
+    }
+    assert_eq!(
+        expected_audit.len(),
+        2,
+        "the current token, and just not idle"
+    );
+    let mut audited = store
+        .audit_events(&AuditQuery {
+            user_id: None,
+            since: None,
+            limit: 100,
+        })
+        .await
+        .expect("audit_events");
+    audited.sort_by_key(|e| e.session_id);
+    expected_audit.sort_by_key(|e| e.session_id);
+    assert_eq!(
+        audited, expected_audit,
+        "one row per rotation, none otherwise"
+    );
+    assert!(store
+        .read_and_advance(Uuid::new_v4(), &admitted, &refreshed(Uuid::nil(), now))
+        .await
+        .expect("read_and_advance")
+        .is_none());
 }
