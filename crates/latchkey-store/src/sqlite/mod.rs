@@ -56,9 +56,8 @@ impl SqliteStore {
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(store_error)?;
-        let checkpoint_conn = Connection::open(path).map_err(store_error)?;
-        configure(&checkpoint_conn).map_err(store_error)?;
-        let writer = Writer::start(conn, checkpoint_conn)?;
+        let writer = Writer::start(conn)
+            .map_err(|e| StoreError::Backend(format!("starting writer thread: {e}")))?;
         Ok(Self { writer, readers })
     }
 
