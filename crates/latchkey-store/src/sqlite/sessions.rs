@@ -92,7 +92,11 @@ impl SessionStore for SqliteStore {
         let entry = entry.clone();
         self.writer
             .write(move |c| {
-                let n = c.execute(sql::REVOKE.sqlite, params![id.as_bytes(), now, reason])?;
+                let n = c.prepare_cached(sql::REVOKE.sqlite)?.execute(params![
+                    id.as_bytes(),
+                    now,
+                    reason
+                ])?;
                 if n == 1 {
                     insert_revocation(c, &entry)?;
                 }
@@ -200,17 +204,18 @@ impl SessionStore for SqliteStore {
                     .query_map(params![before.revocations, batch], |r| r.get::<_, i64>(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 if let Some(seq) = pruned.iter().max() {
-                    c.execute(
+                    c.prepare_cached(
                         "UPDATE feed_state SET pruned_through = max(pruned_through, ?1) WHERE id = 1",
-                        [seq],
-                    )?;
+                    )?
+                    .execute([seq])?;
                 }
                 let mut deleted = pruned.len();
-                deleted += c.execute(
-                    "DELETE FROM sessions WHERE id IN (
-                         SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
-                    params![before.sessions, batch],
-                )?;
+                deleted += c
+                    .prepare_cached(
+                        "DELETE FROM sessions WHERE id IN (
+                             SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![before.sessions, batch])?;
                 Ok(deleted)
             })
             .await

@@ -85,7 +85,7 @@ impl SignInAttemptStore for SqliteStore {
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.writer
-            .write(move |c| Ok(c.execute(sql::CLEAR.sqlite, [key])? == 1))
+            .write(move |c| Ok(c.prepare_cached(sql::CLEAR.sqlite)?.execute([key])? == 1))
             .await
     }
 
@@ -97,7 +97,10 @@ impl SignInAttemptStore for SqliteStore {
     ) -> Result<usize, StoreError> {
         let batch = limit(batch);
         self.writer
-            .write(move |c| c.execute(sql::PRUNE.sqlite, params![before, now, batch]))
+            .write(move |c| {
+                c.prepare_cached(sql::PRUNE.sqlite)?
+                    .execute(params![before, now, batch])
+            })
             .await
     }
 }
