@@ -13,7 +13,7 @@ use crate::clock::UnixTime;
 use crate::model::{Session, StoredKey, User};
 pub use crate::revocation::{Revocation, RevocationKind};
 pub use crate::rotation::RotationGuard;
-pub use crate::throttle::{Admission, ThrottleEntry, ThrottleRule};
+pub use crate::throttle::{Admission, AttemptTakeBack, ThrottleEntry, ThrottleRule};
 
 #[derive(Debug, Clone, Error)]
 pub enum StoreError {
@@ -81,6 +81,32 @@ pub struct PruneBefore {
     pub batch: usize,
 }
 
+/// Everything a successful sign-in writes, in one transaction
+/// ([`SessionStore::open_session`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOpening {
+    pub session: Session,
+    /// The sign-in's audit event.
+    pub audit: AuditEvent,
+    /// The password attempt the sign-in gives back to the throttle.
+    pub attempt: AttemptTakeBack,
+    /// The cap on the user's live sessions.
+    pub limit: SessionLimit,
+}
+
+/// How many live sessions a user keeps when one more opens, and how the
+/// others end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// Live sessions kept, the new one included: the most recently
+    /// refreshed, the newest sign-in first among equals.
+    pub keep: usize,
+    /// Why the others ended (their `revoke_reason`).
+    pub reason: &'static str,
+    /// When the `sid` revocation entry of each ended session expires.
+    pub entry_expires_at: UnixTime,
+}
+
 /// Accounts: users and their password hashes.
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -97,7 +123,19 @@ pub trait UserStore: Send + Sync {
 /// Sessions: the rows refresh tokens rotate on, and their ending.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
+    /// Inserts a session on its own; a sign-in opens one with
+    /// [`SessionStore::open_session`].
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// A sign-in's writes as one transaction, so one durable commit:
+    /// inserts `opening.session`, appends `opening.audit`, gives the
+    /// attempt back as [`SignInAttemptStore::clear_sign_in_failures`] and
+    /// [`SignInAttemptStore::release_attempt`] do, and ends the user's live
+    /// sessions beyond the `limit.keep` most recently refreshed (the newest
+    /// sign-in first among equals) at the session's `created_at`, recording
+    /// a `sid` revocation entry for each. Returns the ids it ended. If any
+    /// step fails (e.g. the session's id exists), nothing is written.
+    async fn open_session(&self, opening: &SessionOpening) -> Result<Vec<Uuid>, StoreError>;
 
     async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
 
@@ -178,19 +216,6 @@ pub trait SessionStore: Send + Sync {
         &self,
         user_id: Uuid,
         except: Option<Uuid>,
-        now: UnixTime,
-        reason: &str,
-        entry_expires_at: UnixTime,
-    ) -> Result<Vec<Uuid>, StoreError>;
-
-    /// Ends the user's live sessions beyond the `keep` most recently
-    /// refreshed (newest sign-in first among equals), recording a `sid`
-    /// revocation entry expiring at `entry_expires_at` for each, in one
-    /// transaction. Returns the ids revoked.
-    async fn revoke_sessions_beyond(
-        &self,
-        user_id: Uuid,
-        keep: usize,
         now: UnixTime,
         reason: &str,
         entry_expires_at: UnixTime,

@@ -137,6 +137,19 @@ impl ThrottleEntry {
     }
 }
 
+/// What a successful attempt gives back: the account's counter is cleared
+/// (the owner proved themselves) and the address gets its attempt back
+/// ([`crate::store::SignInAttemptStore::release_attempt`]). Either may be
+/// absent: the known-address exemption leaves the account's counter alone,
+/// and an attempt whose client network is unknown counted no address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptTakeBack {
+    /// The counter to delete.
+    pub clear: Option<String>,
+    /// The attempt to take back, as it was counted.
+    pub release: Option<ThrottleEntry>,
+}
+
 /// The decision of [`crate::store::SignInAttemptStore::reserve_attempt`],
 /// which every store takes inside its atomic step on the counters of `keys`
 /// as they are (`current`; keys without a counter are absent).

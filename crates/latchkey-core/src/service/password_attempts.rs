@@ -10,7 +10,7 @@ use crate::audit::{AuditKind, Outcome};
 use crate::clock::UnixTime;
 use crate::model::User;
 use crate::store::SignInAttemptStore;
-use crate::throttle::{self, Admission, ThrottleEntry};
+use crate::throttle::{self, Admission, AttemptTakeBack, ThrottleEntry};
 use crate::AuthError;
 
 /// A password attempt the throttle let through, counted under these keys.
@@ -22,6 +22,28 @@ pub(super) struct Attempt {
     /// The counters right after counting it.
     entries: Vec<ThrottleEntry>,
     at: UnixTime,
+}
+
+impl Attempt {
+    /// What a counted attempt that succeeded gives back: the account's
+    /// counter is cleared (the owner proved themselves) and the address
+    /// gets its attempt back, with the block it set if it was the last one
+    /// counted. The owner getting in through the known-address exemption
+    /// does not end the block the attacker elsewhere earned. Nothing when
+    /// throttling is off (`None`).
+    pub(super) fn take_back(attempt: Option<Self>) -> AttemptTakeBack {
+        let Some(attempt) = attempt else {
+            return AttemptTakeBack::default();
+        };
+        let address_key = attempt.address_key;
+        AttemptTakeBack {
+            clear: attempt.account_key,
+            release: attempt
+                .entries
+                .into_iter()
+                .find(|e| address_key.as_deref() == Some(e.key.as_str())),
+        }
+    }
 }
 
 impl Authority {
@@ -138,26 +160,18 @@ impl Authority {
         account_blocked
     }
 
-    /// A counted attempt succeeded: the account's counter is cleared (the
-    /// owner proved themselves) and the address gets its attempt back, with
-    /// the block it set if it was the last one counted. The
-    /// owner getting in through the known-address exemption does not end
-    /// the block the attacker elsewhere earned.
+    /// A counted attempt succeeded: gives it back to the throttle on its
+    /// own (see [`Attempt::take_back`]). A sign-in does it in the same
+    /// transaction as opening its session instead.
     pub(super) async fn attempt_succeeded(
         &self,
         attempt: Option<Attempt>,
     ) -> Result<(), AuthError> {
-        let Some(attempt) = attempt else {
-            return Ok(());
-        };
-        if let Some(key) = &attempt.account_key {
+        let back = Attempt::take_back(attempt);
+        if let Some(key) = &back.clear {
             self.store.clear_sign_in_failures(key).await?;
         }
-        let reserved_for_address = attempt
-            .entries
-            .iter()
-            .find(|e| attempt.address_key.as_deref() == Some(e.key.as_str()));
-        if let Some(reserved) = reserved_for_address {
+        if let Some(reserved) = &back.release {
             self.store.release_attempt(reserved).await?;
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Sessions: the caller's list, ending one or all of them, and the cap on
-//! how many one user may have. Every ending also revokes the session's
-//! access tokens (a `sid` entry in the revocation set).
+//! how many one user may have (applied as a sign-in opens one). Every
+//! ending also revokes the session's access tokens (a `sid` entry in the
+//! revocation set).
 
 use uuid::Uuid;
 
@@ -9,7 +10,7 @@ use super::{Authority, Origin, SessionView, SignOutScope};
 use crate::access_token::AccessClaims;
 use crate::audit::{AuditKind, Outcome};
 use crate::clock::UnixTime;
-use crate::store::{Revocation, RevocationKind};
+use crate::store::{Revocation, RevocationKind, SessionLimit};
 use crate::AuthError;
 
 impl Authority {
@@ -92,28 +93,28 @@ impl Authority {
         }
     }
 
-    /// Ends the user's least recently used sessions beyond
-    /// `max_sessions_per_user`, so one account cannot pile up sessions
-    /// without end.
-    pub(super) async fn end_sessions_beyond_limit(
+    /// The cap a sign-in at `now` opens its session under: the user's least
+    /// recently used live sessions beyond `max_sessions_per_user` end, so
+    /// one account cannot pile up sessions without end.
+    pub(super) fn session_limit(&self, now: UnixTime) -> SessionLimit {
+        SessionLimit {
+            keep: self.policy.max_sessions_per_user,
+            reason: "session_limit",
+            entry_expires_at: now.saturating_add(self.policy.revocation_lifetime()),
+        }
+    }
+
+    /// Sessions a sign-in ended under `limit` (already revoked in the
+    /// store): into this node's revocation set, each audited as evicted.
+    pub(super) async fn sessions_evicted(
         &self,
         user_id: Uuid,
+        ended: &[Uuid],
+        limit: &SessionLimit,
         from: &Origin,
-    ) -> Result<(), AuthError> {
-        let now = self.clock.now();
-        let expires_at = now.saturating_add(self.policy.revocation_lifetime());
-        let ended = self
-            .store
-            .revoke_sessions_beyond(
-                user_id,
-                self.policy.max_sessions_per_user,
-                now,
-                "session_limit",
-                expires_at,
-            )
-            .await?;
-        self.publish_session_revocations(&ended, expires_at);
-        for id in ended {
+    ) {
+        self.publish_session_revocations(ended, limit.entry_expires_at);
+        for &id in ended {
             tracing::info!(%user_id, session_id = %id, "session limit reached; least recently used session ended");
             self.audit(
                 AuditKind::SessionEvicted,
@@ -124,7 +125,6 @@ impl Authority {
             )
             .await;
         }
-        Ok(())
     }
 
     /// Ends every live session of the user but `except`.

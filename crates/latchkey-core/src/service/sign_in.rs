@@ -1,12 +1,20 @@
 //! Sign-in, the password grant: a checked password opens a new session.
+//!
+//! A successful sign-in is two durable writes: the attempt counted before
+//! the password is checked (its own commit, so parallel guesses cannot
+//! slip past the allowance), then one transaction that opens the session
+//! with its audit row, gives the attempt back and applies the session
+//! limit ([`crate::store::SessionStore::open_session`]).
 
 use uuid::Uuid;
 
+use super::password_attempts::Attempt;
 use super::{Authority, GrantRequest, Origin, TokenResponse};
 use crate::audit::{AuditKind, Outcome};
 use crate::client::Client;
 use crate::model::Session;
 use crate::password::{Password, PasswordCheck};
+use crate::store::SessionOpening;
 use crate::throttle;
 use crate::username::Username;
 use crate::AuthError;
@@ -49,10 +57,20 @@ impl Authority {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.attempt_succeeded(attempt).await?;
         if needs_rehash {
-            let phc = self.hasher.hash(password).await?;
-            self.store.set_password_hash(user.id, &phc).await?;
+            let rehashed = match self.hasher.hash(password).await {
+                Ok(phc) => self
+                    .store
+                    .set_password_hash(user.id, &phc)
+                    .await
+                    .map_err(AuthError::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = rehashed {
+                // The password was right: its attempt is given back all the same.
+                self.attempt_succeeded(attempt).await?;
+                return Err(e);
+            }
         }
 
         let now = self.clock.now();
@@ -74,23 +92,23 @@ impl Authority {
             revoked_at: None,
             revoke_reason: None,
         };
-        self.store.insert_session(&session).await?;
-        self.audit(
-            AuditKind::SignIn,
-            Outcome::Success,
-            Some(user.id),
-            Some(session.id),
-            &from,
-        )
-        .await;
-        self.end_sessions_beyond_limit(user.id, &from).await?;
-        Ok(self.issue(
-            &session,
-            &user,
-            client,
-            session.counter,
-            &session.scope,
-            now,
-        ))
+        let opening = SessionOpening {
+            audit: self.audit_event(
+                AuditKind::SignIn,
+                Outcome::Success,
+                Some(user.id),
+                Some(session.id),
+                &from,
+            ),
+            session,
+            attempt: Attempt::take_back(attempt),
+            limit: self.session_limit(now),
+        };
+        let ended = self.store.open_session(&opening).await?;
+        opening.audit.emit();
+        self.sessions_evicted(user.id, &ended, &opening.limit, &from)
+            .await;
+        let session = &opening.session;
+        Ok(self.issue(session, &user, client, session.counter, &session.scope, now))
     }
 }

@@ -182,3 +182,43 @@ async fn a_hash_of_an_older_cost_is_replaced_at_sign_in() {
         stored.password_hash
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_gives_its_attempt_back_with_its_session_and_audit_row() {
+    let w = World::new().await;
+    let user = w.sign_up("alice").await;
+    let wrong = w.sign_in("alice", "a guess").await;
+    assert!(matches!(wrong, Err(AuthError::InvalidCredentials)));
+    let tokens = w.sign_in("alice", PASSWORD).await.expect("sign in");
+
+    // The account's counter is cleared; the address keeps only the guess.
+    let account = throttle::account_key("alice");
+    let address = throttle::address_key(HOME);
+    let counters = w
+        .store
+        .throttle_entries(&[account, address.clone()])
+        .await
+        .expect("read");
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    assert_eq!((&counters[0].key, counters[0].failures), (&address, 1));
+    let session = w.session(&tokens).await;
+    let signed_in = w.audited(AuditKind::SignIn).await;
+    assert_eq!(outcomes(&signed_in), [Outcome::Failure, Outcome::Success]);
+    assert_eq!(signed_in[1].user_id, Some(user.id));
+    assert_eq!(signed_in[1].session_id, Some(session.id));
+    assert_eq!(signed_in[1].ip.as_deref(), Some(HOME));
+}
+
+#[tokio::test]
+async fn with_throttling_off_a_sign_in_counts_nothing() {
+    let w = World::with(|p| p.throttle.enabled = false).await;
+    w.sign_up("alice").await;
+    let wrong = w.sign_in("alice", "a guess").await;
+    assert!(matches!(wrong, Err(AuthError::InvalidCredentials)));
+    w.sign_in("alice", PASSWORD).await.expect("sign in");
+
+    let keys = [throttle::account_key("alice"), throttle::address_key(HOME)];
+    let counters = w.store.throttle_entries(&keys).await.expect("read");
+    assert!(counters.is_empty(), "{counters:?}");
+    assert_eq!(w.audited(AuditKind::SignIn).await.len(), 2);
+}

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use latchkey_core::audit::{AuditEvent, AuditQuery};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{AuditStore, StoreError};
+use tokio_postgres::types::ToSql;
 
 use super::{row_count, PostgresStore};
 use crate::sql::audit::{self as sql, event_columns};
@@ -12,20 +13,9 @@ use crate::sql::limit;
 #[async_trait]
 impl AuditStore for PostgresStore {
     async fn insert_audit_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        self.execute(
-            sql::INSERT.postgres,
-            &[
-                &e.at,
-                &e.kind.as_str(),
-                &e.outcome.as_str(),
-                &e.user_id,
-                &e.session_id,
-                &e.ip,
-                &i64::from(e.count),
-            ],
-        )
-        .await
-        .map(drop)
+        self.execute(sql::INSERT.postgres, &AuditRow::new(e).params())
+            .await
+            .map(drop)
     }
 
     async fn prune_audit_events(
@@ -57,5 +47,36 @@ impl AuditStore for PostgresStore {
             .collect::<Result<Vec<_>, _>>()?;
         events.reverse();
         Ok(events)
+    }
+}
+
+/// An event as the parameters of [`sql::INSERT`].
+pub(super) struct AuditRow<'a> {
+    e: &'a AuditEvent,
+    kind: &'static str,
+    outcome: &'static str,
+    count: i64,
+}
+
+impl<'a> AuditRow<'a> {
+    pub(super) fn new(e: &'a AuditEvent) -> Self {
+        Self {
+            e,
+            kind: e.kind.as_str(),
+            outcome: e.outcome.as_str(),
+            count: i64::from(e.count),
+        }
+    }
+
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.e.at,
+            &self.kind,
+            &self.outcome,
+            &self.e.user_id,
+            &self.e.session_id,
+            &self.e.ip,
+            &self.count,
+        ]
     }
 }

@@ -8,6 +8,11 @@
 //!   id = $1 AND counter = $2 AND revoked_at IS NULL` that inserts the
 //!   audit row in the same statement when it moved). Row-level locking
 //!   makes exactly one of several racing nodes win.
+//! - **Sign-in** opens its session in one transaction (`open_session`):
+//!   after `BEGIN`, the session, its audit row, the throttle counters given
+//!   back and the read of sessions beyond the limit go out pipelined, one
+//!   round trip, then `COMMIT`. Only a sign-in over the limit takes the
+//!   feed lock, to end sessions.
 //! - **Revocation feed order is commit order.** A `BIGSERIAL` alone is not
 //!   enough: sequence values are handed out at insert time but become
 //!   visible at commit, so entry 8 may be visible before entry 7, and a
@@ -184,8 +189,16 @@ impl PostgresStore {
 /// visible in `seq` order (see the module documentation).
 async fn feed_writer(client: &mut Object) -> Result<Transaction<'_>, StoreError> {
     let tx = client.transaction().await.map_err(pg_error)?;
-    tx_execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK]).await?;
+    lock_feed(&tx).await?;
     Ok(tx)
+}
+
+/// Takes the feed lock in `tx` until it ends; before `tx` inserts any
+/// revocation entry (see [`feed_writer`]).
+async fn lock_feed(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx_execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])
+        .await
+        .map(drop)
 }
 
 /// Starts a transaction that writes signing keys. Key writes are

@@ -7,38 +7,85 @@ use latchkey_core::audit::AuditEvent;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::model::{Session, User};
 use latchkey_core::store::{
-    PruneBefore, Revocation, RevocationKind, RotationGuard, SessionStore, StoreError,
+    PruneBefore, Revocation, RevocationKind, RotationGuard, SessionOpening, SessionStore,
+    StoreError,
 };
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::audit::AuditRow;
 use super::revocations::insert_revocation;
-use super::{counter_param, feed_writer, pg_error, tx_execute, tx_query, PostgresStore};
+use super::sign_in_attempts::TakeBack;
+use super::{counter_param, feed_writer, lock_feed, pg_error, tx_execute, tx_query, PostgresStore};
+use crate::sql::audit as audit_sql;
 use crate::sql::sessions as sql;
+use crate::sql::sign_in_attempts as attempts;
 use crate::sql::{limit, users, Columns};
 
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
-        self.execute(
-            sql::INSERT.postgres,
-            &[
-                &s.id,
-                &s.user_id,
-                &s.client_id,
-                &counter_param(s.counter)?,
-                &s.created_at,
-                &s.last_refreshed_at,
-                &s.expires_at,
-                &s.user_agent,
-                &s.ip,
-                &s.revoked_at,
-                &s.revoke_reason,
-                &s.audience,
-                &s.scope,
-            ],
+        self.execute(sql::INSERT.postgres, &SessionRow::new(s)?.params())
+            .await
+            .map(drop)
+    }
+
+    async fn open_session(&self, o: &SessionOpening) -> Result<Vec<Uuid>, StoreError> {
+        let s = &o.session;
+        let session = SessionRow::new(s)?;
+        let session = session.params();
+        let event = AuditRow::new(&o.audit);
+        let event = event.params();
+        let [first, second] = TakeBack::in_key_order(&o.attempt);
+        let keep = limit(o.limit.keep);
+        let beyond_params: [&(dyn ToSql + Sync); 3] = [&s.user_id, &keep, &s.created_at];
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        // Prepared first (a connection's cache keeps them), so that the
+        // statements below are sent in order as they are polled and run
+        // pipelined: one round trip.
+        let (insert, audit, clear, release, beyond) = tokio::try_join!(
+            tx.prepare_cached(sql::INSERT.postgres),
+            tx.prepare_cached(audit_sql::INSERT.postgres),
+            tx.prepare_cached(attempts::CLEAR.postgres),
+            tx.prepare_cached(attempts::RELEASE.postgres),
+            tx.prepare_cached(sql::BEYOND_LIMIT.postgres),
         )
-        .await
-        .map(drop)
+        .map_err(pg_error)?;
+        let (_, _, _, _, over) = tokio::try_join!(
+            biased;
+            tx.execute(&insert, &session),
+            tx.execute(&audit, &event),
+            TakeBack::run(first, &tx, &clear, &release),
+            TakeBack::run(second, &tx, &clear, &release),
+            tx.query(&beyond, &beyond_params),
+        )
+        .map_err(pg_error)?;
+        let over = over
+            .iter()
+            .map(|r| r.uuid("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Most sign-ins are within the limit and never queue for the feed
+        // lock; the others take it before their entries and hold it to
+        // commit.
+        let ended = if over.is_empty() {
+            over
+        } else {
+            lock_feed(&tx).await?;
+            let ended = tx_query(
+                &tx,
+                sql::REVOKE_LISTED.postgres,
+                &[&over, &s.created_at, &o.limit.reason],
+            )
+            .await?
+            .iter()
+            .map(|r| r.uuid("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+            insert_session_revocations(&tx, &ended, o.limit.entry_expires_at).await?;
+            ended
+        };
+        tx.commit().await.map_err(pg_error)?;
+        Ok(ended)
     }
 
     async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
@@ -179,49 +226,6 @@ impl SessionStore for PostgresStore {
         Ok(ids)
     }
 
-    async fn revoke_sessions_beyond(
-        &self,
-        user_id: Uuid,
-        keep: usize,
-        now: UnixTime,
-        reason: &str,
-        entry_expires_at: UnixTime,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        let keep = limit(keep);
-        // Most sign-ins are within the limit: find that out without the
-        // feed lock every revocation writer queues for.
-        let over = self
-            .query(
-                "SELECT id FROM sessions
-                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $3
-                 ORDER BY last_refreshed_at DESC, created_at DESC OFFSET $2",
-                &[&user_id, &keep, &now],
-            )
-            .await?
-            .iter()
-            .map(|r| r.uuid("id"))
-            .collect::<Result<Vec<_>, _>>()?;
-        if over.is_empty() {
-            return Ok(over);
-        }
-        let mut client = self.client().await?;
-        let tx = feed_writer(&mut client).await?;
-        let ids = tx_query(
-            &tx,
-            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
-             WHERE id = ANY($1) AND revoked_at IS NULL
-             RETURNING id",
-            &[&over, &now, &reason],
-        )
-        .await?
-        .iter()
-        .map(|r| r.uuid("id"))
-        .collect::<Result<Vec<_>, _>>()?;
-        insert_session_revocations(&tx, &ids, entry_expires_at).await?;
-        tx.commit().await.map_err(pg_error)?;
-        Ok(ids)
-    }
-
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {
         // One statement, so one transaction. SKIP LOCKED: nodes pruning at
         // the same time take disjoint batches and never wait for each other
@@ -251,6 +255,40 @@ impl SessionStore for PostgresStore {
             None => 0,
         };
         usize::try_from(deleted).map_err(|e| StoreError::Backend(format!("deleted rows: {e}")))
+    }
+}
+
+/// A session as the parameters of [`sql::INSERT`].
+struct SessionRow<'a> {
+    s: &'a Session,
+    counter: i64,
+}
+
+impl<'a> SessionRow<'a> {
+    fn new(s: &'a Session) -> Result<Self, StoreError> {
+        Ok(Self {
+            s,
+            counter: counter_param(s.counter)?,
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
+        let s = self.s;
+        [
+            &s.id,
+            &s.user_id,
+            &s.client_id,
+            &self.counter,
+            &s.created_at,
+            &s.last_refreshed_at,
+            &s.expires_at,
+            &s.user_agent,
+            &s.ip,
+            &s.revoked_at,
+            &s.revoke_reason,
+            &s.audience,
+            &s.scope,
+        ]
     }
 }
 

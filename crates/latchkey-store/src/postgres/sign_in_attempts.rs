@@ -3,9 +3,11 @@
 //! the rule itself is core's (`latchkey_core::throttle`).
 
 use async_trait::async_trait;
+use deadpool_postgres::Transaction;
 use latchkey_core::clock::UnixTime;
-use latchkey_core::store::{SignInAttemptStore, StoreError, ThrottleEntry};
+use latchkey_core::store::{AttemptTakeBack, SignInAttemptStore, StoreError, ThrottleEntry};
 use latchkey_core::throttle::{self, Admission, ThrottleRule};
+use tokio_postgres::Statement;
 
 use super::{pg_error, row_count, tx_execute, tx_query, PostgresStore};
 use crate::sql::limit;
@@ -121,5 +123,57 @@ impl SignInAttemptStore for PostgresStore {
         self.execute(sql::PRUNE.postgres, &[&before, &now, &limit(batch)])
             .await
             .map(row_count)
+    }
+}
+
+/// One counter write of a successful attempt given back, in a sign-in's
+/// transaction.
+pub(super) enum TakeBack<'a> {
+    /// [`sql::CLEAR`] the key.
+    Clear(&'a str),
+    /// [`sql::RELEASE`] the attempt.
+    Release(&'a ThrottleEntry),
+}
+
+impl<'a> TakeBack<'a> {
+    /// `back`'s writes in key order, the order `reserve_attempt` locks
+    /// counters in, so a sign-in and a reservation of the same keys never
+    /// wait for each other's rows in a cycle.
+    pub(super) fn in_key_order(back: &'a AttemptTakeBack) -> [Option<Self>; 2] {
+        let clear = back.clear.as_deref().map(Self::Clear);
+        let release = back.release.as_ref().map(Self::Release);
+        match (&clear, &release) {
+            (Some(c), Some(r)) if r.key() < c.key() => [release, clear],
+            _ => [clear, release],
+        }
+    }
+
+    fn key(&self) -> &str {
+        match self {
+            Self::Clear(key) => key,
+            Self::Release(e) => &e.key,
+        }
+    }
+
+    /// Runs `write` with `clear` and `release` prepared from their
+    /// statements. Sent when first polled, so writes polled in order run in
+    /// that order.
+    pub(super) async fn run(
+        write: Option<Self>,
+        tx: &Transaction<'_>,
+        clear: &Statement,
+        release: &Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        match write {
+            None => Ok(0),
+            Some(Self::Clear(key)) => tx.execute(clear, &[&key]).await,
+            Some(Self::Release(e)) => {
+                tx.execute(
+                    release,
+                    &[&e.key, &i64::from(e.failures), &e.last_failure_at],
+                )
+                .await
+            }
+        }
     }
 }

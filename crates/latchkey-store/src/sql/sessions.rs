@@ -95,6 +95,37 @@ pub(crate) const REVOKE_ALL_OF_USER: Sql = statement!(
      RETURNING id"
 );
 
+/// User `?1`'s sessions live at `?3`, most recently refreshed first (the
+/// newest sign-in first among equals): the session limit keeps the first
+/// `?2` and ends the rest.
+macro_rules! by_recent_use {
+    () => {
+        "SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?3 \
+         ORDER BY last_refreshed_at DESC, created_at DESC"
+    };
+}
+
+/// Ends the sessions beyond the limit ([`by_recent_use!`]) at `?3` with
+/// reason `?4`. SQLite's form: one step of its writer, so finding and
+/// ending them is atomic (its `OFFSET` needs a `LIMIT`; -1 is none).
+pub(crate) const REVOKE_BEYOND_LIMIT: Sql = statement!(
+    "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4 WHERE id IN (",
+    by_recent_use!(),
+    " LIMIT -1 OFFSET ?2) RETURNING id"
+);
+
+/// The sessions beyond the limit ([`by_recent_use!`]). PostgreSQL's form
+/// reads them first, without the feed lock, which it takes only to end
+/// some ([`REVOKE_LISTED`]).
+pub(crate) const BEYOND_LIMIT: Sql = statement!(by_recent_use!(), " OFFSET ?2");
+
+/// Ends those of the sessions `?1` (an array) not ended yet, at `?2` with
+/// reason `?3`. PostgreSQL's.
+pub(crate) const REVOKE_LISTED: Sql = statement!(
+    "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3 \
+     WHERE id = ANY(?1) AND revoked_at IS NULL RETURNING id"
+);
+
 pub(crate) const LIVE_OF_USER: Sql = statement!(
     "SELECT ",
     session_columns!(),

@@ -30,21 +30,21 @@ impl ClientStore for SqliteStore {
     async fn insert_client(&self, client: &Client) -> Result<bool, StoreError> {
         let client = client.clone();
         self.writer
-            .write(move |c| write_client(c, &client, "INSERT OR IGNORE"))
+            .write(move |c| write_client(c, &client, INSERT_OR_IGNORE))
             .await
     }
 
     async fn upsert_client(&self, client: &Client) -> Result<(), StoreError> {
         let client = client.clone();
         self.writer
-            .write(move |c| write_client(c, &client, "INSERT OR REPLACE").map(drop))
+            .write(move |c| write_client(c, &client, INSERT_OR_REPLACE).map(drop))
             .await
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let id = client_id.to_owned();
         self.writer
-            .write(move |c| Ok(c.execute(sql::DELETE.sqlite, [id])? == 1))
+            .write(move |c| Ok(c.prepare_cached(sql::DELETE.sqlite)?.execute([id])? == 1))
             .await
     }
 
@@ -56,34 +56,47 @@ impl ClientStore for SqliteStore {
         let id = client_id.to_owned();
         let hash = secret_hash.to_vec();
         self.writer
-            .write(move |c| Ok(c.execute(sql::SET_SECRET.sqlite, params![id, hash])? == 1))
+            .write(move |c| {
+                Ok(c.prepare_cached(sql::SET_SECRET.sqlite)?
+                    .execute(params![id, hash])?
+                    == 1)
+            })
             .await
     }
 }
 
-/// `verb` is `INSERT OR IGNORE` or `INSERT OR REPLACE`; true if a row was
-/// written. The lists are stored as JSON text.
-fn write_client(c: &Connection, client: &Client, verb: &str) -> rusqlite::Result<bool> {
+/// A client written with `verb` (`INSERT OR IGNORE` or `INSERT OR REPLACE`).
+macro_rules! write_client {
+    ($verb:literal) => {
+        concat!(
+            $verb,
+            " INTO clients (",
+            client_fields!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        )
+    };
+}
+
+const INSERT_OR_IGNORE: &str = write_client!("INSERT OR IGNORE");
+const INSERT_OR_REPLACE: &str = write_client!("INSERT OR REPLACE");
+
+/// `statement` is [`INSERT_OR_IGNORE`] or [`INSERT_OR_REPLACE`]; true if a
+/// row was written. The lists are stored as JSON text.
+fn write_client(c: &Connection, client: &Client, statement: &str) -> rusqlite::Result<bool> {
     let json = |v: &Vec<String>| {
         serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
     };
-    let n = c.execute(
-        &format!(
-            "{verb} INTO clients ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            client_fields!()
-        ),
-        params![
-            client.client_id,
-            client.kind.as_str(),
-            client.secret_hash,
-            json(&client.audiences)?,
-            json(&client.scopes)?,
-            client.access_ttl_seconds,
-            client.refresh_idle_timeout_seconds,
-            client.session_lifetime_seconds,
-            client.created_at,
-            client.introspect_any
-        ],
-    )?;
+    let n = c.prepare_cached(statement)?.execute(params![
+        client.client_id,
+        client.kind.as_str(),
+        client.secret_hash,
+        json(&client.audiences)?,
+        json(&client.scopes)?,
+        client.access_ttl_seconds,
+        client.refresh_idle_timeout_seconds,
+        client.session_lifetime_seconds,
+        client.created_at,
+        client.introspect_any
+    ])?;
     Ok(n == 1)
 }

@@ -37,7 +37,9 @@ impl RevocationStore for SqliteStore {
         self.read(|c| {
             // One read transaction: the entries and the cursor agree.
             let tx = c.unchecked_transaction()?;
-            let state = tx.query_row(sql::FEED_STATE.sqlite, [], |r| FeedState::from_row(r))?;
+            let state = tx
+                .prepare_cached(sql::FEED_STATE.sqlite)?
+                .query_row([], |r| FeedState::from_row(r))?;
             let page = match state.query(read) {
                 None => None,
                 Some(FeedQuery::Snapshot { from, latest }) => Some(

@@ -5,12 +5,15 @@ use async_trait::async_trait;
 use latchkey_core::audit::AuditEvent;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::model::{Session, User};
-use latchkey_core::store::{PruneBefore, Revocation, RevocationKind, SessionStore, StoreError};
+use latchkey_core::store::{
+    PruneBefore, Revocation, RevocationKind, SessionOpening, SessionStore, StoreError,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
 use super::audit::insert_audit_event;
 use super::revocations::insert_revocation;
+use super::sign_in_attempts::take_back_attempt;
 use super::{counter_param, SqliteStore};
 use crate::sql::sessions as sql;
 use crate::sql::{limit, users, Columns};
@@ -19,25 +22,32 @@ use crate::sql::{limit, users, Columns};
 impl SessionStore for SqliteStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let s = session.clone();
+        self.writer.write(move |c| insert_session(c, &s)).await
+    }
+
+    async fn open_session(&self, opening: &SessionOpening) -> Result<Vec<Uuid>, StoreError> {
+        let o = opening.clone();
+        // One writer step: all of it commits together or, failing, none.
         self.writer
             .write(move |c| {
-                c.prepare_cached(sql::INSERT.sqlite)?
-                    .execute(params![
-                        s.id.as_bytes(),
-                        s.user_id.as_bytes(),
-                        s.client_id,
-                        counter_param(s.counter)?,
-                        s.created_at,
-                        s.last_refreshed_at,
-                        s.expires_at,
-                        s.user_agent,
-                        s.ip,
-                        s.revoked_at,
-                        s.revoke_reason,
-                        s.audience,
-                        s.scope
-                    ])
-                    .map(drop)
+                insert_session(c, &o.session)?;
+                insert_audit_event(c, &o.audit)?;
+                take_back_attempt(c, &o.attempt)?;
+                let s = &o.session;
+                let ids: Vec<Uuid> = c
+                    .prepare_cached(sql::REVOKE_BEYOND_LIMIT.sqlite)?
+                    .query_map(
+                        params![
+                            s.user_id.as_bytes(),
+                            limit(o.limit.keep),
+                            s.created_at,
+                            o.limit.reason
+                        ],
+                        |r| r.uuid("id"),
+                    )?
+                    .collect::<rusqlite::Result<_>>()?;
+                insert_session_revocations(c, &ids, o.limit.entry_expires_at)?;
+                Ok(ids)
             })
             .await
     }
@@ -92,7 +102,11 @@ impl SessionStore for SqliteStore {
         let entry = entry.clone();
         self.writer
             .write(move |c| {
-                let n = c.execute(sql::REVOKE.sqlite, params![id.as_bytes(), now, reason])?;
+                let n = c.prepare_cached(sql::REVOKE.sqlite)?.execute(params![
+                    id.as_bytes(),
+                    now,
+                    reason
+                ])?;
                 if n == 1 {
                     insert_revocation(c, &entry)?;
                 }
@@ -154,39 +168,6 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    async fn revoke_sessions_beyond(
-        &self,
-        user_id: Uuid,
-        keep: usize,
-        now: UnixTime,
-        reason: &str,
-        entry_expires_at: UnixTime,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        let reason = reason.to_owned();
-        let keep = limit(keep);
-        self.writer
-            .write(move |c| {
-                // One step of the writer: finding and ending them is atomic.
-                let ids: Vec<Uuid> = c
-                    .prepare_cached(
-                        "UPDATE sessions SET revoked_at = ?3, revoke_reason = ?4
-                         WHERE id IN (
-                             SELECT id FROM sessions
-                             WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?3
-                             ORDER BY last_refreshed_at DESC, created_at DESC
-                             LIMIT -1 OFFSET ?2)
-                         RETURNING id",
-                    )?
-                    .query_map(params![user_id.as_bytes(), keep, now, reason], |r| {
-                        r.uuid("id")
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                insert_session_revocations(c, &ids, entry_expires_at)?;
-                Ok(ids)
-            })
-            .await
-    }
-
     async fn prune(&self, before: PruneBefore) -> Result<usize, StoreError> {
         let batch = limit(before.batch);
         self.writer
@@ -200,21 +181,42 @@ impl SessionStore for SqliteStore {
                     .query_map(params![before.revocations, batch], |r| r.get::<_, i64>(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 if let Some(seq) = pruned.iter().max() {
-                    c.execute(
+                    c.prepare_cached(
                         "UPDATE feed_state SET pruned_through = max(pruned_through, ?1) WHERE id = 1",
-                        [seq],
-                    )?;
+                    )?
+                    .execute([seq])?;
                 }
                 let mut deleted = pruned.len();
-                deleted += c.execute(
-                    "DELETE FROM sessions WHERE id IN (
-                         SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
-                    params![before.sessions, batch],
-                )?;
+                deleted += c
+                    .prepare_cached(
+                        "DELETE FROM sessions WHERE id IN (
+                             SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![before.sessions, batch])?;
                 Ok(deleted)
             })
             .await
     }
+}
+
+fn insert_session(c: &Connection, s: &Session) -> rusqlite::Result<()> {
+    c.prepare_cached(sql::INSERT.sqlite)?
+        .execute(params![
+            s.id.as_bytes(),
+            s.user_id.as_bytes(),
+            s.client_id,
+            counter_param(s.counter)?,
+            s.created_at,
+            s.last_refreshed_at,
+            s.expires_at,
+            s.user_agent,
+            s.ip,
+            s.revoked_at,
+            s.revoke_reason,
+            s.audience,
+            s.scope
+        ])
+        .map(drop)
 }
 
 /// A `sid` entry for each session ended, so its access tokens stop too.

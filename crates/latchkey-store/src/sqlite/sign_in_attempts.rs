@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use latchkey_core::clock::UnixTime;
-use latchkey_core::store::{SignInAttemptStore, StoreError, ThrottleEntry};
+use latchkey_core::store::{AttemptTakeBack, SignInAttemptStore, StoreError, ThrottleEntry};
 use latchkey_core::throttle::{self, Admission, ThrottleRule};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::SqliteStore;
 use crate::sql::limit;
@@ -73,19 +73,13 @@ impl SignInAttemptStore for SqliteStore {
 
     async fn release_attempt(&self, reserved: &ThrottleEntry) -> Result<(), StoreError> {
         let e = reserved.clone();
-        self.writer
-            .write(move |c| {
-                c.prepare_cached(sql::RELEASE.sqlite)?
-                    .execute(params![e.key, e.failures, e.last_failure_at])
-                    .map(drop)
-            })
-            .await
+        self.writer.write(move |c| release_attempt(c, &e)).await
     }
 
     async fn clear_sign_in_failures(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.writer
-            .write(move |c| Ok(c.execute(sql::CLEAR.sqlite, [key])? == 1))
+            .write(move |c| clear_sign_in_failures(c, &key))
             .await
     }
 
@@ -97,7 +91,31 @@ impl SignInAttemptStore for SqliteStore {
     ) -> Result<usize, StoreError> {
         let batch = limit(batch);
         self.writer
-            .write(move |c| c.execute(sql::PRUNE.sqlite, params![before, now, batch]))
+            .write(move |c| {
+                c.prepare_cached(sql::PRUNE.sqlite)?
+                    .execute(params![before, now, batch])
+            })
             .await
     }
+}
+
+/// Gives a successful attempt back within the writer's current transaction.
+pub(super) fn take_back_attempt(c: &Connection, back: &AttemptTakeBack) -> rusqlite::Result<()> {
+    if let Some(key) = &back.clear {
+        clear_sign_in_failures(c, key)?;
+    }
+    if let Some(reserved) = &back.release {
+        release_attempt(c, reserved)?;
+    }
+    Ok(())
+}
+
+fn release_attempt(c: &Connection, e: &ThrottleEntry) -> rusqlite::Result<()> {
+    c.prepare_cached(sql::RELEASE.sqlite)?
+        .execute(params![e.key, e.failures, e.last_failure_at])
+        .map(drop)
+}
+
+fn clear_sign_in_failures(c: &Connection, key: &str) -> rusqlite::Result<bool> {
+    Ok(c.prepare_cached(sql::CLEAR.sqlite)?.execute([key])? == 1)
 }

@@ -46,17 +46,20 @@ impl SigningKeyStore for SqliteStore {
         // One writer step, so the check and the three writes are atomic.
         self.writer
             .write(move |c| {
-                let current_ok: bool =
-                    c.query_row(sql::IS_CURRENT.sqlite, [&expected], |r| r.value("current"))?;
+                let current_ok: bool = c
+                    .prepare_cached(sql::IS_CURRENT.sqlite)?
+                    .query_row([&expected], |r| r.value("current"))?;
                 let waiting = c
-                    .prepare(sql::NEXT.sqlite)?
+                    .prepare_cached(sql::NEXT.sqlite)?
                     .query_map([], |r| sql::stored_key(r))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let (true, Some(promote)) = (current_ok, sql::oldest(waiting)) else {
                     return Ok(false);
                 };
-                c.execute(sql::RETIRE_CURRENT.sqlite, [now])?;
-                c.execute(sql::PROMOTE.sqlite, params![promote.kid, now])?;
+                c.prepare_cached(sql::RETIRE_CURRENT.sqlite)?
+                    .execute([now])?;
+                c.prepare_cached(sql::PROMOTE.sqlite)?
+                    .execute(params![promote.kid, now])?;
                 insert_signing_key(c, &next, false)?;
                 Ok(true)
             })
@@ -65,10 +68,30 @@ impl SigningKeyStore for SqliteStore {
 
     async fn delete_retired_keys_before(&self, before: UnixTime) -> Result<usize, StoreError> {
         self.writer
-            .write(move |c| c.execute(sql::DELETE_RETIRED_BEFORE.sqlite, [before]))
+            .write(move |c| {
+                c.prepare_cached(sql::DELETE_RETIRED_BEFORE.sqlite)?
+                    .execute([before])
+            })
             .await
     }
 }
+
+macro_rules! insert_key {
+    () => {
+        concat!(
+            "INSERT INTO signing_keys (",
+            key_columns!(),
+            ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
+        )
+    };
+}
+
+const INSERT: &str = insert_key!();
+/// Only if no key is in the new key's state (`?3`).
+const INSERT_UNLESS_STATE_EXISTS: &str = concat!(
+    insert_key!(),
+    " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = ?3)"
+);
 
 /// With `unless_state_exists`, inserts only if no key is in the new key's
 /// state; true if a row was written.
@@ -77,26 +100,20 @@ fn insert_signing_key(
     k: &StoredKey,
     unless_state_exists: bool,
 ) -> rusqlite::Result<bool> {
-    let guard = if unless_state_exists {
-        " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = ?3)"
+    let statement = if unless_state_exists {
+        INSERT_UNLESS_STATE_EXISTS
     } else {
-        ""
+        INSERT
     };
-    let n = c.execute(
-        &format!(
-            "INSERT INTO signing_keys ({}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8{guard}",
-            key_columns!()
-        ),
-        params![
-            k.kid,
-            k.alg,
-            k.state.as_str(),
-            k.sealed_private_key,
-            k.public_key,
-            k.created_at,
-            k.activated_at,
-            k.retired_at
-        ],
-    )?;
+    let n = c.prepare_cached(statement)?.execute(params![
+        k.kid,
+        k.alg,
+        k.state.as_str(),
+        k.sealed_private_key,
+        k.public_key,
+        k.created_at,
+        k.activated_at,
+        k.retired_at
+    ])?;
     Ok(n == 1)
 }

@@ -18,11 +18,19 @@ impl UserStore for SqliteStore {
         self.writer
             .write(move |c| {
                 // `roles` is JSON text here, `jsonb` in PostgreSQL.
-                let n = c.execute(
-                    "INSERT INTO users (id, username, username_key, password_hash, roles, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username_key) DO NOTHING",
-                    params![u.id.as_bytes(), u.username, u.username_key, u.password_hash, roles, u.created_at],
-                )?;
+                let n = c
+                    .prepare_cached(
+                        "INSERT INTO users (id, username, username_key, password_hash, roles, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username_key) DO NOTHING",
+                    )?
+                    .execute(params![
+                        u.id.as_bytes(),
+                        u.username,
+                        u.username_key,
+                        u.password_hash,
+                        roles,
+                        u.created_at
+                    ])?;
                 Ok(n == 1)
             })
             .await
@@ -48,11 +56,9 @@ impl UserStore for SqliteStore {
         let phc = phc.to_owned();
         self.writer
             .write(move |c| {
-                c.execute(
-                    sql::SET_PASSWORD_HASH.sqlite,
-                    params![user_id.as_bytes(), phc],
-                )
-                .map(drop)
+                c.prepare_cached(sql::SET_PASSWORD_HASH.sqlite)?
+                    .execute(params![user_id.as_bytes(), phc])
+                    .map(drop)
             })
             .await
     }

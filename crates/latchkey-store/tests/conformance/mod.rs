@@ -30,8 +30,8 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::model::{KeyState, Session, StoredKey, User};
 use latchkey_core::rotation::RefreshRules;
 use latchkey_core::store::{
-    Admission, FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind, RotationGuard, Store,
-    StoreError, ThrottleEntry, ThrottleRule,
+    Admission, AttemptTakeBack, FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind,
+    RotationGuard, SessionLimit, SessionOpening, Store, StoreError, ThrottleEntry, ThrottleRule,
 };
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -87,7 +87,10 @@ macro_rules! store_conformance_tests {
             attempts_follow_the_rule_core_defines,
             audit_events_round_trip_and_filter,
             audit_events_are_pruned_by_age_in_batches,
-            revoke_sessions_beyond_ends_the_least_recently_used,
+            open_session_writes_the_session_its_audit_row_and_gives_the_attempt_back,
+            open_session_ends_the_least_recently_used_beyond_the_limit,
+            open_session_writes_nothing_when_its_session_cannot_be_inserted,
+            concurrent_open_sessions_and_reservations_of_the_same_keys_all_complete,
             clients_round_trip_every_field,
             signing_keys_are_listed_oldest_first_then_by_kid_bytes,
             rotation_promotes_the_oldest_next_key,
@@ -3210,7 +3213,100 @@ pub async fn audit_events_are_pruned_by_age_in_batches(backend: &impl Backend) {
     );
 }
 
-pub async fn revoke_sessions_beyond_ends_the_least_recently_used(backend: &impl Backend) {
+// ---------------------------------------------------------------------------
+// Opening a session (a sign-in's writes)
+// ---------------------------------------------------------------------------
+
+/// The audit event of the sign-in that opens `s`.
+fn signed_in(s: &Session) -> AuditEvent {
+    AuditEvent {
+        at: s.created_at,
+        kind: AuditKind::SignIn,
+        outcome: Outcome::Success,
+        user_id: Some(s.user_id),
+        session_id: Some(s.id),
+        ip: s.ip.clone(),
+        count: 1,
+    }
+}
+
+/// `s` opened with its audit event, giving `attempt` back, keeping `keep`
+/// live sessions whose ended ones' entries expire at `entries_expire`.
+fn opening(
+    s: &Session,
+    attempt: AttemptTakeBack,
+    keep: usize,
+    entries_expire: UnixTime,
+) -> SessionOpening {
+    SessionOpening {
+        session: s.clone(),
+        audit: signed_in(s),
+        attempt,
+        limit: SessionLimit {
+            keep,
+            reason: "session_limit",
+            entry_expires_at: entries_expire,
+        },
+    }
+}
+
+pub async fn open_session_writes_the_session_its_audit_row_and_gives_the_attempt_back(
+    backend: &impl Backend,
+) {
+    let store = backend.open().await;
+    let owner = user("quinn");
+    must_insert_user(&*store, &owner).await;
+    let (account, address) = ("user:quinn", "ip:192.0.2.7");
+    admitted(&*store, &[account, address], T0).await;
+    let counted = admitted(&*store, &[account, address], T0).await;
+    let reserved = counted
+        .into_iter()
+        .find(|e| e.key == address)
+        .expect("the address's counter");
+    assert_eq!((reserved.failures, reserved.blocked_until), (2, T0 + 1));
+
+    let s = session(owner.id);
+    let back = AttemptTakeBack {
+        clear: Some(account.into()),
+        release: Some(reserved),
+    };
+    let ended = store
+        .open_session(&opening(&s, back, 50, T0 + 900))
+        .await
+        .expect("open_session");
+    assert!(ended.is_empty(), "within the limit: {ended:?}");
+    assert_eq!(get_session(&*store, s.id).await, s);
+    let own_events = AuditQuery {
+        user_id: Some(owner.id),
+        since: None,
+        limit: 10,
+    };
+    let events = store.audit_events(&own_events).await.expect("audit");
+    assert_eq!(events, vec![signed_in(&s)]);
+    // The account's counter is gone; the address has its attempt back, and
+    // the block that attempt set with it.
+    let c = counters(&*store, &[account, address]).await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].key.as_str(), c[0].failures, c[0].blocked_until),
+        (address, 1, T0)
+    );
+
+    // Nothing to give back (throttling off): the counters stay.
+    let other = session(owner.id);
+    let ended = store
+        .open_session(&opening(&other, AttemptTakeBack::default(), 50, T0 + 900))
+        .await
+        .expect("open_session");
+    assert!(ended.is_empty());
+    assert_eq!(counters(&*store, &[account, address]).await, c);
+    assert_eq!(get_session(&*store, other.id).await, other);
+    let events = store.audit_events(&own_events).await.expect("audit");
+    assert_eq!(events, vec![signed_in(&s), signed_in(&other)]);
+    assert!(live(&*store, T0).await.is_empty(), "no session ended");
+}
+
+pub async fn open_session_ends_the_least_recently_used_beyond_the_limit(backend: &impl Backend) {
     let store = backend.open().await;
     let owner = user("olga");
     let other = user("pete");
@@ -3237,22 +3333,31 @@ pub async fn revoke_sessions_beyond_ends_the_least_recently_used(backend: &impl 
         store.insert_session(s).await.expect("insert_session");
     }
     let now = T0 + 10;
+    let signed_in_now = || Session {
+        created_at: now,
+        last_refreshed_at: now,
+        ..session(owner.id)
+    };
+    // The new session counts: five live and one new are within six.
+    let first = signed_in_now();
     let none = store
-        .revoke_sessions_beyond(owner.id, 5, now, "session_limit", now + 900)
+        .open_session(&opening(&first, AttemptTakeBack::default(), 6, now + 900))
         .await
-        .expect("revoke");
+        .expect("open_session");
     assert!(none.is_empty(), "within the limit: {none:?}");
+    // Seven live, five kept: the two least recently refreshed end.
+    let second = signed_in_now();
     let ended = store
-        .revoke_sessions_beyond(owner.id, 3, now, "session_limit", now + 900)
+        .open_session(&opening(&second, AttemptTakeBack::default(), 5, now + 900))
         .await
-        .expect("revoke");
+        .expect("open_session");
     assert_eq!(sorted_ids(ended), sorted_ids(vec![live[0].id, live[1].id]));
     for s in &live[..2] {
         let got = get_session(&*store, s.id).await;
         assert_eq!(got.revoked_at, Some(now));
         assert_eq!(got.revoke_reason.as_deref(), Some("session_limit"));
     }
-    for s in &live[2..] {
+    for s in live[2..].iter().chain([&first, &second]) {
         assert_eq!(get_session(&*store, s.id).await.revoked_at, None);
     }
     let entries = store.live_revocations(now).await.expect("revocations");
@@ -3265,11 +3370,127 @@ pub async fn revoke_sessions_beyond_ends_the_least_recently_used(backend: &impl 
     let mut want = vec![live[0].id.to_string(), live[1].id.to_string()];
     want.sort();
     assert_eq!(revoked_ids, want);
+    assert_eq!(entries.len(), 2, "{entries:?}");
     let others = store
         .live_sessions_of_user(other.id, now)
         .await
         .expect("sessions");
     assert_eq!(others.len(), 1, "another user's sessions are untouched");
+}
+
+pub async fn open_session_writes_nothing_when_its_session_cannot_be_inserted(
+    backend: &impl Backend,
+) {
+    let store = backend.open().await;
+    let owner = user("rhea");
+    must_insert_user(&*store, &owner).await;
+    let existing: Vec<Session> = (0..3)
+        .map(|i| Session {
+            last_refreshed_at: T0 + i,
+            ..session(owner.id)
+        })
+        .collect();
+    for s in &existing {
+        store.insert_session(s).await.expect("insert_session");
+    }
+    let (account, address) = ("user:rhea", "ip:192.0.2.7");
+    let counted = admitted(&*store, &[account, address], T0).await;
+    let before = counters(&*store, &[account, address]).await;
+    let back = || AttemptTakeBack {
+        clear: Some(account.into()),
+        release: counted.iter().find(|e| e.key == address).cloned(),
+    };
+    let now = T0 + 10;
+    // Had they been written, the limit would have ended every other session.
+    let taken_id = Session {
+        created_at: now,
+        last_refreshed_at: now,
+        ..existing[0].clone()
+    };
+    let unknown_user = Session {
+        created_at: now,
+        last_refreshed_at: now,
+        ..session(Uuid::new_v4())
+    };
+    for (s, what) in [
+        (&taken_id, "open_session with an existing id"),
+        (&unknown_user, "open_session for an unknown user"),
+    ] {
+        assert_rejected(
+            store.open_session(&opening(s, back(), 1, now + 900)).await,
+            what,
+        );
+    }
+
+    for s in &existing {
+        assert_eq!(&get_session(&*store, s.id).await, s);
+    }
+    assert_eq!(store.session(unknown_user.id).await.expect("read"), None);
+    assert_eq!(counters(&*store, &[account, address]).await, before);
+    let events = store
+        .audit_events(&AuditQuery {
+            user_id: None,
+            since: None,
+            limit: 10,
+        })
+        .await
+        .expect("audit");
+    assert!(events.is_empty(), "{events:?}");
+    assert!(live(&*store, now).await.is_empty());
+}
+
+/// Sign-ins giving attempts back and new attempts on the same account and
+/// address at once: every one completes (no deadlock between their
+/// counter rows).
+pub async fn concurrent_open_sessions_and_reservations_of_the_same_keys_all_complete(
+    backend: &impl Backend,
+) {
+    const ROUNDS: usize = 5;
+    const TASKS: usize = 40;
+    let store = backend.open().await;
+    let owner = user("sven");
+    must_insert_user(&*store, &owner).await;
+    let (account, address) = ("user:sven", "ip:192.0.2.7");
+    let generous = rule(1_000);
+    let keys = vec![
+        (account.to_owned(), generous),
+        (address.to_owned(), generous),
+    ];
+    let released = ThrottleEntry {
+        key: address.into(),
+        failures: 1,
+        last_failure_at: T0,
+        blocked_until: T0,
+    };
+    // A deadlock needs the two to interleave just so: several rounds.
+    for _ in 0..ROUNDS {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let store = store.clone();
+                let keys = keys.clone();
+                let s = session(owner.id);
+                let back = AttemptTakeBack {
+                    clear: Some(account.into()),
+                    release: Some(released.clone()),
+                };
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        store.reserve_attempt(&keys, T0).await.map(drop)
+                    } else {
+                        let opening = opening(&s, back, usize::MAX, T0 + 900);
+                        store.open_session(&opening).await.map(drop)
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task").expect("every write completes");
+        }
+    }
+    assert_eq!(
+        live_sessions(&*store, owner.id, T0).await.len(),
+        ROUNDS * TASKS / 2
+    );
 }
 
 // ---------------------------------------------------------------------------
