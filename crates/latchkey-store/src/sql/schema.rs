@@ -156,4 +156,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE clients ADD COLUMN introspect_any {bool} NOT NULL DEFAULT {false};
     "#,
+    // 9: a user's live sessions without their ended ones, which stay until
+    // they expire: the session limit on every sign-in, the session list and
+    // sign-out everywhere read only these (a user with thousands of ended
+    // sessions made each sign-in scan them all).
+    r#"
+    CREATE INDEX sessions_live_by_user ON sessions(user_id) WHERE revoked_at IS NULL;
+    "#,
 ];

@@ -179,7 +179,9 @@ mod tests {
     use rusqlite::StatementStatus;
 
     use super::*;
-    use crate::sql::sessions::WITH_USER;
+    use crate::sql::sessions::{
+        LIVE_FROM_ADDRESS, LIVE_OF_USER, REVOKE_ALL_OF_USER, REVOKE_BEYOND_LIMIT, WITH_USER,
+    };
 
     /// rusqlite clears a cached statement's bindings when it is put back,
     /// and SQLite expires a statement whose plan looked at a bound value
@@ -197,5 +199,36 @@ mod tests {
         }
         let statement = reader.prepare_cached(WITH_USER.sqlite).expect("prepare");
         assert_eq!(statement.get_status(StatementStatus::RePrepare), 0);
+    }
+
+    /// Ended sessions stay until they expire; what reads a user's live
+    /// sessions (the session limit on every sign-in among them) must not
+    /// walk the ended ones too.
+    #[test]
+    fn a_users_live_sessions_are_found_without_their_ended_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("latchkey.db")).expect("open");
+        let reader = store.readers[0].lock().expect("reader");
+        for sql in [
+            REVOKE_BEYOND_LIMIT.sqlite,
+            REVOKE_ALL_OF_USER.sqlite,
+            LIVE_OF_USER.sqlite,
+            LIVE_FROM_ADDRESS.sqlite,
+        ] {
+            let mut plan = reader
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain");
+            let unbound = vec![rusqlite::types::Null; plan.parameter_count()];
+            let steps: Vec<String> = plan
+                .query_map(rusqlite::params_from_iter(unbound), |r| {
+                    r.get::<_, String>(3)
+                })
+                .and_then(|rows| rows.collect())
+                .unwrap_or_default();
+            assert!(
+                steps.iter().any(|s| s.contains("sessions_live_by_user")),
+                "{sql}: {steps:?}"
+            );
+        }
     }
 }
