@@ -11,11 +11,6 @@ use latchkey_server::config::ServeArgs;
 use latchkey_server::{RunningServer, Settings};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc over glibc's allocator: measured 1–3 µs less server CPU per
-/// request (BENCHMARKS.md, issue "Near the hardware").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const POSTGRES_DRIVER_LOG_CAP: &str = "tokio_postgres=info";
 
 fn main() -> anyhow::Result<()> {

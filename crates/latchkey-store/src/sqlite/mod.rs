@@ -24,10 +24,15 @@ use crate::sql::{ColumnValue, Columns};
 
 use writer::Writer;
 
-/// Read connections. Reads are primary-key lookups served from the page
-/// cache in microseconds, so they run inline on the caller's thread:
-/// handing them to a blocking pool would cost more than the read.
-const READERS: usize = 4;
+/// Read connections, one per core. Reads are primary-key lookups served
+/// from the page cache in microseconds, so they run inline on the caller's
+/// thread (handing them to a blocking pool would cost more than the read),
+/// and no more of them run at once than the runtime has threads, one per
+/// core. Each connection keeps its own page cache, so more would only add
+/// memory.
+fn readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 pub struct SqliteStore {
     writer: Writer,
@@ -45,7 +50,7 @@ impl SqliteStore {
         enable_wal(&conn).map_err(store_error)?;
         migrations::migrate(&mut conn).map_err(store_error)?;
 
-        let readers = (0..READERS)
+        let readers = (0..readers())
             .map(|_| {
                 let c = Connection::open_with_flags(
                     path,
