@@ -112,13 +112,18 @@ if [[ "$what" == *b* || "$what" == *c* ]]; then
     printf 'max_sessions_per_user = 2000\n[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n[throttle]\nenabled = false\n' >"$work/cheap.toml"
     start_server "$work/data-b" --config "$work/cheap.toml"
     rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$server_pid/status" 2>/dev/null || echo 0; }
+    # The anonymous part (heap, stacks) apart from the file-backed pages of
+    # the binary's code, which the kernel can drop and reread.
+    anon_kib() { awk '/^RssAnon:/{print $2}' "/proc/$server_pid/status" 2>/dev/null || echo 0; }
     # sample_rss OUT: VmRSS every 100 ms, at most 6000 samples (10 min), until OUT.stop exists
     sample_rss() {
         local out="$1" n=0
-        while [[ ! -e "$out.stop" && $n -lt 6000 ]]; do rss_kib >>"$out"; n=$((n + 1)); sleep 0.1; done
+        while [[ ! -e "$out.stop" && $n -lt 6000 ]]; do
+            rss_kib >>"$out"; anon_kib >>"$out.anon"; n=$((n + 1)); sleep 0.1
+        done
     }
     peak() { sort -n "$1" | tail -1; }
-    echo "RSS at start (no sessions): $(rss_kib) KiB"
+    echo "RSS at start (no sessions): $(rss_kib) KiB, of it anonymous $(anon_kib) KiB"
     sample_rss "$work/rss-signin" & pids+=($!)
     run "$bench" --target "$base" --scenario sign-in --workers 64 --max-requests 100064 \
         --duration 300s --request-timeout 30s --json "$work/b-signin.json" --run-id b-sessions 2>/dev/null
@@ -130,7 +135,7 @@ if [[ "$what" == *b* || "$what" == *c* ]]; then
         --json "$work/b-refresh.json" --run-id b-refresh 2>/dev/null
     touch "$work/rss-refresh.stop"; wait "${pids[-1]}" 2>/dev/null || true
     sessions="$(sqlite3 "file:$work/data-b/latchkey.db?mode=ro" "SELECT count(*) FROM sessions WHERE revoked_at IS NULL" 2>/dev/null || echo '?')"
-    echo "RESULT (b): live sessions $sessions; peak VmRSS during the sign-ins $(peak "$work/rss-signin") KiB, during refresh load $(peak "$work/rss-refresh") KiB ($(wc -l <"$work/rss-refresh") samples; refresh $(rps "$work/b-refresh.json")/s, p99 $(p99_ms "$work/b-refresh.json") ms)"
+    echo "RESULT (b): live sessions $sessions; peak VmRSS during the sign-ins $(peak "$work/rss-signin") KiB (anonymous $(peak "$work/rss-signin.anon") KiB), during refresh load $(peak "$work/rss-refresh") KiB (anonymous $(peak "$work/rss-refresh.anon") KiB) ($(wc -l <"$work/rss-refresh") samples; refresh $(rps "$work/b-refresh.json")/s, p99 $(p99_ms "$work/b-refresh.json") ms)"
     stop_server
 fi
 
