@@ -15,8 +15,7 @@
 use uuid::Uuid;
 
 use super::{Authority, Origin, TokenResponse};
-use crate::audit::AuditEvent;
-use crate::audit::{AuditKind, Outcome};
+use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::client::{parse_scope, scope_within, Client};
 use crate::clock::UnixTime;
 use crate::model::{Session, User};
