@@ -138,20 +138,14 @@ impl SessionStore for PostgresStore {
         now: UnixTime,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
+        let row = AuditRow::new(audit);
+        let [at, kind, outcome, user_id, session_id, ip, count] = row.params();
+        let from = counter_param(from_counter)?;
         let n = self
             .execute(
                 sql::ADVANCE_AND_AUDIT.postgres,
                 &[
-                    &id,
-                    &counter_param(from_counter)?,
-                    &now,
-                    &audit.at,
-                    &audit.kind.as_str(),
-                    &audit.outcome.as_str(),
-                    &audit.user_id,
-                    &audit.session_id,
-                    &audit.ip,
-                    &i64::from(audit.count),
+                    &id, &from, &now, at, kind, outcome, user_id, session_id, ip, count,
                 ],
             )
             .await?;

@@ -28,14 +28,20 @@ pub(crate) const BY_ID: Sql = statement!(
     " FROM sessions s WHERE s.id = ?1"
 );
 
-/// Everything a refresh reads, in one statement.
-pub(crate) const WITH_USER: Sql = statement!(
-    "SELECT ",
-    session_columns!(),
-    ", ",
-    user_columns!(),
-    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1"
-);
+/// Everything a refresh reads: session `?1` with its user.
+macro_rules! with_user {
+    () => {
+        concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1"
+        )
+    };
+}
+
+pub(crate) const WITH_USER: Sql = statement!(with_user!());
 
 /// The refresh's compare-and-set: moves only if the counter is still `?2`.
 macro_rules! advance {
@@ -69,15 +75,12 @@ pub(crate) const ADVANCE_AND_AUDIT: Sql = statement!(
 ///
 /// [`RotationGuard`]: latchkey_core::rotation::RotationGuard
 pub(crate) const READ_AND_ADVANCE: Sql = statement!(
-    "WITH cur AS (SELECT ",
-    session_columns!(),
-    ", ",
-    user_columns!(),
-    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1), \
-     moved AS (UPDATE sessions SET counter = counter + 1, last_refreshed_at = ?3 \
-     WHERE id = ?1 AND counter = ?2 AND revoked_at IS NULL AND expires_at > ?3 \
-     AND last_refreshed_at > ?5 AND client_id = ?4 RETURNING id, user_id), \
-     logged AS (INSERT INTO audit_events (",
+    "WITH cur AS (",
+    with_user!(),
+    "), moved AS (",
+    advance!(),
+    " AND expires_at > ?3 AND last_refreshed_at > ?5 AND client_id = ?4 \
+     RETURNING id, user_id), logged AS (INSERT INTO audit_events (",
     event_columns!(),
     ") SELECT ?6, ?7, ?8, moved.user_id, moved.id, ?9, ?10 FROM moved) \
      SELECT cur.*, EXISTS (SELECT 1 FROM moved) AS moved FROM cur"
