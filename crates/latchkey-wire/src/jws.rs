@@ -18,6 +18,10 @@ use thiserror::Error;
 
 use crate::clock::UnixTime;
 
+mod checked;
+/// How many checked tokens a key set remembers.
+pub use checked::CAPACITY as CHECKED_TOKENS_CAPACITY;
+
 pub const TOKEN_TYPE: &str = "at+jwt";
 /// No token we mint comes near this; longer input is refused unparsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -165,10 +169,12 @@ pub fn encode_header(alg: Algorithm, kid: &str) -> Result<String, TokenError> {
     Ok(URL_SAFE_NO_PAD.encode(header))
 }
 
-/// Public keys accepted for verification, by `kid`.
+/// Public keys accepted for verification, by `kid`, and the tokens they
+/// have already checked.
 #[derive(Default)]
 pub struct VerifyingKeys {
     keys: HashMap<String, (Algorithm, ParsedPublicKey)>,
+    checked: checked::CheckedTokens,
 }
 
 impl VerifyingKeys {
@@ -182,6 +188,8 @@ impl VerifyingKeys {
     ) -> Result<(), TokenError> {
         let parsed = ParsedPublicKey::new(alg.verification(), public_key)
             .map_err(|_| TokenError::Malformed)?;
+        // A token checked by a key this replaces proves nothing now.
+        self.checked.clear();
         self.keys.insert(kid.to_owned(), (alg, parsed));
         Ok(())
     }
@@ -222,7 +230,8 @@ struct HeaderIn {
 }
 
 /// Verifies signature, header and registered claims. Revocation is the
-/// caller's business (it needs state).
+/// caller's business (it needs state). A token `keys` checked before skips
+/// the signature check; its claims are checked again.
 pub fn verify(
     token: &str,
     keys: &VerifyingKeys,
@@ -232,6 +241,16 @@ pub fn verify(
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::Malformed);
     }
+    if let Some(claims) = keys.checked.get(token) {
+        return check_claims(claims, expect, now);
+    }
+    let claims = check_claims(check_signature(token, keys)?, expect, now)?;
+    keys.checked.insert(token, &claims, now);
+    Ok(claims)
+}
+
+/// The header, the signature and the payload's form.
+fn check_signature(token: &str, keys: &VerifyingKeys) -> Result<AccessClaims, TokenError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -265,8 +284,15 @@ pub fn verify(
     let payload = URL_SAFE_NO_PAD
         .decode(p)
         .map_err(|_| TokenError::Malformed)?;
-    let claims: AccessClaims =
-        serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims)?;
+    serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims)
+}
+
+/// Issuer, audience and times.
+fn check_claims(
+    claims: AccessClaims,
+    expect: &Expectations,
+    now: UnixTime,
+) -> Result<AccessClaims, TokenError> {
     if claims.iss != expect.issuer {
         return Err(TokenError::WrongIssuer);
     }
@@ -375,5 +401,86 @@ mod tests {
         assert_eq!(TokenError::Expired.to_string(), "token expired");
         assert_eq!(TokenError::Revoked.to_string(), "token revoked");
         assert_eq!(TokenError::Malformed.to_string(), "malformed token");
+    }
+
+    fn ours(k: &Ed25519KeyPair, claims: &serde_json::Value) -> String {
+        token(k, r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1"}"#, claims)
+    }
+
+    fn keys_of(k: &Ed25519KeyPair) -> VerifyingKeys {
+        let mut keys = VerifyingKeys::default();
+        keys.insert("k1", Algorithm::EdDsa, k.public_key().as_ref())
+            .expect("insert");
+        keys
+    }
+
+    #[test]
+    fn a_checked_token_is_remembered_but_its_claims_are_checked_every_time() {
+        let k = pair();
+        let keys = keys_of(&k);
+        let t = ours(&k, &claims());
+        let first = verify(&t, &keys, &expect(), 1000).expect("verifies");
+        assert_eq!(keys.checked.len(), 1);
+        assert_eq!(verify(&t, &keys, &expect(), 1000), Ok(first));
+        assert_eq!(keys.checked.len(), 1);
+        // Time, issuer and audience are not remembered.
+        assert_eq!(verify(&t, &keys, &expect(), 1605), Err(TokenError::Expired));
+        let mut elsewhere = expect();
+        elsewhere.issuer = "http://other".into();
+        assert_eq!(
+            verify(&t, &keys, &elsewhere, 1000),
+            Err(TokenError::WrongIssuer)
+        );
+        elsewhere = expect();
+        elsewhere.audience = Some("third".into());
+        assert_eq!(
+            verify(&t, &keys, &elsewhere, 1000),
+            Err(TokenError::WrongAudience)
+        );
+        // Any other byte string is checked in full: the same token with its
+        // signature's last character changed, or with a byte appended.
+        let mut tampered = t.clone();
+        let last = tampered.pop().expect("non-empty");
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(verify(&tampered, &keys, &expect(), 1000).is_err());
+        assert!(verify(&format!("{t}A"), &keys, &expect(), 1000).is_err());
+        // A refused token is not remembered.
+        let expired = ours(
+            &k,
+            &serde_json::json!({"iss":"http://issuer","sub":"u",
+            "aud":"api","exp":900,"iat":800,"jti":"j2","client_id":"c","sid":"s"}),
+        );
+        assert_eq!(
+            verify(&expired, &keys, &expect(), 1000),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(keys.checked.len(), 1);
+    }
+
+    #[test]
+    fn replacing_a_key_forgets_what_the_old_one_checked() {
+        let old = pair();
+        let mut keys = keys_of(&old);
+        let t = ours(&old, &claims());
+        verify(&t, &keys, &expect(), 1000).expect("verifies");
+        keys.insert("k1", Algorithm::EdDsa, pair().public_key().as_ref())
+            .expect("insert");
+        assert_eq!(
+            verify(&t, &keys, &expect(), 1000),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_memory_of_checked_tokens_is_bounded() {
+        let k = pair();
+        let keys = keys_of(&k);
+        for i in 0..checked::CAPACITY + 10 {
+            let mut c = claims();
+            c["jti"] = serde_json::json!(i.to_string());
+            verify(&ours(&k, &c), &keys, &expect(), 1000).expect("verifies");
+            assert!(keys.checked.len() <= checked::CAPACITY);
+        }
+        assert!(keys.checked.len() >= 10);
     }
 }
