@@ -3,6 +3,7 @@
 #
 #   bash scripts/postgres-test-cluster.sh start   # install if needed, create, start, wait until ready
 #   bash scripts/postgres-test-cluster.sh url     # print the URL for LATCHKEY_TEST_DATABASE_URL
+#   bash scripts/postgres-test-cluster.sh ca      # print the path of the CA that signed its TLS certificate
 #   bash scripts/postgres-test-cluster.sh stop    # stop it and delete its files
 #
 # Typical use (CI does this):
@@ -22,6 +23,13 @@
 # - It listens only on 127.0.0.1, port $PGPORT (default 5433), no Unix
 #   socket in a shared directory; loopback connections are trusted (no
 #   password): this is for tests only, never for data that matters.
+# - It also speaks TLS (`ssl=on`), for the TLS tests: `start` makes a
+#   throwaway CA (tls/ca.crt) and a server certificate for `localhost` and
+#   `127.0.0.1` signed by it with `openssl` (installed from the Debian
+#   packages if missing), plus a second, unrelated CA (tls/other-ca.crt)
+#   that a client must refuse the server with. Plain connections from
+#   loopback are still accepted, so tests that do not ask for TLS work as
+#   before. `ca` prints tls/ca.crt's path (LATCHKEY_TEST_DATABASE_CA).
 # - It has a role and a database named `latchkey`, owned by that role.
 # - `start` is idempotent (a running cluster is left as it is) and waits at
 #   most 30 s for the server to accept connections. `stop` is clean (fast
@@ -57,6 +65,37 @@ find_bindir() {
     dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
     [[ -n "$dir" && -x "$dir/initdb" ]] || die "PostgreSQL installed but initdb not found"
     echo "$dir"
+}
+
+# Makes the throwaway CAs and the server certificate in "$1/tls".
+make_certificates() {
+    local tls="$1/tls"
+    if ! command -v openssl >/dev/null 2>&1; then
+        [[ $(id -u) -eq 0 ]] || die "openssl not found; install it (apt-get install openssl) or run as root"
+        log "installing openssl from the Debian packages"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2 \
+            || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2; }
+    fi
+    mkdir -p "$tls"
+    local ca_ext="basicConstraints=critical,CA:TRUE"
+    local ca
+    for ca in ca other-ca; do
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -subj "/CN=Latchkey test $ca" -addext "$ca_ext" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout "$tls/$ca.key" -out "$tls/$ca.crt" 2>/dev/null
+    done
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+        -days 30 -extfile "$tls/server.ext" -out "$tls/server.crt" 2>/dev/null
+    rm -f -- "$tls/ca.key" "$tls/other-ca.key" "$tls/server.csr" "$tls/server.ext" "$tls/ca.srl"
+    chmod 0755 "$tls"
+    chmod 0644 "$tls/ca.crt" "$tls/other-ca.crt" "$tls/server.crt"
+    chmod 0600 "$tls/server.key"
+    [[ $(id -u) -eq 0 ]] && chown -R postgres: "$tls"
+    return 0
 }
 
 # Runs a command as the user that owns the cluster.
@@ -114,6 +153,7 @@ start() {
     [[ $(id -u) -eq 0 ]] && chown postgres: "$dir"
     echo "$dir" >"$STATE_FILE"
 
+    make_certificates "$dir"
     as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
     # Loopback only, trusted; nothing else may connect.
@@ -123,7 +163,7 @@ local   all       all                  trust
 host    all       all   127.0.0.1/32   trust
 EOF
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "$READY_TIMEOUT" \
-        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $dir -c max_connections=300 $durability" \
+        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $dir -c max_connections=300 $durability -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key" \
         start >/dev/null \
         || { tail -n 20 "$dir/server.log" >&2 || true; die "server did not start"; }
     wait_ready "$bindir" || { tail -n 20 "$dir/server.log" >&2 || true; die "server not ready after ${READY_TIMEOUT}s"; }
@@ -155,5 +195,10 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     url) echo "$URL" ;;
-    *) die "usage: $0 start|stop|url" ;;
+    ca)
+        dir=$(cluster_dir)
+        [[ -n "$dir" && -f "$dir/tls/ca.crt" ]] || die "no cluster on port $PORT; run start first"
+        echo "$dir/tls/ca.crt"
+        ;;
+    *) die "usage: $0 start|stop|url|ca" ;;
 esac

@@ -81,6 +81,7 @@ impl From<crate::store::StoreError> for AuthError {
         match e {
             crate::store::StoreError::Unavailable(_) => AuthError::Unavailable,
             crate::store::StoreError::Backend(msg) => AuthError::Internal(msg),
+            e @ crate::store::StoreError::SchemaTooNew { .. } => AuthError::Internal(e.to_string()),
         }
     }
 }

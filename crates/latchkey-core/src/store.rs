@@ -23,6 +23,12 @@ pub enum StoreError {
     /// Anything else the backend reported; for logs, never for clients.
     #[error("store error: {0}")]
     Backend(String),
+    /// The database was migrated by a newer Latchkey: this binary would
+    /// misread it, so it refuses to touch it.
+    #[error(
+        "the database schema is version {found}, this binary knows up to {known}: upgrade latchkey"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
 }
 
 /// Where a read of the revocation feed starts.

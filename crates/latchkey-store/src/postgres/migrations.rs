@@ -7,11 +7,14 @@
 //! before it even creates `schema_version`, so exactly one of them applies
 //! each migration and the others find it done. That connection is closed
 //! afterwards, which releases the lock whatever happened in between.
+//! A database at a higher version than this binary knows is refused
+//! before any migration runs.
 
 use latchkey_core::store::StoreError;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
-use super::pg_error;
+use super::tls::RustlsConnect;
+use super::{connect_error, pg_error};
 use crate::sql::schema::ColumnTypes;
 
 /// Advisory-lock key held while migrating ("latchk" + 1).
@@ -35,8 +38,15 @@ const TYPES: ColumnTypes = ColumnTypes {
 };
 
 /// Brings the schema up to date on a dedicated connection.
-pub(super) async fn migrate(config: &Config) -> Result<(), StoreError> {
-    let (mut client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+pub(super) async fn migrate(
+    config: &Config,
+    tls: RustlsConnect,
+    target: &str,
+) -> Result<(), StoreError> {
+    let (mut client, connection) = config
+        .connect(tls)
+        .await
+        .map_err(|e| connect_error(target, e))?;
     let driver = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "migration connection ended");
@@ -69,6 +79,13 @@ async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
         )
         .await
         .map_err(pg_error)?;
+    let found: i32 = client
+        .query_one("SELECT version FROM schema_version WHERE id = 1", &[])
+        .await
+        .map_err(pg_error)?
+        .try_get(0)
+        .map_err(pg_error)?;
+    crate::sql::schema::refuse_newer(found.into())?;
     for (version, sql) in (1i32..).zip(TYPES.render()) {
         let tx = client.transaction().await.map_err(pg_error)?;
         let done: i32 = tx

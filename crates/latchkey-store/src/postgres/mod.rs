@@ -30,7 +30,12 @@
 //!   A connection that the server closed is noticed when it goes back to
 //!   the pool or is next taken, dropped, and replaced by a new one: the
 //!   store recovers by itself when the server returns.
-//! - **Errors:** connection refused or lost, pool wait or connect timeouts,
+//! - **TLS:** libpq's `sslmode` and `sslrootcert` in the connection string
+//!   ([`connection_string`]), rustls on aws-lc-rs ([`tls`]).
+//! - **Errors:** a failed connection names its host and port and the whole
+//!   cause chain ("connecting to PostgreSQL at 127.0.0.1:5432: error
+//!   performing TLS handshake: invalid peer certificate: UnknownIssuer"),
+//!   never the password. Connection refused or lost, pool wait or connect timeouts,
 //!   SQLSTATE class `08` (connection exception), `57P01`-`57P03` (server
 //!   shutting down, crashed, starting up), `53300` (too many connections)
 //!   and `57014` (statement timeout / cancelled) are
@@ -39,11 +44,13 @@
 
 mod audit;
 mod clients;
+pub mod connection_string;
 mod migrations;
 mod revocations;
 mod sessions;
 mod sign_in_attempts;
 mod signing_keys;
+pub mod tls;
 mod users;
 
 use std::time::Duration;
@@ -53,9 +60,11 @@ use deadpool_postgres::{
 };
 use latchkey_core::store::StoreError;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
+use self::connection_string::{error_chain, ConnectionString};
+use self::tls::RustlsConnect;
 use crate::sql::{ColumnValue, Columns};
 
 /// Advisory-lock key that serialises every transaction inserting into
@@ -95,6 +104,8 @@ impl Default for PostgresOptions {
 
 pub struct PostgresStore {
     pool: Pool,
+    /// `host:port` of the server, for errors.
+    target: String,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -110,11 +121,14 @@ impl PostgresStore {
     /// key-value string), brings its schema up to date under an advisory
     /// lock (safe when several nodes start at once), and returns a store
     /// backed by a connection pool. Fails with [`StoreError::Unavailable`]
-    /// when the server cannot be reached.
+    /// when the server cannot be reached (naming host, port and why), and
+    /// with [`StoreError::SchemaTooNew`] on a database a newer Latchkey
+    /// migrated.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        let ConnectionString { mut config, tls } =
+            ConnectionString::parse(url).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let tls = RustlsConnect::new(&tls).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let target = connection_string::target(&config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -132,11 +146,11 @@ impl PostgresStore {
             config.application_name("latchkey");
         }
 
-        migrations::migrate(&config).await?;
+        migrations::migrate(&config, tls.clone(), &target).await?;
 
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 // A closed connection is noticed without a round trip.
                 recycling_method: RecyclingMethod::Fast,
@@ -150,11 +164,11 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Backend(format!("building connection pool: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool, target })
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(pool_error)
+        self.pool.get().await.map_err(|e| pool_error(&self.target, e))
     }
 
     async fn query(
@@ -233,12 +247,13 @@ async fn tx_query(
 // Errors
 // ---------------------------------------------------------------------------
 
-fn pool_error(e: PoolError) -> StoreError {
+fn pool_error(target: &str, e: PoolError) -> StoreError {
     match e {
-        PoolError::Timeout(kind) => {
-            StoreError::Unavailable(format!("no database connection in time ({kind:?} timeout)"))
-        }
-        PoolError::Backend(e) => pg_error(e),
+        PoolError::Timeout(kind) => StoreError::Unavailable(format!(
+            "no connection to PostgreSQL at {target} in time ({kind:?} timeout)"
+        )),
+        // The pool only reports a driver error when opening a connection.
+        PoolError::Backend(e) => connect_error(target, e),
         PoolError::Closed => StoreError::Unavailable("connection pool is closed".into()),
         PoolError::NoRuntimeSpecified => {
             StoreError::Backend("connection pool has no runtime".into())
@@ -260,6 +275,19 @@ fn is_unavailable_code(code: &str) -> bool {
         )
 }
 
+/// A failed attempt to open a connection to `target`, with its causes.
+pub(crate) fn connect_error(target: &str, e: tokio_postgres::Error) -> StoreError {
+    match pg_error(e) {
+        StoreError::Unavailable(m) => {
+            StoreError::Unavailable(format!("connecting to PostgreSQL at {target}: {m}"))
+        }
+        StoreError::Backend(m) => {
+            StoreError::Backend(format!("connecting to PostgreSQL at {target}: {m}"))
+        }
+        other => other,
+    }
+}
+
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
@@ -270,7 +298,7 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
             StoreError::Backend(msg)
         };
     }
-    let msg = e.to_string();
+    let msg = error_chain(&e);
     if e.is_closed() || has_io_source(&e) || msg.starts_with("timeout") {
         StoreError::Unavailable(msg)
     } else {

@@ -1,7 +1,10 @@
 //! The schema's history, written once for both databases: migration `n`
 //! (from 1) is the `n`-th entry of [`MIGRATIONS`], in words that
 //! [`ColumnTypes::render`] turns into each database's types. Each backend
-//! records and applies versions its own way (see its `migrations`).
+//! records and applies versions its own way (see its `migrations`), and
+//! both refuse a database whose version is past the end of this list.
+
+use latchkey_core::store::StoreError;
 
 /// What the placeholders of [`MIGRATIONS`] stand for in one database.
 pub(crate) struct ColumnTypes {
@@ -40,6 +43,17 @@ impl ColumnTypes {
                 .replace("{keyed_table}", self.keyed_table)
         })
     }
+}
+
+/// Refuses a database that a newer binary has migrated (`found` is its
+/// recorded version): its tables may mean something this binary does not
+/// know, so it must not read or write them.
+pub(crate) fn refuse_newer(found: i64) -> Result<(), StoreError> {
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    Ok(())
 }
 
 const MIGRATIONS: &[&str] = &[

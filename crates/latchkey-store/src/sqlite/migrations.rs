@@ -1,6 +1,8 @@
 //! Schema migrations, applied in order at start-up; `PRAGMA user_version`
-//! records how many have run.
+//! records how many have run; a higher version than this binary knows is
+//! refused before anything is written.
 
+use latchkey_core::store::StoreError;
 use rusqlite::Connection;
 
 use crate::sql::schema::ColumnTypes;
@@ -19,6 +21,14 @@ const TYPES: ColumnTypes = ColumnTypes {
     table: " STRICT",
     keyed_table: " STRICT, WITHOUT ROWID",
 };
+
+/// Refuses a file that a newer Latchkey has migrated.
+pub fn refuse_newer_schema(conn: &Connection) -> Result<(), StoreError> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| StoreError::Backend(format!("reading the schema version: {e}")))?;
+    crate::sql::schema::refuse_newer(found)
+}
 
 /// Each migration runs in its own IMMEDIATE transaction that re-reads the
 /// version under the write lock, so several processes opening one new file

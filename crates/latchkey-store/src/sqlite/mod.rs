@@ -47,6 +47,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
         let mut conn = Connection::open(path).map_err(store_error)?;
         configure(&conn).map_err(store_error)?;
+        migrations::refuse_newer_schema(&conn)?;
         enable_wal(&conn).map_err(store_error)?;
         migrations::migrate(&mut conn).map_err(store_error)?;
 
