@@ -113,7 +113,10 @@ async fn verify_full_connects_to_the_names_in_the_certificate_over_tls() {
     let ca = server.ca.display().to_string();
     for host in ["127.0.0.1", "localhost"] {
         let url = server.url(host, None, &format!("sslmode=verify-full&sslrootcert={ca}"));
-        assert!(works_over(&server, &url).await.expect(host), "{host}: not encrypted");
+        assert!(
+            works_over(&server, &url).await.expect(host),
+            "{host}: not encrypted"
+        );
     }
 }
 

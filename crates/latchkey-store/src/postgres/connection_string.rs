@@ -64,9 +64,7 @@ pub struct TlsSettings {
 pub enum ConnectionStringError {
     #[error("invalid PostgreSQL connection string: {0}")]
     Syntax(String),
-    #[error(
-        "sslmode={0} is not one of disable, prefer, require, verify-ca, verify-full"
-    )]
+    #[error("sslmode={0} is not one of disable, prefer, require, verify-ca, verify-full")]
     UnknownSslMode(String),
     #[error("sslmode=allow is not supported: use prefer, require or verify-full")]
     AllowUnsupported,
@@ -115,7 +113,9 @@ impl ConnectionString {
         let mode = mode.unwrap_or(SslMode::Prefer);
         if root.is_none() {
             match mode {
-                SslMode::VerifyCa => return Err(ConnectionStringError::NoRootCertificates("verify-ca")),
+                SslMode::VerifyCa => {
+                    return Err(ConnectionStringError::NoRootCertificates("verify-ca"))
+                }
                 SslMode::VerifyFull => {
                     return Err(ConnectionStringError::NoRootCertificates("verify-full"))
                 }
@@ -148,7 +148,10 @@ fn without_url_params(
 ) -> Result<String, ConnectionStringError> {
     // The query starts after the user info, which may hold a `?` of its own.
     let after_user_info = url.find('@').map_or(0, |at| at + 1);
-    let Some(q) = url[after_user_info..].find('?').map(|q| q + after_user_info) else {
+    let Some(q) = url[after_user_info..]
+        .find('?')
+        .map(|q| q + after_user_info)
+    else {
         return Ok(url.to_owned());
     };
     let mut kept = Vec::new();
@@ -331,11 +334,20 @@ mod tests {
         assert_eq!(plain.tls.mode, SslMode::Prefer);
         assert_eq!(target(&plain.config), "h:5432");
         for (s, wanted) in [
-            ("postgres://h/db?sslmode=strict", "sslmode=strict is not one of"),
-            ("postgres://h/db?sslmode=allow", "sslmode=allow is not supported"),
+            (
+                "postgres://h/db?sslmode=strict",
+                "sslmode=strict is not one of",
+            ),
+            (
+                "postgres://h/db?sslmode=allow",
+                "sslmode=allow is not supported",
+            ),
             ("postgres://h/db?sslmode=verify-full", "needs sslrootcert"),
             ("host=h sslmode=verify-ca", "needs sslrootcert"),
-            ("postgres://u:hunter2@h/db?nonsense=1", "unknown option `nonsense`"),
+            (
+                "postgres://u:hunter2@h/db?nonsense=1",
+                "unknown option `nonsense`",
+            ),
         ] {
             let e = ConnectionString::parse(s).expect_err(s).to_string();
             assert!(e.contains(wanted), "{s}: {e}");

@@ -168,7 +168,10 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|e| pool_error(&self.target, e))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| pool_error(&self.target, e))
     }
 
     async fn query(
