@@ -1,5 +1,8 @@
 //! The data directory: created on first start with owner-only permissions,
-//! holding the SQLite database and the server secret.
+//! holding the SQLite database and the server secret. A secret is only
+//! ever generated for a store that holds nothing sealed with one: the
+//! caller asks the store first ([`Prepared::finish`]), because a new secret
+//! next to an existing database could open none of its signing keys.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,8 +15,35 @@ pub const SECRET_FILE: &str = "server-secret";
 pub struct DataDir {
     pub database: PathBuf,
     pub secret: ServerSecret,
+    /// Where the secret came from, for errors.
+    pub secret_source: SecretSource,
     /// What this start created, for the log.
     pub created: Vec<String>,
+}
+
+/// Where the server secret is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    /// `LATCHKEY_SERVER_SECRET` (the file's text).
+    Environment,
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Environment => f.write_str("LATCHKEY_SERVER_SECRET"),
+        }
+    }
+}
+
+/// The data directory, opened, with its secret if it has one.
+pub struct Prepared {
+    pub database: PathBuf,
+    secret_path: PathBuf,
+    secret: Option<(ServerSecret, SecretSource)>,
+    created: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +55,26 @@ pub enum DataDirError {
     },
     #[error("{path}: {message}")]
     Secret { path: PathBuf, message: String },
+    #[error(
+        "{} is missing, but the database already holds signing keys sealed with a server secret: \
+         restore the server-secret file that was backed up with this database (or set \
+         LATCHKEY_SERVER_SECRET to its contents). No new secret is generated: it could not \
+         open those keys",
+        path.display()
+    )]
+    SecretMissing { path: PathBuf },
+    #[error(
+        "the server secret from {from} does not open signing key {kid} of the database: it is \
+         not the secret this database was created with; restore the server-secret file that was \
+         backed up with this database"
+    )]
+    WrongSecret { from: SecretSource, kid: String },
 }
 
-/// Opens (creating when missing) the data directory and its server secret.
-/// `secret_override` (the secret's file text from the environment) replaces
-/// the file and is never written to disk.
-pub fn prepare(dir: &Path, secret_override: Option<&Secret>) -> Result<DataDir, DataDirError> {
+/// Opens (creating when missing) the data directory and reads its server
+/// secret if there is one. `secret_override` (the secret's file text from
+/// the environment) replaces the file and is never written to disk.
+pub fn prepare(dir: &Path, secret_override: Option<&Secret>) -> Result<Prepared, DataDirError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| DataDirError::Io { path, source }
@@ -41,35 +85,74 @@ pub fn prepare(dir: &Path, secret_override: Option<&Secret>) -> Result<DataDir, 
         created.push(format!("data directory {}", dir.display()));
     }
     let secret_path = dir.join(SECRET_FILE);
-    let stored = match secret_override {
-        Some(text) => Some(
+    let secret = match secret_override {
+        Some(text) => Some((
             ServerSecret::parse(text.expose())
                 .map_err(|e| secret_error(Path::new("LATCHKEY_SERVER_SECRET"), e))?,
-        ),
-        None => read_secret(&secret_path)?,
+            SecretSource::Environment,
+        )),
+        None => read_secret(&secret_path)?.map(|s| (s, SecretSource::File(secret_path.clone()))),
     };
-    let secret = match stored {
-        Some(secret) => secret,
-        None => {
-            let secret = ServerSecret::generate().map_err(|e| secret_error(&secret_path, e))?;
-            match write_private_file(&secret_path, secret.to_file_text().as_bytes()) {
-                Ok(()) => {
-                    created.push(format!("server secret {}", secret_path.display()));
-                    secret
-                }
-                // Another node sharing this directory wrote it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    read_secret(&secret_path)?.ok_or_else(|| io(&secret_path)(e))?
-                }
-                Err(e) => return Err(io(&secret_path)(e)),
-            }
-        }
-    };
-    Ok(DataDir {
+    Ok(Prepared {
         database: dir.join(DATABASE_FILE),
+        secret_path,
         secret,
         created,
     })
+}
+
+impl Prepared {
+    /// Whether a secret was found (in the file or the environment).
+    pub fn has_secret(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// Where the secret file is (or would be).
+    pub fn secret_path(&self) -> &Path {
+        &self.secret_path
+    }
+
+    /// The directory with the secret found, or else with a new one written
+    /// to the secret file: only for a store that holds no signing keys.
+    pub fn finish(self) -> Result<DataDir, DataDirError> {
+        let Self {
+            database,
+            secret_path,
+            secret,
+            mut created,
+        } = self;
+        let io = |source| DataDirError::Io {
+            path: secret_path.clone(),
+            source,
+        };
+        let (secret, secret_source) = match secret {
+            Some(found) => found,
+            None => {
+                let secret = ServerSecret::generate().map_err(|e| secret_error(&secret_path, e))?;
+                match write_private_file(&secret_path, secret.to_file_text().as_bytes()) {
+                    Ok(()) => created.push(format!("server secret {}", secret_path.display())),
+                    // Another node sharing this directory wrote it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let theirs = read_secret(&secret_path)?.ok_or_else(|| io(e))?;
+                        return Ok(DataDir {
+                            database,
+                            secret: theirs,
+                            secret_source: SecretSource::File(secret_path),
+                            created,
+                        });
+                    }
+                    Err(e) => return Err(io(e)),
+                }
+                (secret, SecretSource::File(secret_path))
+            }
+        };
+        Ok(DataDir {
+            database,
+            secret,
+            secret_source,
+            created,
+        })
+    }
 }
 
 fn read_secret(path: &Path) -> Result<Option<ServerSecret>, DataDirError> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use latchkey_core::clock::Clock;
 use latchkey_core::key_manager::KeyMaintenance;
+use latchkey_core::keys::KeySealer;
 use latchkey_core::password::Argon2Hashing;
 use latchkey_core::store::{Store, StoreError};
 use latchkey_core::{AuthError, Authority};
@@ -200,7 +201,10 @@ pub(crate) enum IfMissing {
 
 /// Opens the data directory and the store it names: SQLite in the
 /// directory, or PostgreSQL at `database_url`. What `serve` and the
-/// operator commands share.
+/// operator commands share. Refuses a store whose signing keys the server
+/// secret cannot open: one that has keys but no secret is found for (a
+/// database restored without its secret; no new secret is generated), or
+/// one sealed with another secret.
 pub(crate) async fn open_data(
     settings: &Settings,
     if_missing: IfMissing,
@@ -217,11 +221,8 @@ pub(crate) async fn open_data(
             ),
         }));
     }
-    let mut dir = data_dir::prepare(&settings.data_dir, settings.server_secret.as_ref())?;
-    if settings.database_url.is_none() && !dir.database.exists() {
-        dir.created
-            .push(format!("database {}", dir.database.display()));
-    }
+    let prepared = data_dir::prepare(&settings.data_dir, settings.server_secret.as_ref())?;
+    let new_database = settings.database_url.is_none() && !prepared.database.exists();
     let store: Arc<dyn Store> = match &settings.database_url {
         Some(url) => {
             let options = PostgresOptions {
@@ -230,8 +231,32 @@ pub(crate) async fn open_data(
             };
             Arc::new(PostgresStore::connect(url.expose(), options).await?)
         }
-        None => Arc::new(SqliteStore::open(&dir.database)?),
+        None => Arc::new(SqliteStore::open(&prepared.database)?),
     };
+    let keys = store.signing_keys().await?;
+    if !prepared.has_secret() && !keys.is_empty() {
+        return Err(DataDirError::SecretMissing {
+            path: prepared.secret_path().to_owned(),
+        }
+        .into());
+    }
+    let mut dir = prepared.finish()?;
+    if new_database {
+        dir.created
+            .push(format!("database {}", dir.database.display()));
+    }
+    // A wrong secret would otherwise surface as an undecryptable key.
+    let sealer = KeySealer::new(&dir.secret)?;
+    if let Some(key) = keys
+        .iter()
+        .find(|k| sealer.open(&k.kid, &k.sealed_private_key).is_err())
+    {
+        return Err(DataDirError::WrongSecret {
+            from: dir.secret_source.clone(),
+            kid: key.kid.clone(),
+        }
+        .into());
+    }
     Ok((dir, store))
 }
 

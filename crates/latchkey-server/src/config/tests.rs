@@ -354,3 +354,32 @@ fn unknown_keys_and_bad_values_are_errors() {
     assert!(parse_duration("ten minutes").is_err());
     assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
 }
+
+#[test]
+fn database_tls_settings_are_checked_with_the_configuration() {
+    for (url, wanted) in [
+        (
+            "postgres://me:PLANTED@db/auth?sslmode=verify_full",
+            "database_url: sslmode=verify_full is not one of disable, prefer, require, verify-ca, verify-full",
+        ),
+        (
+            "postgres://me:PLANTED@db/auth?sslmode=verify-full",
+            "database_url: sslmode=verify-full verifies the server's certificate and needs sslrootcert",
+        ),
+    ] {
+        let args = ServeArgs {
+            database_url: Some(DatabaseUrl::from(url)),
+            ..ServeArgs::default()
+        };
+        let e = Settings::resolve(&args).expect_err(url).to_string();
+        assert!(e.contains(wanted), "{e}");
+        assert!(!e.contains("PLANTED"), "{e}");
+    }
+    let args = ServeArgs {
+        database_url: Some(DatabaseUrl::from(
+            "postgres://me:PLANTED@db/auth?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
+        )),
+        ..ServeArgs::default()
+    };
+    Settings::resolve(&args).expect("verify-full with a CA");
+}

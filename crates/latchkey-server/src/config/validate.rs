@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use latchkey_core::client::Client;
 use latchkey_core::Policy;
+use latchkey_store::postgres::connection_string::ConnectionString;
 
 use super::{ConfigError, Settings, MAX_MAX_CONNECTIONS};
 
@@ -80,6 +81,12 @@ impl Settings {
         self.network_prefixes
             .validate()
             .map_err(ConfigError::Invalid)?;
+        if let Some(url) = &self.database_url {
+            // sslmode and sslrootcert are checked here, before any start;
+            // the message names keys, never the password.
+            ConnectionString::parse(url.expose())
+                .map_err(|e| ConfigError::Invalid(format!("database_url: {e}")))?;
+        }
         Ok(())
     }
 }

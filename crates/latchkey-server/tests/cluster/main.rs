@@ -4,3 +4,4 @@
 //! `cluster_outage.rs`.
 
 mod nodes;
+mod secret;

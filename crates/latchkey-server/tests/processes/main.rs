@@ -7,4 +7,5 @@
 mod crash;
 mod durability;
 mod request_logs;
+mod secret_beside_database;
 mod secrets_never_printed;
