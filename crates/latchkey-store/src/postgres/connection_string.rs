@@ -107,9 +107,16 @@ impl ConnectionString {
         } else {
             without_key_value_params(s, &mut take)?
         };
-        let mut config: Config = rest
-            .parse()
-            .map_err(|e: tokio_postgres::Error| ConnectionStringError::Syntax(error_chain(&e)))?;
+        let mut config: Config = rest.parse().map_err(|e: tokio_postgres::Error| {
+            // The driver quotes the character it did not expect, which may
+            // be one of the password's: keep only where it was.
+            let chain = error_chain(&e);
+            let shown = match chain.split_once(": expected `") {
+                Some((before, _)) => before.to_owned(),
+                None => chain,
+            };
+            ConnectionStringError::Syntax(shown)
+        })?;
         let mode = mode.unwrap_or(SslMode::Prefer);
         if root.is_none() {
             match mode {
