@@ -185,6 +185,13 @@ async fn closed_port_is_unavailable() {
         PostgresOptions::default(),
     )
     .await;
+    // The error says where and why, for the operator reading the log.
+    if let Err(e) = &result {
+        let e = e.to_string();
+        let at = format!("connecting to PostgreSQL at 127.0.0.1:{port}: ");
+        assert!(e.contains(&at), "{e}");
+        assert!(e.contains("Connection refused"), "{e}");
+    }
     assert_unavailable("connect to a closed port", result, started.elapsed());
 }
 
