@@ -18,7 +18,7 @@ use latchkey_wire::feed::{FeedEntry, FeedQuery, FeedResponse};
 use tokio::time::Instant;
 
 use super::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 /// The feed page of a store read: on a snapshot page with more after it,
 /// `next` names the page to ask for next.
@@ -31,6 +31,15 @@ fn feed_response(page: FeedPage, snapshot: bool) -> FeedResponse {
     }
 }
 
+#[utoipa::path(get, path = "/v1/revocations", tag = "feed", params(FeedQuery),
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "A snapshot page, or the entries after the cursor", body = FeedResponse),
+        (status = 400, description = "`invalid_request`: both `after` and `page`, or a malformed query", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: no confidential client's credentials (unless the feed is public)", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 410, description = "`cursor_expired`: take a new snapshot", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 /// Without `after`: a page of the snapshot of every live entry (the first,
 /// or the one `page` names), with `next` while more pages follow, and the
 /// cursor to go on from. With `after`: what came since, waiting up to
