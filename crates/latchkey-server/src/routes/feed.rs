@@ -5,6 +5,8 @@
 //! sign-out times, which tell an outsider how many sessions each user has
 //! and when they end them.
 
+use std::time::Duration;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -17,8 +19,14 @@ use latchkey_wire::authorization::BasicCredentials;
 use latchkey_wire::feed::{FeedEntry, FeedQuery, FeedResponse};
 use tokio::time::Instant;
 
-use super::App;
+use super::{App, REQUEST_TIMEOUT};
 use crate::error::{ApiError, ErrorBody};
+
+/// The longest this node holds a long poll. The protocol allows 30 s, as
+/// long as the request timeout: a poll held that long would be cut off
+/// with a bodyless 408 instead of its empty page, so it ends a little
+/// earlier (the reader polls again either way).
+const LONGEST_HOLD: Duration = REQUEST_TIMEOUT.saturating_sub(Duration::from_secs(3));
 
 /// The feed page of a store read: on a snapshot page with more after it,
 /// `next` names the page to ask for next.
@@ -59,7 +67,7 @@ pub async fn revocations(
         ApiError::BadRequest("expected ?after=<cursor>&wait=<seconds 0-30> or ?page=<next>".into())
     })?;
     let snapshot = q.after.is_none();
-    let deadline = Instant::now() + q.wait();
+    let deadline = Instant::now() + q.wait().min(LONGEST_HOLD);
     let mut updates = app.feed_updates.clone();
     updates.mark_unchanged();
     let page = loop {

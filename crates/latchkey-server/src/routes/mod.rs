@@ -121,9 +121,9 @@ fn api(
         .routes(routes!(openapi::docs_file))
 }
 
-/// The OpenAPI document of [`router`]'s routes.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api(None, None).into_openapi()
+/// The OpenAPI document of [`router`]'s routes, as served.
+pub fn openapi_document() -> serde_json::Value {
+    openapi::finish(api(None, None).into_openapi())
 }
 
 pub fn router(app: App) -> Router {

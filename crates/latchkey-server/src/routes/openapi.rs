@@ -16,6 +16,7 @@ use std::sync::{Arc, LazyLock};
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::Config;
@@ -171,6 +172,38 @@ pub struct PublicKey {
     y: Option<String>,
     n: Option<String>,
     e: Option<String>,
+}
+
+/// The document as JSON, with what utoipa cannot be told: an optional
+/// request body is absent or a `T`, not `T | null` (a JSON `null` is
+/// refused like any other wrong shape).
+pub fn finish(document: utoipa::openapi::OpenApi) -> Value {
+    let mut document = serde_json::to_value(document).unwrap_or_default();
+    let operations = document["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let Some(content) = operation.pointer_mut("/requestBody/content") else {
+            continue;
+        };
+        for media in content
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|c| c.values_mut())
+        {
+            let Some(one_of) = media.pointer("/schema/oneOf").and_then(Value::as_array) else {
+                continue;
+            };
+            let mut not_null = one_of.iter().filter(|s| **s != json!({"type": "null"}));
+            if let (Some(only), None) = (not_null.next(), not_null.next()) {
+                media["schema"] = only.clone();
+            }
+        }
+    }
+    document
 }
 
 /// The document, serialised once: it is the same for every request.
