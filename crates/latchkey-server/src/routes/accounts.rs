@@ -26,7 +26,9 @@ fn account(user: &User, with_roles: bool) -> Account<'_> {
 /// characters to 1024 bytes and not a common one.
 #[utoipa::path(post, path = "/v1/sign-up", tag = "accounts", request_body = SignUp,
     responses(
-        (status = 201, description = "The new account (without roles)", body = Account),
+        (status = 201, description = "The new account (without roles)", body = Account,
+            links(("SignIn" = (operation_id = "sign_in", description = "Sign the new account in",
+                request_body = json!({"username": "$request.body#/username", "password": "$request.body#/password"}))))),
         (status = 400, description = "`invalid_request`: malformed body or a username/password rule broken", body = ErrorBody),
         (status = 409, description = "`username_taken`", body = ErrorBody),
         (status = 413, description = "Body over the route's limit", body = ErrorBody),
@@ -49,7 +51,13 @@ pub async fn sign_up(
 /// audience.
 #[utoipa::path(post, path = "/v1/sign-in", tag = "accounts", request_body = SignIn,
     responses(
-        (status = 200, description = "The token response", body = TokenBody),
+        (status = 200, description = "The token response", body = TokenBody,
+            links(
+                ("Refresh" = (operation_id = "refresh", description = "Spend the refresh token",
+                    request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("Revoke" = (operation_id = "revoke", description = "End the new session",
+                    request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+            )),
         (status = 400, description = "`invalid_request`, `invalid_scope` or `invalid_target`", body = ErrorBody),
         (status = 401, description = "`invalid_grant` (unknown user or wrong password, one answer) or `invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
         (status = 413, description = "Body over the route's limit", body = ErrorBody),

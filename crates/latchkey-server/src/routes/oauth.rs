@@ -124,7 +124,7 @@ pub async fn token(
 }
 
 /// RFC 7009 revocation of a refresh or access token.
-#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth", operation_id = "oauth_revoke",
     request_body(content = TokenCheckForm, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = [])),
     responses(
