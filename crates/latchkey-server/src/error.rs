@@ -42,9 +42,15 @@ pub enum ApiError {
     RateLimited { retry_after_seconds: u64 },
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error response (also a schema of the OpenAPI
+/// document).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// An RFC 6749/6750 error code, or one of ours (`not_found`,
+    /// `username_taken`, `cursor_expired`, ...).
+    #[schema(example = "invalid_request")]
     error: &'a str,
+    /// What went wrong, for a developer to read.
     error_description: &'a str,
 }
 

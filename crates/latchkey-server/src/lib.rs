@@ -18,4 +18,5 @@ mod routes;
 mod server;
 
 pub use config::Settings;
+pub use routes::openapi_document;
 pub use server::{RunningServer, StartError};

@@ -1,12 +1,14 @@
 //! The JSON bodies of Latchkey's HTTP API (`/v1`), requests and responses.
 //! Field names are the public contract. No request body implements `Debug`:
-//! several carry passwords or tokens.
+//! several carry passwords or tokens. With the `openapi` feature each also
+//! describes itself as a JSON schema for the server's OpenAPI document.
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 
 /// `POST /v1/sign-up`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 pub struct SignUp {
     pub username: String,
@@ -15,6 +17,7 @@ pub struct SignUp {
 
 /// `POST /v1/sign-in`: credentials, and optionally the client (app) signing
 /// in with what it asks for. Without `client_id`, the default client.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 pub struct SignIn {
     pub username: String,
@@ -26,6 +29,7 @@ pub struct SignIn {
 }
 
 /// `POST /v1/tokens/refresh`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 pub struct RefreshRequest {
     pub refresh_token: String,
@@ -37,12 +41,14 @@ pub struct RefreshRequest {
 }
 
 /// `POST /v1/tokens/revoke`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 pub struct RevokeRequest {
     pub refresh_token: String,
 }
 
 /// `POST /v1/sign-out`; every field optional, so an empty body is allowed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Default)]
 pub struct SignOutBody {
     #[serde(default)]
@@ -50,6 +56,7 @@ pub struct SignOutBody {
 }
 
 /// Which sessions a sign-out ends.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignOutScope {
@@ -62,6 +69,7 @@ pub enum SignOutScope {
 }
 
 /// `POST /v1/password`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 pub struct PasswordChange {
     pub current_password: String,
@@ -71,10 +79,12 @@ pub struct PasswordChange {
 /// The token response of RFC 6749 §5.1, plus `expires_at` (unix seconds)
 /// so clients can refresh a little before expiry without their own clock
 /// arithmetic. Sign-in, refresh and `/oauth/token` all answer it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize)]
 pub struct TokenBody {
     pub access_token: String,
     /// Always `Bearer`.
+    #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     pub token_type: &'static str,
     pub expires_in: i64,
     pub expires_at: UnixTime,
@@ -85,6 +95,7 @@ pub struct TokenBody {
 }
 
 /// An account, as sign-up (without roles) and `/v1/me` (with) show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize)]
 pub struct Account<'a> {
     pub id: String,
@@ -95,12 +106,14 @@ pub struct Account<'a> {
 }
 
 /// `GET /v1/sessions`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize)]
 pub struct SessionList {
     pub sessions: Vec<SessionItem>,
 }
 
 /// A live session as its owner sees it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize)]
 pub struct SessionItem {
     pub id: String,

@@ -19,6 +19,11 @@ pub const MAX_FEED_WAIT: Duration = Duration::from_secs(30);
 
 /// The query of one feed request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct FeedQuery {
     /// Follow from this cursor (absent: a snapshot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,6 +45,7 @@ impl FeedQuery {
 }
 
 /// One page of the feed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedResponse {
     pub entries: Vec<FeedEntry>,
@@ -51,6 +57,7 @@ pub struct FeedResponse {
 
 /// A revocation as the feed carries it. `kind` stays text on the wire so a
 /// kind added later does not stop older readers (they skip it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedEntry {
     pub kind: String,

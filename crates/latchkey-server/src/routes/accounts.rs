@@ -6,11 +6,11 @@ use axum::response::IntoResponse;
 use axum::Json;
 use latchkey_core::model::User;
 use latchkey_core::service::GrantRequest;
-use latchkey_wire::body::{Account, SignIn, SignUp};
+use latchkey_wire::body::{Account, SignIn, SignUp, TokenBody};
 
 use super::tokens::token_body;
 use super::{no_store, AuthState};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, RequestOrigin};
 
 fn account(user: &User, with_roles: bool) -> Account<'_> {
@@ -22,6 +22,20 @@ fn account(user: &User, with_roles: bool) -> Account<'_> {
     }
 }
 
+/// Creates an account. Usernames are NFKC + case-folded; passwords are 8
+/// characters to 1024 bytes and not a common one.
+#[utoipa::path(post, path = "/v1/sign-up", tag = "accounts", request_body = SignUp,
+    responses(
+        (status = 201, description = "The new account (without roles)", body = Account,
+            links(("SignIn" = (operation_id = "sign_in", description = "Sign the new account in",
+                request_body = json!({"username": "$request.body#/username", "password": "$request.body#/password"}))))),
+        (status = 400, description = "`invalid_request`: malformed body or a username/password rule broken", body = ErrorBody),
+        (status = 409, description = "`username_taken`", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
+        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn sign_up(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
@@ -33,6 +47,24 @@ pub async fn sign_up(
     Ok((StatusCode::CREATED, Json(account(&user, false))).into_response())
 }
 
+/// Signs in with a password; optionally as a client with a scope and
+/// audience.
+#[utoipa::path(post, path = "/v1/sign-in", tag = "accounts", request_body = SignIn,
+    responses(
+        (status = 200, description = "The token response", body = TokenBody,
+            links(
+                ("Refresh" = (operation_id = "refresh", description = "Spend the refresh token",
+                    request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+                ("Revoke" = (operation_id = "revoke", description = "End the new session",
+                    request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
+            )),
+        (status = 400, description = "`invalid_request`, `invalid_scope` or `invalid_target`", body = ErrorBody),
+        (status = 401, description = "`invalid_grant` (unknown user or wrong password, one answer) or `invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
+        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn sign_in(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
@@ -51,6 +83,13 @@ pub async fn sign_in(
     Ok((no_store(), Json(token_body(tokens))))
 }
 
+/// The caller's account, with roles.
+#[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = Account),
+        (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn me(
     State(auth): State<AuthState>,
     Caller(claims): Caller,

@@ -5,6 +5,8 @@
 //! sign-out times, which tell an outsider how many sessions each user has
 //! and when they end them.
 
+use std::time::Duration;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -17,8 +19,14 @@ use latchkey_wire::authorization::BasicCredentials;
 use latchkey_wire::feed::{FeedEntry, FeedQuery, FeedResponse};
 use tokio::time::Instant;
 
-use super::App;
-use crate::error::ApiError;
+use super::{App, REQUEST_TIMEOUT};
+use crate::error::{ApiError, ErrorBody};
+
+/// The longest this node holds a long poll. The protocol allows 30 s, as
+/// long as the request timeout: a poll held that long would be cut off
+/// with a bodyless 408 instead of its empty page, so it ends a little
+/// earlier (the reader polls again either way).
+const LONGEST_HOLD: Duration = REQUEST_TIMEOUT.saturating_sub(Duration::from_secs(3));
 
 /// The feed page of a store read: on a snapshot page with more after it,
 /// `next` names the page to ask for next.
@@ -31,6 +39,15 @@ fn feed_response(page: FeedPage, snapshot: bool) -> FeedResponse {
     }
 }
 
+#[utoipa::path(get, path = "/v1/revocations", tag = "feed", params(FeedQuery),
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "A snapshot page, or the entries after the cursor", body = FeedResponse),
+        (status = 400, description = "`invalid_request`: both `after` and `page`, or a malformed query", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: no confidential client's credentials (unless the feed is public)", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 410, description = "`cursor_expired`: take a new snapshot", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 /// Without `after`: a page of the snapshot of every live entry (the first,
 /// or the one `page` names), with `next` while more pages follow, and the
 /// cursor to go on from. With `after`: what came since, waiting up to
@@ -50,7 +67,7 @@ pub async fn revocations(
         ApiError::BadRequest("expected ?after=<cursor>&wait=<seconds 0-30> or ?page=<next>".into())
     })?;
     let snapshot = q.after.is_none();
-    let deadline = Instant::now() + q.wait();
+    let deadline = Instant::now() + q.wait().min(LONGEST_HOLD);
     let mut updates = app.feed_updates.clone();
     updates.mark_unchanged();
     let page = loop {

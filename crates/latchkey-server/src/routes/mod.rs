@@ -1,10 +1,14 @@
 //! The route table. Each handler: extract, call one `Authority` method,
-//! shape the response.
+//! shape the response. Routes are registered with `routes!`, which also
+//! takes each handler's `#[utoipa::path]` into the OpenAPI document: a
+//! route cannot be added without its description (the `openapi` tests
+//! check that no route bypasses this).
 
 mod accounts;
 mod feed;
 mod meta;
 mod oauth;
+pub mod openapi;
 mod sessions;
 mod tokens;
 
@@ -14,7 +18,6 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware;
-use axum::routing::{delete, get, post};
 use axum::Router;
 use latchkey_core::Authority;
 use tokio::sync::watch;
@@ -23,6 +26,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Span;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::client_address::{self, AddressResolution};
 use crate::error::ApiError;
@@ -59,7 +65,7 @@ pub struct App {
 }
 
 /// `routes` with `limiter` in front of each of them, if there is one.
-fn limited(routes: Router<App>, limiter: Option<Arc<RateLimiter>>) -> Router<App> {
+fn limited(routes: OpenApiRouter<App>, limiter: Option<Arc<RateLimiter>>) -> OpenApiRouter<App> {
     match limiter {
         Some(l) => routes.route_layer(middleware::from_fn_with_state(l, rate_limit::limit)),
         None => routes,
@@ -72,43 +78,58 @@ impl FromRef<App> for AuthState {
     }
 }
 
-pub fn router(app: App) -> Router {
+/// Every route with its description; the rate limiters are layers, which
+/// the document does not see.
+fn api(
+    sign_up_limit: Option<Arc<RateLimiter>>,
+    tokens_limit: Option<Arc<RateLimiter>>,
+) -> OpenApiRouter<App> {
     let sign_up = limited(
-        Router::new().route("/v1/sign-up", post(accounts::sign_up)),
-        app.sign_up_limit.clone(),
+        OpenApiRouter::new().routes(routes!(accounts::sign_up)),
+        sign_up_limit,
     );
-    let password_routes = Router::new()
+    let password_routes = OpenApiRouter::new()
         .merge(sign_up)
-        .route("/v1/sign-in", post(accounts::sign_in))
-        .route("/v1/password", post(sessions::change_password))
+        .routes(routes!(accounts::sign_in))
+        .routes(routes!(sessions::change_password))
         .route_layer(DefaultBodyLimit::max(MAX_PASSWORD_BODY_BYTES));
     let token_endpoints = limited(
-        Router::new()
-            .route("/v1/tokens/refresh", post(tokens::refresh))
-            .route("/v1/tokens/revoke", post(tokens::revoke))
-            .route("/oauth/token", post(oauth::token))
-            .route("/oauth/revoke", post(oauth::revoke))
-            .route("/oauth/introspect", post(oauth::introspect)),
-        app.tokens_limit.clone(),
+        OpenApiRouter::new()
+            .routes(routes!(tokens::refresh))
+            .routes(routes!(tokens::revoke))
+            .routes(routes!(oauth::token))
+            .routes(routes!(oauth::revoke))
+            .routes(routes!(oauth::introspect)),
+        tokens_limit,
     );
-    let client_addresses = app.client_addresses.clone();
-    Router::new()
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(password_routes)
         .merge(token_endpoints)
-        .route("/v1/me", get(accounts::me))
-        .route("/v1/tokens/cancel", post(tokens::cancel))
-        .route("/v1/sessions", get(sessions::list))
-        .route("/v1/sessions/{id}", delete(sessions::end))
-        .route("/v1/sign-out", post(sessions::sign_out))
-        .route("/v1/revocations", get(feed::revocations))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(oauth::metadata),
-        )
-        .route("/.well-known/openid-configuration", get(oauth::metadata))
-        .route("/.well-known/jwks.json", get(meta::jwks))
-        .route("/healthz", get(meta::healthz))
-        .route("/readyz", get(meta::readyz))
+        .routes(routes!(accounts::me))
+        .routes(routes!(tokens::cancel))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::end))
+        .routes(routes!(sessions::sign_out))
+        .routes(routes!(feed::revocations))
+        .routes(routes!(oauth::metadata))
+        .routes(routes!(oauth::openid_configuration))
+        .routes(routes!(meta::jwks))
+        .routes(routes!(meta::healthz))
+        .routes(routes!(meta::readyz))
+        .routes(routes!(openapi::document))
+        .routes(routes!(openapi::docs_page))
+        .routes(routes!(openapi::docs_file))
+}
+
+/// The OpenAPI document of [`router`]'s routes, as served.
+pub fn openapi_document() -> serde_json::Value {
+    openapi::finish(api(None, None).into_openapi())
+}
+
+pub fn router(app: App) -> Router {
+    let (routes, _) = api(app.sign_up_limit.clone(), app.tokens_limit.clone()).split_for_parts();
+    let client_addresses = app.client_addresses.clone();
+    routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)

@@ -10,13 +10,15 @@ use latchkey_core::client::Client;
 use latchkey_core::service::{GrantRequest, Introspection};
 use latchkey_core::AuthError;
 use latchkey_wire::authorization::BasicCredentials;
+use latchkey_wire::body::TokenBody;
 use latchkey_wire::form::Form;
 use serde_json::{json, Map, Value};
 
 use super::tokens::token_body;
 use super::{no_store, AuthState};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{media_type, read_body, RequestOrigin};
+use crate::routes::openapi::{IntrospectionAnswer, ServerMetadata, TokenCheckForm, TokenForm};
 
 /// An `application/x-www-form-urlencoded` body, parsed by the wire crate's
 /// rules.
@@ -80,6 +82,19 @@ async fn authenticate_client(
         .map_err(ApiError::OAuth)
 }
 
+/// RFC 6749 token endpoint: `refresh_token` and `client_credentials`
+/// grants.
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "The token response", body = TokenBody),
+        (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_grant_type`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn token(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
@@ -108,6 +123,18 @@ pub async fn token(
     Ok((no_store(), Json(token_body(tokens))).into_response())
 }
 
+/// RFC 7009 revocation of a refresh or access token.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth", operation_id = "oauth_revoke",
+    request_body(content = TokenCheckForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, unknown, or another client's (left alone); empty body"),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn revoke(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
@@ -122,6 +149,17 @@ pub async fn revoke(
     Ok((StatusCode::OK, no_store()).into_response())
 }
 
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = TokenCheckForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "RFC 7662 answer", body = IntrospectionAnswer),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: a confidential client is required", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 /// Answers a confidential client about its own tokens (any client's if it
 /// is registered with `introspect_any`); everything else gets exactly
 /// `{"active":false}`, with the same status and headers.
@@ -172,6 +210,8 @@ pub async fn introspect(
     Ok((no_store(), Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    responses((status = 200, description = "RFC 8414 metadata", body = ServerMetadata)))]
 /// RFC 8414 metadata; also served as `openid-configuration` for libraries
 /// that only look there (we are not an OpenID Provider: no ID tokens, no
 /// authorization endpoint, no userinfo).
@@ -205,4 +245,11 @@ pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
             "access_token_signing_alg_values_supported": algs,
         })),
     )
+}
+
+/// The same document for libraries that only look here.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
+    responses((status = 200, description = "RFC 8414 metadata (we are not an OpenID Provider)", body = ServerMetadata)))]
+pub async fn openid_configuration(auth: State<AuthState>) -> impl IntoResponse {
+    metadata(auth).await
 }

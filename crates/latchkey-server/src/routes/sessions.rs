@@ -7,7 +7,7 @@ use latchkey_core::service::SessionView;
 use latchkey_wire::body::{PasswordChange, SessionItem, SessionList, SignOutBody};
 
 use super::AuthState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, CallerWithBody, JsonBody, OptionalJsonBody, RequestOrigin};
 
 fn session_item(v: SessionView) -> SessionItem {
@@ -22,6 +22,13 @@ fn session_item(v: SessionView) -> SessionItem {
     }
 }
 
+/// The caller's live sessions, oldest first.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's live sessions", body = SessionList),
+        (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn list(
     State(auth): State<AuthState>,
     Caller(caller): Caller,
@@ -32,6 +39,15 @@ pub async fn list(
     }))
 }
 
+/// Ends one of the caller's sessions.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A session id from `GET /v1/sessions`")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 404, description = "`not_found`: not a live session of the caller's", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn end(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
@@ -42,6 +58,17 @@ pub async fn end(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Ends the caller's session, the others, or all; the body is optional.
+#[utoipa::path(post, path = "/v1/sign-out", tag = "sessions", security(("bearer" = [])),
+    request_body(content = Option<SignOutBody>, description = "Optional; default scope `current`"),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 400, description = "`invalid_request`: malformed body or unknown scope", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn sign_out(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
@@ -51,6 +78,18 @@ pub async fn sign_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Changes the caller's password; every other session ends.
+#[utoipa::path(post, path = "/v1/password", tag = "sessions", security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "`invalid_grant` (wrong current password) or `invalid_request` (a rule broken)", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
+        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn change_password(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,

@@ -9,7 +9,7 @@ use latchkey_core::TokenResponse;
 use latchkey_wire::body::{RefreshRequest, RevokeRequest, TokenBody};
 
 use super::{no_store, AuthState};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, RequestOrigin};
 
 /// The body of every token response: sign-in, refresh and `/oauth/token`.
@@ -24,6 +24,17 @@ pub fn token_body(t: TokenResponse) -> TokenBody {
     }
 }
 
+/// Spends a refresh token for a new access and refresh token.
+#[utoipa::path(post, path = "/v1/tokens/refresh", tag = "tokens", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "The token response, with the successor refresh token", body = TokenBody),
+        (status = 400, description = "`invalid_request` or `invalid_scope`", body = ErrorBody),
+        (status = 401, description = "`invalid_grant` (sign in again) or `invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
+        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn refresh(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
@@ -38,6 +49,16 @@ pub async fn refresh(
     Ok((no_store(), Json(token_body(tokens))))
 }
 
+/// Ends a refresh token's session; unknown tokens are fine too.
+#[utoipa::path(post, path = "/v1/tokens/revoke", tag = "tokens", request_body = RevokeRequest,
+    responses(
+        (status = 204, description = "Revoked (or never valid)"),
+        (status = 400, description = "`invalid_request`: malformed body", body = ErrorBody),
+        (status = 413, description = "Body over the route's limit", body = ErrorBody),
+        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
+        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn revoke(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
@@ -48,6 +69,14 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Cancels the presented access token (its `jti`) here and on every
+/// resource server following the feed.
+#[utoipa::path(post, path = "/v1/tokens/cancel", tag = "tokens", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Cancelled"),
+        (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+    ))]
 pub async fn cancel(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,

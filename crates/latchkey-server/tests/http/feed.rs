@@ -328,3 +328,25 @@ async fn revocation_feed_snapshot_is_paginated() {
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "invalid_request");
 }
+
+/// The longest wait the protocol allows is as long as the request timeout:
+/// such a poll with nothing to report must still end in its empty page,
+/// not in the timeout's bodyless 408 (found while describing the feed's
+/// statuses in the OpenAPI document).
+#[tokio::test]
+async fn the_longest_long_poll_ends_in_a_page_not_a_timeout() {
+    let f = fixture(false).await;
+    let cursor = f.feed_json("").await["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    let started = Instant::now();
+    let tail = f.feed_json(&format!("?after={cursor}&wait=30")).await;
+    assert_eq!(tail["entries"], json!([]));
+    assert_eq!(tail["cursor"], cursor.as_str());
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_secs(20) && held < Duration::from_secs(30),
+        "held {held:?}"
+    );
+}

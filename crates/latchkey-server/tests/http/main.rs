@@ -10,6 +10,7 @@ mod feed;
 mod http_edge;
 mod keys;
 mod oauth;
+mod openapi;
 mod password_policy;
 mod sessions;
 mod slow_clients;
