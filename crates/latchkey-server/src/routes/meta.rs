@@ -1,11 +1,19 @@
-//! Key publication and health probes.
+//! Key publication and the health probes: `/healthz` (liveness) and
+//! `/readyz` (readiness).
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde_json::{json, Value};
 
 use super::AuthState;
+use crate::error::ApiError;
+
+/// How long the readiness probe waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// RFC 7517 key set: public members only. Short caching, because the next
 /// key is published before it signs anything.
@@ -19,11 +27,32 @@ pub async fn jwks(State(auth): State<AuthState>) -> impl IntoResponse {
     )
 }
 
+/// Liveness: the process answers. Nothing else is checked, so an outage of
+/// the database never gets the process restarted.
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready once the authority is open, which happens before we listen.
-pub async fn readyz() -> &'static str {
-    "ready"
+/// Readiness: the store answers (SQLite: its writer commits; PostgreSQL:
+/// `SELECT 1`) within [`READY_TIMEOUT`], and a signing key is loaded.
+/// Otherwise 503 naming what is not ready, never how the database is
+/// reached (the URL may hold a password); the details go to the log.
+pub async fn readyz(State(auth): State<AuthState>) -> Result<Json<Value>, ApiError> {
+    match tokio::time::timeout(READY_TIMEOUT, auth.ping_store()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: store check failed");
+            return Err(ApiError::NotReady(
+                "the database is not reachable or not writable",
+            ));
+        }
+        Err(_) => {
+            tracing::warn!("readiness: store check timed out");
+            return Err(ApiError::NotReady("the database did not answer within 1 s"));
+        }
+    }
+    if auth.signing_key_age().is_none() {
+        return Err(ApiError::NotReady("no signing key is loaded"));
+    }
+    Ok(Json(json!({ "status": "ready" })))
 }

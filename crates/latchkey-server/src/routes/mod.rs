@@ -53,6 +53,8 @@ pub struct App {
     /// Per-address limits of this node; `None`: unlimited.
     pub sign_up_limit: Option<Arc<RateLimiter>>,
     pub tokens_limit: Option<Arc<RateLimiter>>,
+    /// Whether `/metrics` is on this router (else on `--metrics-listen`).
+    pub serve_metrics: bool,
     /// Whose `X-Forwarded-For` is believed, and the network lengths
     /// clients are counted under.
     pub client_addresses: Arc<AddressResolution>,
@@ -92,7 +94,12 @@ pub fn router(app: App) -> Router {
         app.tokens_limit.clone(),
     );
     let client_addresses = app.client_addresses.clone();
+    let metrics = match app.serve_metrics {
+        true => Router::new().route("/metrics", get(crate::metrics::render)),
+        false => Router::new(),
+    };
     Router::new()
+        .merge(metrics)
         .merge(password_routes)
         .merge(token_endpoints)
         .route("/v1/me", get(accounts::me))
@@ -122,6 +129,8 @@ pub fn router(app: App) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        // Outside the timeout, so a 408 is counted too.
+        .layer(middleware::from_fn(crate::metrics::track_request))
         // Responses carry personal data or tokens unless the handler says
         // otherwise (JWKS and metadata set their public caching); errors
         // and timeouts too, hence outside everything that answers.
