@@ -6,5 +6,6 @@
 
 mod crash;
 mod durability;
+mod metrics_listen;
 mod request_logs;
 mod secrets_never_printed;
