@@ -332,7 +332,10 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
         let asked = Instant::now();
         let (status, body) = readyz(&http, base).await;
         let took = asked.elapsed();
-        assert_eq!(status, 503, "{base}/readyz while PostgreSQL is down: {body}");
+        assert_eq!(
+            status, 503,
+            "{base}/readyz while PostgreSQL is down: {body}"
+        );
         assert_eq!(body["error"], "temporarily_unavailable", "{body}");
         let description = body["error_description"].as_str().unwrap_or_default();
         assert!(description.contains("database"), "{body}");

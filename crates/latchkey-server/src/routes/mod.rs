@@ -94,9 +94,10 @@ pub fn router(app: App) -> Router {
         app.tokens_limit.clone(),
     );
     let client_addresses = app.client_addresses.clone();
-    let metrics = match app.serve_metrics {
-        true => Router::new().route("/metrics", get(crate::metrics::render)),
-        false => Router::new(),
+    let metrics = if app.serve_metrics {
+        Router::new().route("/metrics", get(crate::metrics::render))
+    } else {
+        Router::new()
     };
     Router::new()
         .merge(metrics)

@@ -90,7 +90,8 @@ async fn metrics_listen_serves_exact_counts_apart_from_the_api() {
     assert_eq!(throttled, 1.0, "throttled within five failures");
     let after = scrape(&http, &metrics).await;
 
-    let moved = |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    let moved =
+        |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
     let sign_ins = "latchkey_sign_ins_total";
     assert_eq!(moved(sign_ins, &[("outcome", "success")]), 1.0);
     assert_eq!(moved(sign_ins, &[("outcome", "failure")]), failures);
@@ -103,10 +104,19 @@ async fn metrics_listen_serves_exact_counts_apart_from_the_api() {
     let requests = "latchkey_http_requests_total";
     let sign_in_route = ("route", "/v1/sign-in");
     assert_eq!(moved(requests, &[sign_in_route, ("status", "200")]), 1.0);
-    assert_eq!(moved(requests, &[sign_in_route, ("status", "401")]), failures);
-    assert_eq!(moved(requests, &[sign_in_route, ("status", "429")]), throttled);
     assert_eq!(
-        moved(requests, &[("route", "/v1/tokens/refresh"), ("method", "POST")]),
+        moved(requests, &[sign_in_route, ("status", "401")]),
+        failures
+    );
+    assert_eq!(
+        moved(requests, &[sign_in_route, ("status", "429")]),
+        throttled
+    );
+    assert_eq!(
+        moved(
+            requests,
+            &[("route", "/v1/tokens/refresh"), ("method", "POST")]
+        ),
         3.0
     );
     assert_eq!(

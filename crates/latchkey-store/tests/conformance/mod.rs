@@ -3809,7 +3809,10 @@ pub async fn count_live_sessions_counts_every_users_unrevoked_unexpired_sessions
     // At its `expires_at` a session is no longer live.
     assert_eq!(store.count_live_sessions(T0 + 10).await.expect("count"), 3);
     assert_eq!(
-        store.count_live_sessions(T0 + 30 * DAY).await.expect("count"),
+        store
+            .count_live_sessions(T0 + 30 * DAY)
+            .await
+            .expect("count"),
         0
     );
 }
