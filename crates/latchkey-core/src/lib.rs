@@ -17,6 +17,7 @@ pub mod clock;
 pub mod error;
 pub mod key_manager;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod password;
 pub mod refresh_token;

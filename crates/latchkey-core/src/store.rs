@@ -206,6 +206,11 @@ pub trait SessionStore: Send + Sync {
         now: UnixTime,
     ) -> Result<Vec<Session>, StoreError>;
 
+    /// How many sessions, of all users, are neither revoked nor past
+    /// `expires_at` at `now`: for the live-sessions gauge, read
+    /// periodically, never per request.
+    async fn count_live_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
+
     /// Whether the user has a session from `ip` that is neither revoked nor
     /// past `expires_at` (sign-in throttling spares such an address).
     async fn has_live_session_from(
@@ -360,6 +365,16 @@ pub trait SigningKeyStore: Send + Sync {
     async fn delete_retired_keys_before(&self, before: UnixTime) -> Result<usize, StoreError>;
 }
 
+/// Whether the database can serve requests, for the readiness probe.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// Succeeds if the database answers and accepts writes now: SQLite
+    /// takes the write lock through its writer and commits nothing;
+    /// PostgreSQL runs `SELECT 1` on a pooled connection. The caller bounds
+    /// the wait.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
 /// Everything a server needs: one database behind every capability. Code
 /// that needs only some capabilities takes only their traits, so a test
 /// store implements only what its test uses.
@@ -371,6 +386,7 @@ pub trait Store:
     + AuditStore
     + ClientStore
     + SigningKeyStore
+    + HealthStore
 {
 }
 
@@ -382,5 +398,6 @@ impl<T> Store for T where
         + AuditStore
         + ClientStore
         + SigningKeyStore
+        + HealthStore
 {
 }

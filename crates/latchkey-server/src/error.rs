@@ -37,6 +37,10 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// `/readyz`: what is not ready, in words safe to show (never how the
+    /// database is reached).
+    #[error("not ready: {0}")]
+    NotReady(&'static str),
     /// This node's per-address request limit for the route was reached.
     #[error("too many requests from this address; try again in {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
@@ -140,6 +144,11 @@ impl IntoResponse for ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, SLOW_DOWN, None),
+            ApiError::NotReady(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                None,
+            ),
         };
         let retry_after = match &self {
             ApiError::Auth(AuthError::Throttled {

@@ -6,6 +6,9 @@
 //! with nothing else to do, hashing still gets every core. The price: under
 //! load that keeps every core busy, sign-ins slow down first.
 //!
+//! The queue's depth and each hash's wait in it are exported
+//! (`latchkey_password_hash_queue_depth`, `latchkey_password_hash_wait_seconds`).
+//!
 //! Each thread keeps its Argon2 working memory (19 MiB at the default cost)
 //! from one hash to the next instead of allocating it every time.
 //!
@@ -18,8 +21,11 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
+use ::metrics::{gauge, histogram};
 use async_trait::async_trait;
+use latchkey_core::metrics as metric;
 use latchkey_core::password::{
     Argon2Hashing, Argon2Memory, Password, PasswordCheck, PasswordHasher,
 };
@@ -40,6 +46,7 @@ trait QueuedHash: Send {
 
 struct Pending<F, T> {
     job: F,
+    queued_at: Instant,
     done: oneshot::Sender<T>,
     requester: Option<Requester>,
 }
@@ -54,6 +61,7 @@ where
     }
 
     fn run(self: Box<Self>, hashing: &Argon2Hashing, memory: &mut Argon2Memory) {
+        histogram!(metric::HASH_WAIT).record(self.queued_at.elapsed().as_secs_f64());
         let _ = self.done.send((self.job)(hashing, memory));
     }
 }
@@ -87,6 +95,7 @@ impl Shared {
             return Err(AuthError::Overloaded);
         }
         queue.jobs.push_back(job);
+        gauge!(metric::HASH_QUEUE_DEPTH).set(queue.jobs.len() as f64);
         drop(queue);
         self.ready.notify_one();
         Ok(())
@@ -97,6 +106,7 @@ impl Shared {
         let mut queue = self.lock();
         loop {
             if let Some(job) = queue.jobs.pop_front() {
+                gauge!(metric::HASH_QUEUE_DEPTH).set(queue.jobs.len() as f64);
                 return Some(job);
             }
             if queue.closed {
@@ -152,6 +162,7 @@ impl HashingPool {
         let (done, result) = oneshot::channel();
         self.shared.submit(Box::new(Pending {
             job,
+            queued_at: Instant::now(),
             done,
             requester: Requester::current(),
         }))?;

@@ -13,6 +13,7 @@ mod detached;
 mod error;
 mod extract;
 mod hashing_pool;
+mod metrics;
 pub mod rate_limit;
 mod routes;
 mod server;

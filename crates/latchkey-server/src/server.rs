@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ::metrics::gauge;
 use latchkey_core::clock::Clock;
 use latchkey_core::key_manager::KeyMaintenance;
 use latchkey_core::keys::KeySealer;
+use latchkey_core::metrics as metric;
 use latchkey_core::password::Argon2Hashing;
 use latchkey_core::store::{Store, StoreError};
 use latchkey_core::{AuthError, Authority};
@@ -56,6 +58,9 @@ const RELOAD_KEYS_EVERY: Duration = Duration::from_secs(5);
 /// intervals, so one slow or missed reload is covered too).
 pub(crate) const KEY_PROPAGATION_SECONDS: i64 = 2 * RELOAD_KEYS_EVERY.as_secs() as i64;
 
+/// How often the live-sessions gauge is refreshed: one counting query.
+const COUNT_SESSIONS_EVERY: Duration = Duration::from_secs(15);
+
 /// How often expired revocation entries and sessions are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the node catches up with revocations in the store (written by
@@ -66,9 +71,13 @@ const SYNC_REVOCATIONS_EVERY: Duration = Duration::from_millis(200);
 /// A server accepting connections; dropping it does not stop it, `stop` does.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     authority: Arc<Authority>,
     shutdown: Option<oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
+    /// The `metrics_listen` listener's shutdown and task.
+    metrics_serve: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
     background: JoinHandle<()>,
 }
 
@@ -76,17 +85,14 @@ impl RunningServer {
     /// Opens (or creates) the data directory and starts listening. `clock` is
     /// injectable so tests can move time.
     pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        // Before anything records (opening the store commits).
+        crate::metrics::handle();
         // Bind first: with port 0 the default issuer must name the real port.
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: settings.listen,
-            source,
-        })?;
+        let (listener, addr) = bind(settings.listen).await?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(at) => Some(bind(at).await?),
+            None => None,
+        };
         let mut policy = settings.policy.clone();
         if policy.issuer == format!("http://{}", settings.listen) {
             policy.issuer = format!("http://{addr}");
@@ -126,6 +132,7 @@ impl RunningServer {
             public_revocation_feed: settings.public_revocation_feed,
             sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
+            serve_metrics: settings.metrics_listen.is_none(),
             client_addresses: Arc::new(AddressResolution {
                 proxies: settings.trusted_proxies.clone(),
                 prefixes: settings.network_prefixes,
@@ -136,6 +143,20 @@ impl RunningServer {
             idle_timeout: settings.idle_timeout,
             max_connections: settings.max_connections,
         };
+        let metrics_addr = metrics_listener.as_ref().map(|(_, at)| *at);
+        let metrics_serve = metrics_listener.map(|(listener, at)| {
+            tracing::info!(addr = %at, "serving /metrics");
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(connections::serve(
+                listener,
+                crate::metrics::router(),
+                limits,
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            (stop, task)
+        });
         let serve = tokio::spawn(connections::serve(listener, app, limits, async {
             let _ = stopped.await;
         }));
@@ -144,6 +165,8 @@ impl RunningServer {
         Ok(Self {
             authority,
             addr,
+            metrics_addr,
+            metrics_serve,
             shutdown: Some(shutdown),
             serve,
             background,
@@ -156,6 +179,10 @@ impl RunningServer {
             let _ = tx.send(());
         }
         self.background.abort();
+        if let Some((stop, task)) = self.metrics_serve.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         let _ = (&mut self.serve).await;
         let _ = (&mut self.background).await;
         self.authority.flush_throttled_audit().await;
@@ -187,6 +214,16 @@ impl RunningServer {
             Err(e) => Err(std::io::Error::other(e)),
         }
     }
+}
+
+/// A listener on `at`, and the address it got (the port, for port 0).
+async fn bind(at: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let listen_error = |source| StartError::Listen { addr: at, source };
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, addr))
 }
 
 /// What [`open_data`] does when the data directory or its database is not
@@ -274,11 +311,19 @@ async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_ev
     let mut sync = tokio::time::interval(SYNC_REVOCATIONS_EVERY);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut count_sessions = tokio::time::interval(COUNT_SESSIONS_EVERY);
+    count_sessions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut caught_up = Instant::now();
     loop {
         tokio::select! {
-            _ = sync.tick() => sync_revocations(&authority, &feed).await,
-            _ = revoked.notified() => sync_revocations(&authority, &feed).await,
+            _ = sync.tick() => sync_revocations(&authority, &feed, &mut caught_up).await,
+            _ = revoked.notified() => sync_revocations(&authority, &feed, &mut caught_up).await,
+            _ = count_sessions.tick() => match authority.count_live_sessions().await {
+                Ok(n) => gauge!(metric::LIVE_SESSIONS).set(n as f64),
+                Err(e) => tracing::debug!(error = %e, "counting live sessions failed"),
+            },
             _ = keys.tick() => {
+                crate::metrics::upkeep();
                 match authority.keys().maintain(rotate_every, KEY_PROPAGATION_SECONDS).await {
                     Ok(done) => {
                         if let Some(r) = done.rotated {
@@ -286,6 +331,9 @@ async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_ev
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "signing-key maintenance failed"),
+                }
+                if let Some(age) = authority.signing_key_age() {
+                    gauge!(metric::SIGNING_KEY_AGE).set(age as f64);
                 }
             }
             _ = prune.tick() => {
@@ -301,11 +349,20 @@ async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_ev
 }
 
 /// Catches the revocation set up with the store and wakes long-polling feed
-/// readers when the cursor moved.
-async fn sync_revocations(authority: &Authority, feed: &watch::Sender<i64>) {
-    if let Err(e) = authority.sync_revocations().await {
-        tracing::warn!(error = %e, "revocation sync failed");
+/// readers when the cursor moved. `caught_up` is when the last sync that
+/// read the feed to its end started: this node's view is that old, which
+/// the feed-lag gauge shows (it grows while the store is unreachable).
+async fn sync_revocations(
+    authority: &Authority,
+    feed: &watch::Sender<i64>,
+    caught_up: &mut Instant,
+) {
+    let started = Instant::now();
+    match authority.sync_revocations().await {
+        Ok(_) => *caught_up = started,
+        Err(e) => tracing::warn!(error = %e, "revocation sync failed"),
     }
+    gauge!(metric::REVOCATION_FEED_LAG).set(caught_up.elapsed().as_secs_f64());
     feed.send_if_modified(|cursor| {
         let latest = authority.revocations_cursor();
         std::mem::replace(cursor, latest) != latest

@@ -6,7 +6,9 @@
 //! successor was being committed when the server went away, retrying it
 //! inside the default 10 s grace window yields that successor); and every
 //! node serves 200s again within 10 s of PostgreSQL's return, without
-//! being restarted.
+//! being restarted. `/readyz` follows: 200 before, 503
+//! `temporarily_unavailable` (within its 1 s bound, naming no database
+//! address) while PostgreSQL is down, 200 again after.
 //!
 //! A test binary of its own: it restarts the server that every other
 //! PostgreSQL test uses, and cargo runs test binaries one after another.
@@ -317,12 +319,37 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
     }
 
     tokio::time::sleep(Duration::from_secs(3)).await;
+    for base in &bases {
+        let (status, body) = readyz(&http, base).await;
+        assert_eq!(status, 200, "{base}/readyz before the outage: {body}");
+    }
     timeline.phase.store(STOPPING, Ordering::SeqCst);
     let down_at = Instant::now();
     tokio::task::block_in_place(|| pg.stop());
     timeline.phase.store(DOWN, Ordering::SeqCst);
     eprintln!("PostgreSQL stopped ({})", ms(down_at.elapsed()));
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    for base in &bases {
+        let asked = Instant::now();
+        let (status, body) = readyz(&http, base).await;
+        let took = asked.elapsed();
+        assert_eq!(
+            status, 503,
+            "{base}/readyz while PostgreSQL is down: {body}"
+        );
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains("database"), "{body}");
+        assert!(
+            !description.contains("postgres://") && !description.contains("127.0.0.1"),
+            "the reason names how the database is reached: {body}"
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "{base}/readyz took {} while PostgreSQL was down",
+            ms(took)
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(down_at.elapsed())).await;
     *timeline.start_began.lock().unwrap() = Some(Instant::now());
     timeline.phase.store(STARTING, Ordering::SeqCst);
     tokio::task::block_in_place(|| pg.start());
@@ -334,7 +361,23 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
         ms(back_at - down_at)
     );
 
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut ready_again = Vec::new();
+    for base in &bases {
+        loop {
+            let (status, body) = readyz(&http, base).await;
+            if status == 200 {
+                ready_again.push(ms(back_at.elapsed()));
+                break;
+            }
+            assert!(
+                back_at.elapsed() < Duration::from_secs(10),
+                "{base}/readyz still {status} {body} 10 s after PostgreSQL's return"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!("/readyz 200 again on every node, by: {ready_again:?}");
+    tokio::time::sleep(Duration::from_secs(12).saturating_sub(back_at.elapsed())).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.expect("worker");
@@ -438,4 +481,11 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
         "a retry was taken for a replay: {reuse:#?}"
     );
     assert!(errors.is_empty(), "nodes logged errors: {errors:#?}");
+}
+
+/// `GET /readyz` on `base`: status and JSON body.
+async fn readyz(http: &reqwest::Client, base: &str) -> (u16, serde_json::Value) {
+    send(http.get(format!("{base}/readyz")))
+        .await
+        .expect("readyz answers")
 }

@@ -2,7 +2,8 @@
 //! in-process on 127.0.0.1:0 with a clock the test moves ([`TestServer`]),
 //! the `latchkey` binary as a child process ([`process`]), a fresh
 //! PostgreSQL schema per test ([`postgres`]), several nodes on one schema
-//! ([`cluster`]) and the HTTP calls the tests make ([`http`]).
+//! ([`cluster`]), the HTTP calls the tests make ([`http`]) and a strict
+//! reader of `/metrics` ([`exposition`]).
 //!
 //! Nothing here builds anything: a test binary of `latchkey-server` passes
 //! `env!("CARGO_BIN_EXE_latchkey")`, and finds other workspace binaries
@@ -10,6 +11,7 @@
 //! builds them).
 
 pub mod cluster;
+pub mod exposition;
 pub mod http;
 pub mod postgres;
 pub mod process;

@@ -131,6 +131,12 @@ impl TestServer {
         self.clock.now()
     }
 
+    /// The base URL of the `metrics_listen` listener, when it is set.
+    pub fn metrics_base(&self) -> Option<String> {
+        let addr = self.server.as_ref()?.metrics_addr?;
+        Some(format!("http://{addr}"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

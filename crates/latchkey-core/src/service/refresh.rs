@@ -18,6 +18,7 @@ use super::{Authority, Origin, TokenResponse};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::client::{parse_scope, scope_within, Client};
 use crate::clock::UnixTime;
+use crate::metrics::{self, RefreshOutcome};
 use crate::model::{Session, User};
 use crate::refresh_token::RefreshTokenClaims;
 use crate::rotation::{decide, RefreshDecision, RefreshRules, RotationGuard};
@@ -60,14 +61,23 @@ impl Authority {
         from: &Origin,
     ) -> Result<TokenResponse, AuthError> {
         let Some(presented) = self.refresh_codec.decode(refresh_token) else {
+            metrics::refresh(RefreshOutcome::Refused);
             self.audit(AuditKind::Refresh, Outcome::Failure, None, None, from)
                 .await;
             return Err(AuthError::InvalidGrant);
         };
+        // Rotations and grace reissues are counted where they are decided.
         match self.rotate(&presented, client, scope, from).await {
             Ok(tokens) => Ok(tokens),
-            Err(RotationFailure::ReuseDetected) => Err(AuthError::InvalidGrant),
+            Err(RotationFailure::ReuseDetected) => {
+                metrics::refresh(RefreshOutcome::ReuseDetected);
+                Err(AuthError::InvalidGrant)
+            }
             Err(RotationFailure::Failed { error, user_id }) => {
+                // An outage refuses nothing: it is counted by status only.
+                if !matches!(error, AuthError::Unavailable | AuthError::Internal(_)) {
+                    metrics::refresh(RefreshOutcome::Refused);
+                }
                 self.audit(
                     AuditKind::Refresh,
                     Outcome::Failure,
@@ -170,6 +180,7 @@ impl Authority {
         event: AuditEvent,
         now: UnixTime,
     ) -> TokenResponse {
+        metrics::refresh(RefreshOutcome::Rotated);
         AuditEvent {
             user_id: Some(session.user_id),
             ..event
@@ -225,6 +236,7 @@ impl Authority {
                     return Ok(RotationStep::LostRace);
                 }
                 event.emit();
+                metrics::refresh(RefreshOutcome::Rotated);
                 Ok(RotationStep::Issued(self.issue(
                     &session,
                     user,
@@ -236,6 +248,7 @@ impl Authority {
             }
             RefreshDecision::ReissueCurrent => {
                 self.record(self.refresh_event(&session, origin)).await;
+                metrics::refresh(RefreshOutcome::ReissuedInGrace);
                 Ok(RotationStep::Issued(self.issue(
                     &session,
                     user,

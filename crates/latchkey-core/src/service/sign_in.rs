@@ -12,6 +12,7 @@ use super::password_attempts::Attempt;
 use super::{Authority, GrantRequest, Origin, TokenResponse};
 use crate::audit::{AuditKind, Outcome};
 use crate::client::Client;
+use crate::metrics::{self, SignInOutcome};
 use crate::model::Session;
 use crate::password::{Password, PasswordCheck};
 use crate::store::SessionOpening;
@@ -24,6 +25,28 @@ impl Authority {
     /// Argon2 verification and end in the same error. The attempt is counted
     /// against the account and the address before the password is checked.
     pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        client: &Client,
+        request: &GrantRequest<'_>,
+        from: Origin,
+    ) -> Result<TokenResponse, AuthError> {
+        let result = self
+            .check_and_open(username, password, client, request, from)
+            .await;
+        // Bad requests, overload and outages are no sign-in outcome: the
+        // HTTP metrics count them by status.
+        match &result {
+            Ok(_) => metrics::sign_in(SignInOutcome::Success),
+            Err(AuthError::InvalidCredentials) => metrics::sign_in(SignInOutcome::Failure),
+            Err(AuthError::Throttled { .. }) => metrics::sign_in(SignInOutcome::Throttled),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn check_and_open(
         &self,
         username: &str,
         password: &str,

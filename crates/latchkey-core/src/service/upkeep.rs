@@ -1,10 +1,10 @@
-//! Upkeep, run periodically by every node: pruning what has expired, and
+//! Upkeep, run periodically by every node: pruning what has expired,
 //! writing the throttled attempts counted since the last pass to the audit
-//! log.
+//! log, and the readings the server's metrics and readiness probe take.
 
 use super::Authority;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
-use crate::store::PruneBefore;
+use crate::store::{PruneBefore, StoreError};
 use crate::AuthError;
 
 /// Most rows one pruning pass deletes per table.
@@ -64,5 +64,30 @@ impl Authority {
             };
             self.record(event).await;
         }
+    }
+
+    /// Sessions of all users neither revoked nor expired now; one counting
+    /// query, for a periodic gauge.
+    pub async fn count_live_sessions(&self) -> Result<u64, AuthError> {
+        Ok(self.store.count_live_sessions(self.clock.now()).await?)
+    }
+
+    /// Whether the store answers and accepts writes now (the caller bounds
+    /// the wait).
+    pub async fn ping_store(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// How long the current signing key has been signing, in seconds;
+    /// `None` if no current key is loaded.
+    pub fn signing_key_age(&self) -> Option<i64> {
+        let ring = self.keys.ring();
+        let current = ring.current()?;
+        Some(
+            self.clock
+                .now()
+                .saturating_sub(current.active_since())
+                .max(0),
+        )
     }
 }

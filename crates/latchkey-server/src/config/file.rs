@@ -69,6 +69,8 @@ pub(super) struct FileConfig {
     #[serde(default, with = "humantime_opt")]
     pub(super) idle_timeout: Option<Duration>,
     pub(super) max_connections: Option<usize>,
+    /// Where `/metrics` is served instead of the main listener.
+    pub(super) metrics_listen: Option<SocketAddr>,
     /// Prefix lengths of the networks per-address limits count.
     pub(super) ipv4_prefix: Option<u8>,
     pub(super) ipv6_prefix: Option<u8>,

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Connections served at once; more wait in the listen queue [default: 10000]
     #[arg(long, global = true, env = "LATCHKEY_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Serve `/metrics` on this address (loopback or a private network)
+    /// instead of the main listener [default: on the main listener]
+    #[arg(long, global = true, env = "LATCHKEY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// TOML config file
     #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     pub config: Option<PathBuf>,

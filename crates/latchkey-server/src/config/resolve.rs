@@ -139,6 +139,7 @@ impl Settings {
         if let Some(n) = file.ipv6_prefix {
             s.network_prefixes.ipv6 = n;
         }
+        s.metrics_listen = args.metrics_listen.or(file.metrics_listen);
         s.validate()?;
         Ok(s)
     }

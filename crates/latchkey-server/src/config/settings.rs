@@ -58,6 +58,8 @@ pub struct Settings {
     /// Connections served at once; further ones wait in the kernel's
     /// listen queue until one closes, costing this process nothing.
     pub max_connections: usize,
+    /// `Some`: `/metrics` is served on this address only, not on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Networks per-address limits and the sign-in address throttle count
     /// clients under.
     pub network_prefixes: NetworkPrefixes,
@@ -115,6 +117,7 @@ impl Settings {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             network_prefixes: NetworkPrefixes::default(),
+            metrics_listen: None,
         }
     }
 }

@@ -383,3 +383,36 @@ fn database_tls_settings_are_checked_with_the_configuration() {
     };
     Settings::resolve(&args).expect("verify-full with a CA");
 }
+
+#[test]
+fn metrics_listen_comes_from_the_file_or_a_flag_and_must_differ_from_listen() {
+    assert_eq!(
+        Settings::resolve(&ServeArgs::default())
+            .expect("resolve")
+            .metrics_listen,
+        None
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latchkey.toml");
+    std::fs::write(&path, "metrics_listen = \"127.0.0.1:9100\"\n").expect("write");
+    let mut args = ServeArgs {
+        config: Some(path.clone()),
+        ..ServeArgs::default()
+    };
+    let s = Settings::resolve(&args).expect("resolve");
+    assert_eq!(
+        s.metrics_listen,
+        Some("127.0.0.1:9100".parse().expect("addr"))
+    );
+    args.metrics_listen = Some("10.0.0.5:9200".parse().expect("addr"));
+    assert_eq!(
+        Settings::resolve(&args).expect("resolve").metrics_listen,
+        args.metrics_listen
+    );
+    // The main listener's address cannot serve both.
+    args.metrics_listen = Some("127.0.0.1:8080".parse().expect("addr"));
+    assert!(Settings::resolve(&args).is_err());
+    std::fs::write(&path, "metrics_listen = \"not an address\"\n").expect("write");
+    args.metrics_listen = None;
+    assert!(Settings::resolve(&args).is_err());
+}

@@ -78,6 +78,12 @@ impl Settings {
         if !(1..=MAX_MAX_CONNECTIONS).contains(&self.max_connections) {
             return invalid("max_connections must be between 1 and 1000000");
         }
+        if self
+            .metrics_listen
+            .is_some_and(|m| m == self.listen && m.port() != 0)
+        {
+            return invalid("metrics_listen must differ from listen");
+        }
         self.network_prefixes
             .validate()
             .map_err(ConfigError::Invalid)?;

@@ -59,6 +59,8 @@ pub struct App {
     /// Per-address limits of this node; `None`: unlimited.
     pub sign_up_limit: Option<Arc<RateLimiter>>,
     pub tokens_limit: Option<Arc<RateLimiter>>,
+    /// Whether `/metrics` is on this router (else on `--metrics-listen`).
+    pub serve_metrics: bool,
     /// Whose `X-Forwarded-For` is believed, and the network lengths
     /// clients are counted under.
     pub client_addresses: Arc<AddressResolution>,
@@ -83,6 +85,7 @@ impl FromRef<App> for AuthState {
 fn api(
     sign_up_limit: Option<Arc<RateLimiter>>,
     tokens_limit: Option<Arc<RateLimiter>>,
+    serve_metrics: bool,
 ) -> OpenApiRouter<App> {
     let sign_up = limited(
         OpenApiRouter::new().routes(routes!(accounts::sign_up)),
@@ -102,7 +105,13 @@ fn api(
             .routes(routes!(oauth::introspect)),
         tokens_limit,
     );
+    let metrics = if serve_metrics {
+        crate::metrics::routes()
+    } else {
+        OpenApiRouter::new()
+    };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(metrics)
         .merge(password_routes)
         .merge(token_endpoints)
         .routes(routes!(accounts::me))
@@ -123,11 +132,16 @@ fn api(
 
 /// The OpenAPI document of [`router`]'s routes, as served.
 pub fn openapi_document() -> serde_json::Value {
-    openapi::finish(api(None, None).into_openapi())
+    openapi::finish(api(None, None, true).into_openapi())
 }
 
 pub fn router(app: App) -> Router {
-    let (routes, _) = api(app.sign_up_limit.clone(), app.tokens_limit.clone()).split_for_parts();
+    let (routes, _) = api(
+        app.sign_up_limit.clone(),
+        app.tokens_limit.clone(),
+        app.serve_metrics,
+    )
+    .split_for_parts();
     let client_addresses = app.client_addresses.clone();
     routes
         .fallback(|| async { ApiError::NotFound })
@@ -143,6 +157,8 @@ pub fn router(app: App) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        // Outside the timeout, so a 408 is counted too.
+        .layer(middleware::from_fn(crate::metrics::track_request))
         // Responses carry personal data or tokens unless the handler says
         // otherwise (JWKS and metadata set their public caching); errors
         // and timeouts too, hence outside everything that answers.

@@ -669,6 +669,7 @@ async fn wrong_methods_get_405() {
         "/.well-known/jwks.json",
         "/healthz",
         "/readyz",
+        "/metrics",
     ];
     let mut cases: Vec<(&str, &str)> = Vec::new();
     for path in post_routes {

@@ -9,6 +9,7 @@ mod bad_input;
 mod feed;
 mod http_edge;
 mod keys;
+mod metrics;
 mod oauth;
 mod openapi;
 mod password_policy;

@@ -6,6 +6,7 @@
 
 mod crash;
 mod durability;
+mod metrics_listen;
 mod request_logs;
 mod secret_beside_database;
 mod secrets_never_printed;

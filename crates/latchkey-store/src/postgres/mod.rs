@@ -58,7 +58,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Transaction,
 };
-use latchkey_core::store::StoreError;
+use latchkey_core::store::{HealthStore, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -199,6 +199,31 @@ impl PostgresStore {
         let stmt = client.prepare_cached(sql).await.map_err(pg_error)?;
         client.execute(&stmt, params).await.map_err(pg_error)
     }
+}
+
+#[async_trait::async_trait]
+impl HealthStore for PostgresStore {
+    /// `SELECT 1` on a pooled connection: the server is reachable and
+    /// answering. A pool connection that the server closed is replaced on
+    /// the way, so this also tells when the database is back.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.query_opt("SELECT 1", &[]).await.map(drop)
+    }
+}
+
+/// Records one committed transaction's time for the store-commit metrics
+/// (a PostgreSQL transaction is one request's writes: batch size 1).
+fn record_commit(started: std::time::Instant) {
+    metrics::histogram!(latchkey_core::metrics::STORE_COMMIT_BATCH_SIZE).record(1.0);
+    metrics::histogram!(latchkey_core::metrics::STORE_COMMIT)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Commits `tx`, begun at `started`, and records it (see [`record_commit`]).
+async fn commit(tx: Transaction<'_>, started: std::time::Instant) -> Result<(), StoreError> {
+    tx.commit().await.map_err(pg_error)?;
+    record_commit(started);
+    Ok(())
 }
 
 /// Starts a transaction that may insert revocation entries: it holds the

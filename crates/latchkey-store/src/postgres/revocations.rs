@@ -2,13 +2,15 @@
 //! the live entries and the tail after a cursor, each page read
 //! consistently.
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::store::{FeedPage, FeedRead, Revocation, RevocationStore, StoreError};
 use tokio_postgres::IsolationLevel;
 
-use super::{feed_writer, pg_error, tx_execute, tx_query, PostgresStore};
+use super::{commit, feed_writer, pg_error, tx_execute, tx_query, PostgresStore};
 use crate::sql::revocations as sql;
 use crate::sql::revocations::{FeedQuery, FeedState};
 
@@ -16,9 +18,10 @@ use crate::sql::revocations::{FeedQuery, FeedState};
 impl RevocationStore for PostgresStore {
     async fn insert_revocation(&self, entry: &Revocation) -> Result<(), StoreError> {
         let mut client = self.client().await?;
+        let started = Instant::now();
         let tx = feed_writer(&mut client).await?;
         insert_revocation(&tx, entry).await?;
-        tx.commit().await.map_err(pg_error)
+        commit(tx, started).await
     }
 
     async fn live_revocations(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {

@@ -1,6 +1,8 @@
 //! Sessions on PostgreSQL. A revocation and its feed entry commit in one
 //! transaction that holds the feed lock.
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use latchkey_core::audit::AuditEvent;
@@ -16,7 +18,9 @@ use uuid::Uuid;
 use super::audit::AuditRow;
 use super::revocations::insert_revocation;
 use super::sign_in_attempts::TakeBack;
-use super::{counter_param, feed_writer, lock_feed, pg_error, tx_execute, tx_query, PostgresStore};
+use super::{
+    commit, counter_param, feed_writer, lock_feed, pg_error, tx_execute, tx_query, PostgresStore,
+};
 use crate::sql::audit as audit_sql;
 use crate::sql::sessions as sql;
 use crate::sql::sign_in_attempts as attempts;
@@ -40,6 +44,7 @@ impl SessionStore for PostgresStore {
         let keep = limit(o.limit.keep);
         let beyond_params: [&(dyn ToSql + Sync); 3] = [&s.user_id, &keep, &s.created_at];
         let mut client = self.client().await?;
+        let started = Instant::now();
         let tx = client.transaction().await.map_err(pg_error)?;
         // Prepared first (a connection's cache keeps them), so that the
         // statements below are sent in order as they are polled and run
@@ -84,7 +89,7 @@ impl SessionStore for PostgresStore {
             insert_session_revocations(&tx, &ended, o.limit.entry_expires_at).await?;
             ended
         };
-        tx.commit().await.map_err(pg_error)?;
+        commit(tx, started).await?;
         Ok(ended)
     }
 
@@ -160,12 +165,13 @@ impl SessionStore for PostgresStore {
         entry: &Revocation,
     ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
+        let started = Instant::now();
         let tx = feed_writer(&mut client).await?;
         let n = tx_execute(&tx, sql::REVOKE.postgres, &[&id, &now, &reason]).await?;
         if n == 1 {
             insert_revocation(&tx, entry).await?;
         }
-        tx.commit().await.map_err(pg_error)?;
+        commit(tx, started).await?;
         Ok(n == 1)
     }
 
@@ -196,6 +202,14 @@ impl SessionStore for PostgresStore {
         }
     }
 
+    async fn count_live_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let live: i64 = match self.query_opt(sql::COUNT_LIVE.postgres, &[&now]).await? {
+            Some(row) => row.value("live")?,
+            None => 0,
+        };
+        Ok(u64::try_from(live).unwrap_or(0))
+    }
+
     async fn revoke_sessions_of_user(
         &self,
         user_id: Uuid,
@@ -205,6 +219,7 @@ impl SessionStore for PostgresStore {
         entry_expires_at: UnixTime,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut client = self.client().await?;
+        let started = Instant::now();
         let tx = feed_writer(&mut client).await?;
         let ids = tx_query(
             &tx,
@@ -216,7 +231,7 @@ impl SessionStore for PostgresStore {
         .map(|r| r.uuid("id"))
         .collect::<Result<Vec<_>, _>>()?;
         insert_session_revocations(&tx, &ids, entry_expires_at).await?;
-        tx.commit().await.map_err(pg_error)?;
+        commit(tx, started).await?;
         Ok(ids)
     }
 

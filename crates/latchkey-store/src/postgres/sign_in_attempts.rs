@@ -2,6 +2,8 @@
 //! (checked and counted) in one atomic step and released when it succeeds;
 //! the rule itself is core's (`latchkey_core::throttle`).
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use latchkey_core::clock::UnixTime;
@@ -9,7 +11,7 @@ use latchkey_core::store::{AttemptTakeBack, SignInAttemptStore, StoreError, Thro
 use latchkey_core::throttle::{self, Admission, ThrottleRule};
 use tokio_postgres::Statement;
 
-use super::{pg_error, row_count, tx_execute, tx_query, PostgresStore};
+use super::{commit, pg_error, row_count, tx_execute, tx_query, PostgresStore};
 use crate::sql::limit;
 use crate::sql::sign_in_attempts::{self as sql, counter_columns};
 
@@ -41,6 +43,7 @@ impl SignInAttemptStore for PostgresStore {
         names.sort_unstable();
         names.dedup();
         let mut client = self.client().await?;
+        let started = Instant::now();
         let tx = client.transaction().await.map_err(pg_error)?;
         tx_execute(
             &tx,
@@ -80,7 +83,7 @@ impl SignInAttemptStore for PostgresStore {
                     &[&keys, &failures, &at, &until],
                 )
                 .await?;
-                tx.commit().await.map_err(pg_error)?;
+                commit(tx, started).await?;
             }
             // Nothing counted: drop the placeholder rows with the locks.
             Admission::Refused(_) => tx.rollback().await.map_err(pg_error)?,

@@ -141,6 +141,12 @@ pub(crate) const LIVE_FROM_ADDRESS: Sql = statement!(
      WHERE user_id = ?1 AND ip = ?2 AND revoked_at IS NULL AND expires_at > ?3) AS live"
 );
 
+/// Sessions of every user live at `?1`, for the live-sessions gauge (read a
+/// few times a minute, never per request).
+pub(crate) const COUNT_LIVE: Sql = statement!(
+    "SELECT COUNT(*) AS live FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1"
+);
+
 pub(crate) fn session<R: Columns>(row: &R) -> Result<Session, R::Error> {
     let counter: i64 = row.value("counter")?;
     Ok(Session {

@@ -15,7 +15,7 @@ mod writer;
 use std::path::Path;
 use std::sync::Mutex;
 
-use latchkey_core::store::StoreError;
+use latchkey_core::store::{HealthStore, StoreError};
 use rusqlite::types::{Type, ValueRef};
 use rusqlite::{Connection, OpenFlags, Row};
 use uuid::Uuid;
@@ -67,6 +67,11 @@ impl SqliteStore {
         Ok(Self { writer, readers })
     }
 
+    /// Whether the writer can take the write lock and commit, now.
+    async fn ping_writer(&self) -> Result<(), StoreError> {
+        self.writer.write(|_| Ok(())).await
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         // Take any idle connection; wait on the first one if all are busy.
         let guard = self
@@ -75,6 +80,16 @@ impl SqliteStore {
             .find_map(|m| m.try_lock().ok())
             .unwrap_or_else(|| self.readers[0].lock().unwrap_or_else(|p| p.into_inner()));
         f(&guard).map_err(store_error)
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthStore for SqliteStore {
+    /// A no-op step of the writer: answered only after its batch's
+    /// `BEGIN IMMEDIATE` took the write lock and its `COMMIT` went through,
+    /// so a stopped writer, a locked or read-only file fails it.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.ping_writer().await
     }
 }
 

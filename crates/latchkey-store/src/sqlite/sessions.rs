@@ -139,6 +139,14 @@ impl SessionStore for SqliteStore {
         })
     }
 
+    async fn count_live_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let live: i64 = self.read(|c| {
+            c.prepare_cached(sql::COUNT_LIVE.sqlite)?
+                .query_row([now], |r| r.value("live"))
+        })?;
+        Ok(u64::try_from(live).unwrap_or(0))
+    }
+
     async fn revoke_sessions_of_user(
         &self,
         user_id: Uuid,

@@ -4,8 +4,11 @@
 //! fsyncs into a few, without acknowledging anything early.
 
 use std::thread::JoinHandle;
+use std::time::Instant;
 
+use latchkey_core::metrics as metric;
 use latchkey_core::store::StoreError;
+use metrics::histogram;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -97,6 +100,8 @@ fn run(conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
+        let size = batch.len();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = store_error(e);
             tracing::error!(error = %err, "cannot begin write transaction");
@@ -108,9 +113,17 @@ fn run(conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
         }
         let acks: Vec<Ack> = batch.drain(..).map(|job| job(&conn)).collect();
         let committed = conn.execute_batch("COMMIT").map_err(store_error);
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, "write transaction failed; batch rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
+        match &committed {
+            Ok(()) => {
+                // Recorded before the acknowledgements, so a writer that
+                // sees its answer finds its commit counted.
+                histogram!(metric::STORE_COMMIT_BATCH_SIZE).record(size as f64);
+                histogram!(metric::STORE_COMMIT).record(started.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "write transaction failed; batch rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
         for ack in acks {
             ack(committed.clone());

@@ -58,6 +58,8 @@ macro_rules! store_conformance_tests {
             advance_session_refuses_revoked_session,
             advance_session_appends_its_audit_row_only_when_it_moves,
             read_and_advance_moves_exactly_when_the_guard_admits,
+            count_live_sessions_counts_every_users_unrevoked_unexpired_sessions,
+            ping_answers_on_an_open_store,
             concurrent_advance_session_has_exactly_one_winner,
             revoke_session_happens_once,
             concurrent_revoke_session_has_exactly_one_winner,
@@ -3775,4 +3777,50 @@ pub async fn read_and_advance_moves_exactly_when_the_guard_admits(backend: &impl
         .await
         .expect("read_and_advance")
         .is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Health and gauges
+// ---------------------------------------------------------------------------
+
+pub async fn count_live_sessions_counts_every_users_unrevoked_unexpired_sessions(
+    backend: &impl Backend,
+) {
+    let store = backend.open().await;
+    assert_eq!(store.count_live_sessions(T0).await.expect("count"), 0);
+    let (a, b) = (user("lena"), user("mads"));
+    for u in [&a, &b] {
+        must_insert_user(&*store, u).await;
+    }
+    let live = [session(a.id), session(a.id), session(b.id)];
+    let expired = Session {
+        expires_at: T0 + 10,
+        ..session(b.id)
+    };
+    let revoked = session(a.id);
+    for s in live.iter().chain([&expired, &revoked]) {
+        store.insert_session(s).await.expect("insert session");
+    }
+    store
+        .revoke_session(revoked.id, T0, "test", &sid_entry(revoked.id, T0 + DAY))
+        .await
+        .expect("revoke");
+    assert_eq!(store.count_live_sessions(T0).await.expect("count"), 4);
+    // At its `expires_at` a session is no longer live.
+    assert_eq!(store.count_live_sessions(T0 + 10).await.expect("count"), 3);
+    assert_eq!(
+        store
+            .count_live_sessions(T0 + 30 * DAY)
+            .await
+            .expect("count"),
+        0
+    );
+}
+
+pub async fn ping_answers_on_an_open_store(backend: &impl Backend) {
+    let store = backend.open().await;
+    store.ping().await.expect("ping");
+    // Pinging writes nothing: a second one and normal writes still work.
+    store.ping().await.expect("second ping");
+    must_insert_user(&*store, &user("nils")).await;
 }
