@@ -11,8 +11,8 @@ mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef, Request};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -135,21 +135,79 @@ pub fn router(app: App) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
+                .on_response(access_log)
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Outermost: a client's id that is not short and plain is dropped,
+        // so the layer above makes a fresh one.
+        .layer(middleware::map_request(drop_unfit_request_id))
 }
 
-/// The span of each request: method and path only. Never the whole URI:
-/// we accept no tokens in query strings, but clients send them anyway, and
-/// a log is no place for them.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Longest client-sent request id kept.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+/// The route of requests no route matched: never the raw path, which is
+/// the client's to choose (unbounded, and maybe a token).
+const UNMATCHED_ROUTE: &str = "<unmatched>";
+
+/// Whether `id` may be logged and stored as a request id: a client must
+/// not be able to forge log lines or fill the audit log through it.
+pub fn is_fit_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_CHARS
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+async fn drop_unfit_request_id(mut request: Request) -> Request {
+    let headers = request.headers_mut();
+    let all_fit = headers
+        .get_all(&X_REQUEST_ID)
+        .iter()
+        .all(|v| is_fit_request_id(v.as_bytes()));
+    if !all_fit || headers.get_all(&X_REQUEST_ID).iter().count() > 1 {
+        headers.remove(&X_REQUEST_ID);
+    }
+    request
+}
+
+/// The request's id, once the request-id layers have vetted or made it.
+pub fn request_id(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(&X_REQUEST_ID)
+        .filter(|v| is_fit_request_id(v.as_bytes()))
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The span of each request, which every log line of the request carries:
+/// method, route template and request id. Never the path or the URI: a
+/// path segment or a query string may hold a token (we accept none there,
+/// but clients send them anyway), and a log is no place for them.
 fn request_span(request: &Request) -> Span {
-    tracing::debug_span!(
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        route = %route,
+        request_id = request_id(request.headers()).map(tracing::field::display),
     )
+}
+
+/// The access log: one line per request, in its span, when the response
+/// starts.
+fn access_log(response: &axum::response::Response, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        // Microseconds are plenty, and print without float noise.
+        latency_ms = latency.as_micros() as f64 / 1000.0,
+        "access"
+    );
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` for responses that carry

@@ -4,7 +4,9 @@
 //! server's code in-process, so none races it over which call sites are
 //! enabled.
 
+mod access_log;
 mod crash;
 mod durability;
+mod operator_cli;
 mod request_logs;
 mod secrets_never_printed;
