@@ -3,4 +3,5 @@
 //! which restarts that PostgreSQL server, is a binary of its own:
 //! `cluster_outage.rs`.
 
+mod audit;
 mod nodes;
