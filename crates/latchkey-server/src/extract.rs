@@ -190,7 +190,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             .extensions
             .get::<ClientNetwork>()
             .map(ClientNetwork::to_string);
-        let request_id = crate::routes::request_id(&parts.headers).map(str::to_owned);
+        let request_id = crate::request_id::of(&parts.headers).map(str::to_owned);
         Ok(RequestOrigin(Origin {
             user_agent,
             ip,

@@ -14,6 +14,7 @@ mod error;
 mod extract;
 mod hashing_pool;
 pub mod rate_limit;
+pub mod request_id;
 mod routes;
 mod server;
 

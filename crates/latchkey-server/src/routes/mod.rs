@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -27,6 +27,7 @@ use tracing::Span;
 use crate::client_address::{self, AddressResolution};
 use crate::error::ApiError;
 use crate::rate_limit::{self, RateLimiter};
+use crate::request_id;
 
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -142,45 +143,12 @@ pub fn router(app: App) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         // Outermost: a client's id that is not short and plain is dropped,
         // so the layer above makes a fresh one.
-        .layer(middleware::map_request(drop_unfit_request_id))
+        .layer(middleware::map_request(request_id::drop_unfit))
 }
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// Longest client-sent request id kept.
-pub const MAX_REQUEST_ID_CHARS: usize = 64;
 /// The route of requests no route matched: never the raw path, which is
 /// the client's to choose (unbounded, and maybe a token).
 const UNMATCHED_ROUTE: &str = "<unmatched>";
-
-/// Whether `id` may be logged and stored as a request id: a client must
-/// not be able to forge log lines or fill the audit log through it.
-pub fn is_fit_request_id(id: &[u8]) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_REQUEST_ID_CHARS
-        && id
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-async fn drop_unfit_request_id(mut request: Request) -> Request {
-    let headers = request.headers_mut();
-    let all_fit = headers
-        .get_all(&X_REQUEST_ID)
-        .iter()
-        .all(|v| is_fit_request_id(v.as_bytes()));
-    if !all_fit || headers.get_all(&X_REQUEST_ID).iter().count() > 1 {
-        headers.remove(&X_REQUEST_ID);
-    }
-    request
-}
-
-/// The request's id, once the request-id layers have vetted or made it.
-pub fn request_id(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(&X_REQUEST_ID)
-        .filter(|v| is_fit_request_id(v.as_bytes()))
-        .and_then(|v| v.to_str().ok())
-}
 
 /// The span of each request, which every log line of the request carries:
 /// method, route template and request id. Never the path or the URI: a
@@ -195,7 +163,7 @@ fn request_span(request: &Request) -> Span {
         "request",
         method = %request.method(),
         route = %route,
-        request_id = request_id(request.headers()).map(tracing::field::display),
+        request_id = request_id::of(request.headers()).map(tracing::field::display),
     )
 }
 
