@@ -32,7 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (zero configuration: 127.0.0.1:8080, ./latchkey-data)
     Serve(ServeArgs),
-    /// Check a configuration and print the resolved settings
+    /// Check a configuration and print the resolved settings as TOML, in
+    /// the config file's key names (secrets redacted)
     CheckConfig(ServeArgs),
     /// Signing keys: `rotate` (current retires, next signs, a new next is
     /// published) and `list`
