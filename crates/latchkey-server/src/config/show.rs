@@ -149,7 +149,15 @@ impl Settings {
                 Value::Array(self.clients.iter().map(client).collect()),
             );
         }
-        t.to_string()
+        // The server secret is no file setting, but whether one came from
+        // the environment is worth seeing.
+        let from_env = match self.server_secret {
+            Some(_) => format!(
+                "# server_secret = \"{REDACTED}\" (from LATCHKEY_SERVER_SECRET, not a file key)\n"
+            ),
+            None => String::new(),
+        };
+        format!("{from_env}{t}")
     }
 
     /// Why the issuer tokens would carry is of no use to a verifier, if it
