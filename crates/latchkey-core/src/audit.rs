@@ -110,6 +110,9 @@ pub struct AuditEvent {
     /// attempts, which are recorded one row per address and minute so a
     /// flood cannot flood the log.
     pub count: u32,
+    /// The `x-request-id` of the request it came from, to find the
+    /// request's log lines; `None` for aggregated rows and older records.
+    pub request_id: Option<String>,
 }
 
 impl AuditEvent {
@@ -124,6 +127,7 @@ impl AuditEvent {
             session_id = self.session_id.map(|u| u.to_string()),
             ip = self.ip.as_deref(),
             count = self.count,
+            request_id = self.request_id.as_deref(),
             "audit"
         );
     }

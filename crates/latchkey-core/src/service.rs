@@ -165,6 +165,8 @@ pub struct Origin {
     /// The network per-address limits count `ip` under (its /64 for IPv6
     /// by default), so one holder of many addresses is one client.
     pub network: Option<String>,
+    /// The request's id (`x-request-id`), recorded in its audit events.
+    pub request_id: Option<String>,
 }
 
 /// Which sessions `sign_out` ends: the request body's own enum.

@@ -116,6 +116,11 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
+    /// The trusted networks, as configured.
+    pub fn networks(&self) -> &[IpNet] {
+        &self.0
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&ip))
     }

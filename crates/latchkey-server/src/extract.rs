@@ -190,10 +190,12 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             .extensions
             .get::<ClientNetwork>()
             .map(ClientNetwork::to_string);
+        let request_id = crate::request_id::of(&parts.headers).map(str::to_owned);
         Ok(RequestOrigin(Origin {
             user_agent,
             ip,
             network,
+            request_id,
         }))
     }
 }

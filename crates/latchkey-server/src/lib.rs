@@ -15,6 +15,7 @@ mod extract;
 mod hashing_pool;
 mod metrics;
 pub mod rate_limit;
+pub mod request_id;
 mod routes;
 mod server;
 

@@ -45,17 +45,17 @@ fn spawn_node(
         .arg("--config")
         .arg(&cluster.config)
         .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn latchkey");
-    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
     let logs = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = mpsc::channel();
     let keep = logs.clone();
     // Drains the pipe for the node's whole life, so it never blocks on it.
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
+        for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Some(addr) = listening_address(&line) {
                 let _ = tx.send(addr);

@@ -51,12 +51,12 @@ impl ServerProcess {
             .arg(data_dir)
             .arg("--config")
             .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn latchkey");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = loop {
             assert!(Instant::now() < deadline, "server did not start");

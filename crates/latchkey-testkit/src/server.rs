@@ -107,7 +107,7 @@ impl TestServer {
     ) -> Vec<Value> {
         latchkey_server::cli::audit::run(
             latchkey_server::cli::audit::AuditArgs {
-                location: latchkey_server::config::ServeArgs {
+                location: latchkey_server::config::DataArgs {
                     data_dir: Some(self.settings.data_dir.clone()),
                     ..Default::default()
                 },

@@ -41,6 +41,7 @@ impl Authority {
             session_id,
             ip: from.ip.clone(),
             count: 1,
+            request_id: from.request_id.clone(),
         }
     }
 

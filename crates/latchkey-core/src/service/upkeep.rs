@@ -61,6 +61,7 @@ impl Authority {
                 session_id: None,
                 ip,
                 count,
+                request_id: None,
             };
             self.record(event).await;
         }

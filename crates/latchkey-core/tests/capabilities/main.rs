@@ -242,6 +242,7 @@ fn from(ip: &str) -> Origin {
         user_agent: Some("capability-tests".into()),
         ip: Some(ip.into()),
         network: Some(ip.into()),
+        request_id: None,
     }
 }
 

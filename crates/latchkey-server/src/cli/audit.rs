@@ -9,13 +9,13 @@ use latchkey_core::Authority;
 use serde_json::json;
 
 use super::CommandError;
-use crate::config::{parse_duration, whole_seconds, ServeArgs, Settings};
+use crate::config::{parse_duration, whole_seconds, DataArgs};
 use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     #[command(flatten)]
-    pub location: ServeArgs,
+    pub location: DataArgs,
     /// Only events of this account (the name is normalised as at sign-in)
     #[arg(long)]
     pub user: Option<String>,
@@ -37,6 +37,7 @@ pub fn describe(e: &AuditEvent) -> serde_json::Value {
         "session_id": e.session_id.map(|u| u.to_string()),
         "ip": e.ip,
         "count": e.count,
+        "request_id": e.request_id,
     })
 }
 
@@ -45,7 +46,7 @@ pub async fn run(
     args: AuditArgs,
     clock: &dyn Clock,
 ) -> Result<Vec<serde_json::Value>, CommandError> {
-    let settings = Settings::resolve(&args.location)?;
+    let settings = args.location.settings()?;
     let (_dir, store) = open_data(&settings, IfMissing::Refuse).await?;
     let user_id = match &args.user {
         Some(name) => {

@@ -9,13 +9,13 @@ use latchkey_core::secret::Secret;
 use serde_json::json;
 
 use super::CommandError;
-use crate::config::{parse_duration, validate_client_ttl, whole_seconds, ServeArgs, Settings};
+use crate::config::{parse_duration, validate_client_ttl, whole_seconds, DataArgs};
 use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct ClientsArgs {
     #[command(flatten)]
-    pub location: ServeArgs,
+    pub location: DataArgs,
     #[command(subcommand)]
     pub action: ClientsAction,
 }
@@ -42,7 +42,10 @@ pub enum Kind {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The client's id, as apps send it (`client_id`)
     pub client_id: String,
+    /// `public` (apps that cannot keep a secret: browser, mobile) or
+    /// `confidential` (servers; gets a secret, printed once)
     #[arg(long = "type", value_enum, default_value = "public")]
     pub kind: Kind,
     /// Audience it may ask for (repeat; the first is the default)
@@ -51,10 +54,16 @@ pub struct CreateArgs {
     /// Scope it may ask for (repeat)
     #[arg(long = "scope")]
     pub scopes: Vec<String>,
+    /// Lifetime of its access tokens, e.g. `5m`, at most the server's
+    /// `max_access_ttl` [default: the server's access_ttl]
     #[arg(long, value_parser = parse_duration)]
     pub access_ttl: Option<std::time::Duration>,
+    /// Its sessions end when not refreshed for this long [default: the
+    /// server's session_idle_timeout]
     #[arg(long, value_parser = parse_duration)]
     pub refresh_idle_timeout: Option<std::time::Duration>,
+    /// Its sessions end this long after sign-in [default: the server's
+    /// session_lifetime]
     #[arg(long, value_parser = parse_duration)]
     pub session_lifetime: Option<std::time::Duration>,
     /// May introspect tokens issued to any client, not only its own (for
@@ -86,7 +95,7 @@ fn describe(c: &Client) -> serde_json::Value {
 
 /// Runs one action; returns what to print (JSON).
 pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, CommandError> {
-    let settings = Settings::resolve(&args.location)?;
+    let settings = args.location.settings()?;
     let (_dir, store) = open_data(&settings, IfMissing::Create).await?;
     let refused = |m: String| CommandError::Refused(m);
     match args.action {

@@ -3,6 +3,7 @@
 //! seconds.
 
 use clap::{Args, Subcommand};
+use latchkey_core::access_token::Algorithm;
 use latchkey_core::clock::Clock;
 use latchkey_core::key_manager::{self, removable_at, Rotation};
 use latchkey_core::keys::{pick_current, KeySealer};
@@ -10,14 +11,14 @@ use latchkey_core::model::KeyState;
 use serde_json::{json, Value};
 
 use super::CommandError;
-use crate::config::{ServeArgs, Settings};
+use crate::config::{parse_algorithm, DataArgs, Settings};
 use crate::server::{open_data, IfMissing, KEY_PROPAGATION_SECONDS};
 use crate::StartError;
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
     #[command(flatten)]
-    pub location: ServeArgs,
+    pub location: DataArgs,
     #[command(subcommand)]
     pub action: KeysAction,
 }
@@ -26,28 +27,38 @@ pub struct KeysArgs {
 pub enum KeysAction {
     /// Rotate: the current key retires, the next key starts signing, a new
     /// key (in the configured signing algorithm) is published as next
-    Rotate,
+    Rotate {
+        /// Algorithm of the new next key: EdDSA, ES256 or RS256 [default:
+        /// the config file's `signing_algorithm`, else EdDSA]
+        #[arg(long, value_parser = parse_algorithm)]
+        signing_algorithm: Option<Algorithm>,
+    },
     /// List the signing keys with their state and dates (never key material)
     List,
 }
 
 /// Runs one action; returns what to print (JSON).
 pub async fn run(args: KeysArgs, clock: &dyn Clock) -> Result<Value, CommandError> {
-    let settings = Settings::resolve(&args.location)?;
+    let mut settings = args.location.settings()?;
     match args.action {
-        KeysAction::Rotate => Ok(match rotate_keys(&settings, clock).await? {
-            Some(r) => json!({
-                "rotated": true,
-                "retired": r.retired,
-                "current": r.current,
-                "next": r.next,
-                "algorithm": settings.policy.signing_algorithm.as_str(),
-            }),
-            None => json!({
-                "rotated": false,
-                "reason": "another rotation happened at the same moment; it stands",
-            }),
-        }),
+        KeysAction::Rotate { signing_algorithm } => {
+            if let Some(alg) = signing_algorithm {
+                settings.policy.signing_algorithm = alg;
+            }
+            Ok(match rotate_keys(&settings, clock).await? {
+                Some(r) => json!({
+                    "rotated": true,
+                    "retired": r.retired,
+                    "current": r.current,
+                    "next": r.next,
+                    "algorithm": settings.policy.signing_algorithm.as_str(),
+                }),
+                None => json!({
+                    "rotated": false,
+                    "reason": "another rotation happened at the same moment; it stands",
+                }),
+            })
+        }
         KeysAction::List => Ok(json!({ "keys": list_keys(&settings, clock).await? })),
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! `serve` and `check-config` take the settings flags ([`ServeArgs`]). The
 //! operator commands — [`keys`], [`clients`], [`users`], [`audit`] — take
-//! the same flags, `LATCHKEY_*` variables and config file to find the data
-//! directory's store, and work on it directly, with the server running or
-//! not. Each returns what to print; `main` prints it.
+//! only what locates the data ([`DataArgs`](crate::config::DataArgs):
+//! data directory, config file, database URL) and work on the store
+//! directly, with the server running or not. Each returns what to print;
+//! `main` prints it, on stdout, and nothing else goes there.
 
 use clap::{Parser, Subcommand};
 
@@ -31,7 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (zero configuration: 127.0.0.1:8080, ./latchkey-data)
     Serve(ServeArgs),
-    /// Check a configuration and print the resolved settings
+    /// Check a configuration and print the resolved settings as TOML, in
+    /// the config file's key names (secrets redacted)
     CheckConfig(ServeArgs),
     /// Signing keys: `rotate` (current retires, next signs, a new next is
     /// published) and `list`
@@ -44,6 +46,34 @@ pub enum Command {
     /// Recent authentication events as JSON lines, oldest first
     /// (`--user NAME`, `--since 1h`, `--limit N`)
     Audit(audit::AuditArgs),
+    /// Print a shell completion script, e.g.
+    /// `latchkey completions bash > /etc/bash_completion.d/latchkey`
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `latchkey completions` writes scripts for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl CompletionShell {
+    /// The completion script for `cmd`.
+    pub fn script(self, cmd: &mut clap::Command) -> Vec<u8> {
+        let shell = match self {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        };
+        let mut script = Vec::new();
+        clap_complete::generate(shell, cmd, "latchkey", &mut script);
+        script
+    }
 }
 
 /// Why an operator command did nothing.

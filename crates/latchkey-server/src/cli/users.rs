@@ -6,13 +6,13 @@ use latchkey_core::Authority;
 use serde_json::json;
 
 use super::CommandError;
-use crate::config::{ServeArgs, Settings};
+use crate::config::DataArgs;
 use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct UsersArgs {
     #[command(flatten)]
-    pub location: ServeArgs,
+    pub location: DataArgs,
     #[command(subcommand)]
     pub action: UsersAction,
 }
@@ -27,7 +27,7 @@ pub enum UsersAction {
 
 /// Runs one action; returns what to print (JSON).
 pub async fn run(args: UsersArgs) -> Result<serde_json::Value, CommandError> {
-    let settings = Settings::resolve(&args.location)?;
+    let settings = args.location.settings()?;
     let (_dir, store) = open_data(&settings, IfMissing::Refuse).await?;
     match args.action {
         UsersAction::Unlock { username } => {

@@ -1,7 +1,6 @@
 //! The TOML config file's format and reading it. A file never echoes its
 //! text back in an error: it may hold the pepper or the database password.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,7 +15,8 @@ use super::{whole_seconds, ConfigError, DatabaseUrl};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
-    pub(super) listen: Option<SocketAddr>,
+    /// Parsed as the `--listen` flag is (see [`super::parse_listen`]).
+    pub(super) listen: Option<String>,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) issuer: Option<String>,
     pub(super) audience: Option<String>,
@@ -69,8 +69,9 @@ pub(super) struct FileConfig {
     #[serde(default, with = "humantime_opt")]
     pub(super) idle_timeout: Option<Duration>,
     pub(super) max_connections: Option<usize>,
-    /// Where `/metrics` is served instead of the main listener.
-    pub(super) metrics_listen: Option<SocketAddr>,
+    /// Where `/metrics` is served instead of the main listener; parsed as
+    /// `listen` is.
+    pub(super) metrics_listen: Option<String>,
     /// Prefix lengths of the networks per-address limits count.
     pub(super) ipv4_prefix: Option<u8>,
     pub(super) ipv6_prefix: Option<u8>,

@@ -5,6 +5,7 @@
 //! the layering of the two over the defaults into [`Settings`] (`settings`),
 //! and `validate` what they must satisfy.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,10 +16,11 @@ mod file;
 mod flags;
 mod resolve;
 mod settings;
+mod show;
 mod validate;
 
 pub use database_url::DatabaseUrl;
-pub use flags::ServeArgs;
+pub use flags::{DataArgs, ServeArgs};
 pub use settings::{
     default_hashing_threads, Settings, DEFAULT_DATA_DIR, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, MAX_MAX_CONNECTIONS,
@@ -50,6 +52,39 @@ pub enum ConfigError {
 pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     Algorithm::parse(s.trim())
         .ok_or_else(|| format!("invalid signing algorithm {s:?}: expected EdDSA, ES256 or RS256"))
+}
+
+/// A listen address: an IP address and port (`127.0.0.1:8080`,
+/// `[::1]:8080`), or `localhost:PORT`, which resolves to the machine's
+/// loopback addresses (the first one is used). Other host names are
+/// refused: which interface a name should bind is for the operator to say.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!(
+            "invalid listen address {s:?}: expected an IP address and port, \
+             e.g. 127.0.0.1:8080 or [::1]:8080"
+        ));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid listen address {s:?}: {port:?} is not a port number"))?;
+    if !host.eq_ignore_ascii_case("localhost") {
+        return Err(format!(
+            "invalid listen address {s:?}: {host:?} is a host name; listen takes an IP \
+             address (0.0.0.0 or [::] for every interface, 127.0.0.1 for this machine only) \
+             or localhost"
+        ));
+    }
+    // Resolved, not assumed: some hosts map localhost to ::1 only.
+    ("localhost", port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.find(|a| a.ip().is_loopback()))
+        .ok_or_else(|| format!("invalid listen address {s:?}: localhost does not resolve to a loopback address here"))
 }
 
 /// `600` (seconds) or a humantime duration such as `10m`, `14d`.

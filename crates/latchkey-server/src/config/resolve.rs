@@ -9,8 +9,8 @@ use latchkey_core::secret::Secret;
 
 use super::file::{read_file, ClientFile, FileConfig};
 use super::{
-    parse_algorithm, whole_seconds, ConfigError, ServeArgs, Settings, DEFAULT_DATA_DIR,
-    DEFAULT_LISTEN,
+    parse_algorithm, parse_listen, whole_seconds, ConfigError, ServeArgs, Settings,
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 use crate::client_address::TrustedProxies;
 
@@ -25,7 +25,13 @@ impl Settings {
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
             .map_err(|_| ConfigError::Invalid("default listen address".into()))?;
-        let listen = args.listen.or(file.listen).unwrap_or(default_listen);
+        let file_listen = file
+            .listen
+            .as_deref()
+            .map(parse_listen)
+            .transpose()
+            .map_err(ConfigError::Invalid)?;
+        let listen = args.listen.or(file_listen).unwrap_or(default_listen);
         let data_dir = args
             .data_dir
             .clone()
@@ -139,7 +145,13 @@ impl Settings {
         if let Some(n) = file.ipv6_prefix {
             s.network_prefixes.ipv6 = n;
         }
-        s.metrics_listen = args.metrics_listen.or(file.metrics_listen);
+        let file_metrics_listen = file
+            .metrics_listen
+            .as_deref()
+            .map(parse_listen)
+            .transpose()
+            .map_err(ConfigError::Invalid)?;
+        s.metrics_listen = args.metrics_listen.or(file_metrics_listen);
         s.validate()?;
         Ok(s)
     }

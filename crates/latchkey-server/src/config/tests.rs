@@ -416,3 +416,48 @@ fn metrics_listen_comes_from_the_file_or_a_flag_and_must_differ_from_listen() {
     args.metrics_listen = None;
     assert!(Settings::resolve(&args).is_err());
 }
+
+#[test]
+fn listen_takes_addresses_and_localhost_but_explains_host_names() {
+    assert_eq!(
+        parse_listen("0.0.0.0:8080").map(|a| a.to_string()),
+        Ok("0.0.0.0:8080".to_owned())
+    );
+    assert_eq!(
+        parse_listen("[::1]:9").map(|a| a.to_string()),
+        Ok("[::1]:9".to_owned())
+    );
+    let local = parse_listen("localhost:8181").expect("localhost");
+    assert!(local.ip().is_loopback() && local.port() == 8181, "{local}");
+    let refused = parse_listen("auth.example.com:80").expect_err("a host name");
+    assert!(refused.contains("host name"), "{refused}");
+    assert!(parse_listen("localhost:http").is_err());
+    assert!(parse_listen("8080").is_err());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latchkey.toml");
+    std::fs::write(&path, "listen = \"localhost:9100\"\n").expect("write");
+    let args = ServeArgs {
+        config: Some(path.clone()),
+        ..ServeArgs::default()
+    };
+    let s = Settings::resolve(&args).expect("resolve");
+    assert!(s.listen.ip().is_loopback() && s.listen.port() == 9100);
+    std::fs::write(&path, "listen = \"db.internal:9100\"\n").expect("write");
+    assert!(Settings::resolve(&args).is_err());
+}
+
+#[test]
+fn unspecified_listen_address_without_issuer_is_warned_about() {
+    let mut args = ServeArgs {
+        listen: parse_listen("0.0.0.0:8080").ok(),
+        ..ServeArgs::default()
+    };
+    let s = Settings::resolve(&args).expect("resolve");
+    assert!(s.unusable_issuer_warning().is_some());
+    args.issuer = Some("https://auth.example.com".into());
+    let s = Settings::resolve(&args).expect("resolve");
+    assert!(s.unusable_issuer_warning().is_none());
+    let s = Settings::resolve(&ServeArgs::default()).expect("resolve");
+    assert!(s.unusable_issuer_warning().is_none());
+}

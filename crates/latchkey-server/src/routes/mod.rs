@@ -15,7 +15,7 @@ mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef, Request};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::Router;
@@ -33,6 +33,7 @@ use utoipa_axum::routes;
 use crate::client_address::{self, AddressResolution};
 use crate::error::ApiError;
 use crate::rate_limit::{self, RateLimiter};
+use crate::request_id;
 
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -172,21 +173,46 @@ pub fn router(app: App) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
+                .on_response(access_log)
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Outermost: a client's id that is not short and plain is dropped,
+        // so the layer above makes a fresh one.
+        .layer(middleware::map_request(request_id::drop_unfit))
 }
 
-/// The span of each request: method and path only. Never the whole URI:
-/// we accept no tokens in query strings, but clients send them anyway, and
-/// a log is no place for them.
+/// The route of requests no route matched: never the raw path, which is
+/// the client's to choose (unbounded, and maybe a token).
+const UNMATCHED_ROUTE: &str = "<unmatched>";
+
+/// The span of each request, which every log line of the request carries:
+/// method, route template and request id. Never the path or the URI: a
+/// path segment or a query string may hold a token (we accept none there,
+/// but clients send them anyway), and a log is no place for them.
 fn request_span(request: &Request) -> Span {
-    tracing::debug_span!(
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        route = %route,
+        request_id = request_id::of(request.headers()).map(tracing::field::display),
     )
+}
+
+/// The access log: one line per request, in its span, when the response
+/// starts.
+fn access_log(response: &axum::response::Response, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        // Microseconds are plenty, and print without float noise.
+        latency_ms = latency.as_micros() as f64 / 1000.0,
+        "access"
+    );
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` for responses that carry

@@ -3,5 +3,6 @@
 //! which restarts that PostgreSQL server, is a binary of its own:
 //! `cluster_outage.rs`.
 
+mod audit;
 mod nodes;
 mod secret;

@@ -346,10 +346,7 @@ fn rotate_with_cli(cluster: &Cluster) -> Value {
         "keys rotate failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Logs go to stdout too; the result is the pretty JSON at the end.
-    let start = stdout.rfind("\n{").map(|i| i + 1).unwrap_or(0);
-    serde_json::from_str(&stdout[start..])
-        .unwrap_or_else(|e| panic!("keys rotate output ({e}): {stdout}"))
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("keys rotate output ({e}): {stdout}"))
 }
 
 /// Sign-ins and refreshes on every node while the CLI rotates the keys:

@@ -8,7 +8,7 @@ use latchkey_core::client::{generate_secret, Client, ClientKind};
 use latchkey_server::cli::clients::{
     self as client_admin, ClientsAction, ClientsArgs, CreateArgs, Kind,
 };
-use latchkey_server::config::ServeArgs;
+use latchkey_server::config::DataArgs;
 use latchkey_testkit::TestServer;
 use serde_json::{json, Value};
 
@@ -731,9 +731,9 @@ async fn clients_cli_registers_introspect_any() {
     let f = fixture().await;
     let t = f.sign_in(json!({})).await;
     let at = t["access_token"].as_str().expect("at");
-    let location = || ServeArgs {
+    let location = || DataArgs {
         data_dir: Some(f.s.settings.data_dir.clone()),
-        ..ServeArgs::default()
+        ..DataArgs::default()
     };
     let create = |id: &str, kind: Kind, introspect_any: bool| ClientsArgs {
         location: location(),

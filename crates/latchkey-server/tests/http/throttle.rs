@@ -7,7 +7,7 @@
 use latchkey_core::throttle::ThrottleRule;
 use latchkey_server::cli::users::{self, UsersAction, UsersArgs};
 use latchkey_server::client_address::TrustedProxies;
-use latchkey_server::config::ServeArgs;
+use latchkey_server::config::DataArgs;
 use latchkey_server::rate_limit::RateLimits;
 use latchkey_testkit::{error_code, TestServer};
 use serde_json::json;
@@ -277,9 +277,9 @@ async fn operator_unlock_clears_the_block_at_once() {
     assert_eq!(attempt(&t, "alice", PASSWORD).await, throttled(600));
 
     let unlock = |username: &str| UsersArgs {
-        location: ServeArgs {
+        location: DataArgs {
             data_dir: Some(t.settings.data_dir.clone()),
-            ..ServeArgs::default()
+            ..DataArgs::default()
         },
         action: UsersAction::Unlock {
             username: username.to_owned(),

@@ -4,9 +4,11 @@
 //! server's code in-process, so none races it over which call sites are
 //! enabled.
 
+mod access_log;
 mod crash;
 mod durability;
 mod metrics_listen;
+mod operator_cli;
 mod request_logs;
 mod secret_beside_database;
 mod secrets_never_printed;

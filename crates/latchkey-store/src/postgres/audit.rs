@@ -68,7 +68,7 @@ impl<'a> AuditRow<'a> {
         }
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 8] {
         [
             &self.e.at,
             &self.kind,
@@ -77,6 +77,7 @@ impl<'a> AuditRow<'a> {
             &self.e.session_id,
             &self.e.ip,
             &self.count,
+            &self.e.request_id,
         ]
     }
 }

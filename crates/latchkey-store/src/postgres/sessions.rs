@@ -129,6 +129,7 @@ impl SessionStore for PostgresStore {
                     &audit.outcome.as_str(),
                     &audit.ip,
                     &i64::from(audit.count),
+                    &audit.request_id,
                 ],
             )
             .await?;
@@ -144,13 +145,13 @@ impl SessionStore for PostgresStore {
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let row = AuditRow::new(audit);
-        let [at, kind, outcome, user_id, session_id, ip, count] = row.params();
+        let [at, kind, outcome, user_id, session_id, ip, count, request_id] = row.params();
         let from = counter_param(from_counter)?;
         let n = self
             .execute(
                 sql::ADVANCE_AND_AUDIT.postgres,
                 &[
-                    &id, &from, &now, at, kind, outcome, user_id, session_id, ip, count,
+                    &id, &from, &now, at, kind, outcome, user_id, session_id, ip, count, request_id,
                 ],
             )
             .await?;

@@ -9,7 +9,7 @@ use super::{statement, Columns, Sql};
 /// The columns [`audit_event`] reads, from `audit_events`.
 macro_rules! event_columns {
     () => {
-        "at, kind, outcome, user_id, session_id, ip, count"
+        "at, kind, outcome, user_id, session_id, ip, count, request_id"
     };
 }
 pub(crate) use event_columns;
@@ -17,7 +17,7 @@ pub(crate) use event_columns;
 pub(crate) const INSERT: Sql = statement!(
     "INSERT INTO audit_events (",
     event_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 );
 
 /// Up to `?2` events older than `?1`.
@@ -39,5 +39,6 @@ pub(crate) fn audit_event<R: Columns>(row: &R) -> Result<AuditEvent, R::Error> {
         session_id: row.optional_uuid("session_id")?,
         ip: row.value("ip")?,
         count: row.count("count")?,
+        request_id: row.value("request_id")?,
     })
 }

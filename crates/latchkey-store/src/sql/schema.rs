@@ -177,4 +177,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX sessions_live_by_user ON sessions(user_id) WHERE revoked_at IS NULL;
     "#,
+    // 10: the id of the request an audit event came from, to find its log
+    // lines (NULL for older rows and for aggregated throttled attempts).
+    r#"
+    ALTER TABLE audit_events ADD COLUMN request_id TEXT;
+    "#,
 ];

@@ -63,7 +63,7 @@ pub(crate) const ADVANCE_AND_AUDIT: Sql = statement!(
     advance!(),
     " RETURNING id) INSERT INTO audit_events (",
     event_columns!(),
-    ") SELECT ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM moved"
+    ") SELECT ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM moved"
 );
 
 /// The refresh in one statement, one round trip (PostgreSQL's form): the
@@ -82,7 +82,7 @@ pub(crate) const READ_AND_ADVANCE: Sql = statement!(
     " AND expires_at > ?3 AND last_refreshed_at > ?5 AND client_id = ?4 \
      RETURNING id, user_id), logged AS (INSERT INTO audit_events (",
     event_columns!(),
-    ") SELECT ?6, ?7, ?8, moved.user_id, moved.id, ?9, ?10 FROM moved) \
+    ") SELECT ?6, ?7, ?8, moved.user_id, moved.id, ?9, ?10, ?11 FROM moved) \
      SELECT cur.*, EXISTS (SELECT 1 FROM moved) AS moved FROM cur"
 );
 

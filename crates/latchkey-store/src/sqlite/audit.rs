@@ -62,7 +62,8 @@ pub(super) fn insert_audit_event(c: &Connection, e: &AuditEvent) -> rusqlite::Re
             e.user_id.as_ref().map(|u| u.as_bytes()),
             e.session_id.as_ref().map(|u| u.as_bytes()),
             e.ip,
-            e.count
+            e.count,
+            e.request_id
         ])
         .map(drop)
 }

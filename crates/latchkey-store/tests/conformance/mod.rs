@@ -184,6 +184,7 @@ fn refreshed(id: Uuid, at: UnixTime) -> AuditEvent {
         session_id: Some(id),
         ip: Some("192.0.2.1".into()),
         count: 1,
+        request_id: Some(format!("refresh-{id}")),
     }
 }
 
@@ -3139,6 +3140,8 @@ pub async fn audit_events_round_trip_and_filter(backend: &impl Backend) {
                 session_id: (n % 2 == 0).then(Uuid::new_v4),
                 ip: (n % 4 != 0).then(|| format!("10.0.0.{n}")),
                 count: 1 + (n % 5) as u32 * 1000,
+                // Old rows and aggregated ones have none.
+                request_id: (n % 3 != 2).then(|| format!("req-{n}.a_B-9")),
             };
             store.insert_audit_event(&event).await.expect("insert");
             written.push(event);
@@ -3195,6 +3198,7 @@ pub async fn audit_events_are_pruned_by_age_in_batches(backend: &impl Backend) {
             session_id: None,
             ip: Some("10.0.0.1".into()),
             count: 40,
+            request_id: None,
         };
         store.insert_audit_event(&event).await.expect("insert");
     }
@@ -3229,6 +3233,7 @@ fn signed_in(s: &Session) -> AuditEvent {
         session_id: Some(s.id),
         ip: s.ip.clone(),
         count: 1,
+        request_id: Some(format!("sign-in-{}", s.id)),
     }
 }
 
