@@ -14,6 +14,7 @@
 //! dropped when the test ends.
 
 mod conformance;
+mod postgres_support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -31,35 +32,7 @@ use tokio::sync::OnceCell;
 use tokio::task::{AbortHandle, JoinHandle};
 use uuid::Uuid;
 
-const URL_VAR: &str = "LATCHKEY_TEST_DATABASE_URL";
-
-/// The server to test against, or `None` (after saying so) without one.
-fn server_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped: {URL_VAR} is not set");
-            None
-        }
-    }
-}
-
-/// `url` with `options=-csearch_path=<schema>` appended.
-fn with_search_path(url: &str, schema: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-csearch_path%3D{schema}")
-}
-
-/// An admin connection to the server (not to a test's schema).
-async fn admin(server: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {URL_VAR}: {e}"));
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
+use postgres_support::{admin, drop_schema, server_url, with_search_path};
 
 /// One empty schema on the shared server for one test.
 struct Postgres {
@@ -114,28 +87,9 @@ impl conformance::Backend for Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if self.created.get().is_none() {
-            return;
+        if self.created.get().is_some() {
+            drop_schema(&self.server, &self.schema);
         }
-        let (server, schema) = (self.server.clone(), self.schema.clone());
-        // Drop may run inside the test's runtime, so use a runtime of our own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let _ = admin(&server)
-                    .await
-                    .batch_execute(&format!(
-                        "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
-                    ))
-                    .await;
-            });
-        })
-        .join();
     }
 }
 

@@ -52,31 +52,41 @@ impl TestSchema {
 
     /// `url` (the server's, perhaps with other parameters) on this schema.
     pub fn url(&self, url: &str) -> String {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}options=-csearch_path%3D{}", self.name)
+        with_search_path(url, &self.name)
     }
+}
+
+/// `url` with `options=-csearch_path=<schema>` appended.
+pub fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
+
+/// Drops `schema` and everything in it. Runs from `Drop`, perhaps inside a
+/// test's runtime, so on a thread and runtime of its own.
+pub fn drop_schema(server: &str, schema: &str) {
+    let (server, schema) = (server.to_owned(), schema.to_owned());
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let _ = admin(&server)
+                .await
+                .batch_execute(&format!(
+                    "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                ))
+                .await;
+        });
+    })
+    .join();
 }
 
 impl Drop for TestSchema {
     fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop may run inside the test's runtime, so use a runtime of our own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let _ = admin(&server)
-                    .await
-                    .batch_execute(&format!(
-                        "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE"
-                    ))
-                    .await;
-            });
-        })
-        .join();
+        drop_schema(&self.server, &self.name);
     }
 }
