@@ -21,6 +21,7 @@ use axum::middleware;
 use axum::Router;
 use latchkey_core::Authority;
 use tokio::sync::watch;
+use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -148,39 +149,48 @@ pub fn router(app: App) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)
-        // Outside the route layers, so the rate limits see the result.
-        .layer(middleware::from_fn_with_state(
-            client_addresses,
-            client_address::resolve,
-        ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        // Outside the timeout, so a 408 is counted too.
-        .layer(middleware::from_fn(crate::metrics::track_request))
-        // Responses carry personal data or tokens unless the handler says
-        // otherwise (JWKS and metadata set their public caching); errors
-        // and timeouts too, hence outside everything that answers.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        // A 5xx is a warning: a 503 while the database restarts is
-        // expected, and real failures are logged as errors where they
-        // happen.
+        // One `layer` call: axum wraps every route in each layer it is
+        // given and boxes the result, and a request clones every box on its
+        // way in; one composed stack is one box per request instead of
+        // nine. Outermost first.
         .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(access_log)
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+            ServiceBuilder::new()
+                // A client's id that is not short and plain is dropped, so
+                // the next layer makes a fresh one.
+                .layer(middleware::map_request(request_id::drop_unfit))
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // A 5xx is a warning: a 503 while the database restarts is
+                // expected, and real failures are logged as errors where
+                // they happen.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(access_log)
+                        .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+                )
+                // Responses carry personal data or tokens unless the handler
+                // says otherwise (JWKS and metadata set their public
+                // caching); errors and timeouts too, hence outside
+                // everything that answers.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                // Outside the timeout, so a 408 is counted too.
+                .layer(middleware::from_fn(crate::metrics::track_request))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                // Outside the route layers, so the rate limits see the
+                // result.
+                .layer(middleware::from_fn_with_state(
+                    client_addresses,
+                    client_address::resolve,
+                )),
         )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        // Outermost: a client's id that is not short and plain is dropped,
-        // so the layer above makes a fresh one.
-        .layer(middleware::map_request(request_id::drop_unfit))
 }
 
 /// The route of requests no route matched: never the raw path, which is
