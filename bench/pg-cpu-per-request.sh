@@ -22,8 +22,9 @@ cleanup() {
 }
 trap cleanup EXIT
 psql "$url" -qc "CREATE SCHEMA $schema" >/dev/null
+sep="?"; [[ "$url" == *"?"* ]] && sep="&"
 "$bin/latchkey" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
-    --database-url "$url?options=-csearch_path%3D$schema" \
+    --database-url "$url${sep}options=-csearch_path%3D$schema" \
     --sign-up-rate-limit 0 --tokens-rate-limit 0 >"$work/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do

@@ -26,7 +26,8 @@ trap cleanup EXIT
 (cd "$root" && cargo build --release --quiet -p latchkey-server -p latchkey-bench)
 bin="$root/target/release"
 psql "$url" -qc "CREATE SCHEMA $schema" >/dev/null
-db="$url?options=-csearch_path%3D$schema"
+sep="?"; [[ "$url" == *"?"* ]] && sep="&"
+db="$url${sep}options=-csearch_path%3D$schema"
 
 bases=()
 for n in $(seq 1 "$nodes"); do
