@@ -64,13 +64,19 @@ fn test(root: &Path, cargo_args: &[String]) -> Result<(), String> {
     if std::env::var_os("LATCHKEY_TEST_DATABASE_URL").is_none() {
         let cluster = "scripts/postgres-test-cluster.sh";
         run(Command::new("bash").args([cluster, "start"]), root)?;
-        let url = Command::new("bash")
-            .args([cluster, "url"])
-            .current_dir(root)
-            .output()
-            .map_err(|e| format!("{cluster} url: {e}"))?;
-        let url = String::from_utf8_lossy(&url.stdout).trim().to_owned();
-        cargo.env("LATCHKEY_TEST_DATABASE_URL", url);
+        // The URL, and the CA of the cluster's TLS certificate for the
+        // TLS tests.
+        for (subcommand, variable) in [
+            ("url", "LATCHKEY_TEST_DATABASE_URL"),
+            ("ca", "LATCHKEY_TEST_DATABASE_CA"),
+        ] {
+            let out = Command::new("bash")
+                .args([cluster, subcommand])
+                .current_dir(root)
+                .output()
+                .map_err(|e| format!("{cluster} {subcommand}: {e}"))?;
+            cargo.env(variable, String::from_utf8_lossy(&out.stdout).trim());
+        }
     }
     run(&mut cargo, root)
 }
