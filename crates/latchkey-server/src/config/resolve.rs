@@ -25,12 +25,7 @@ impl Settings {
         let default_listen: SocketAddr = DEFAULT_LISTEN
             .parse()
             .map_err(|_| ConfigError::Invalid("default listen address".into()))?;
-        let file_listen = file
-            .listen
-            .as_deref()
-            .map(parse_listen)
-            .transpose()
-            .map_err(ConfigError::Invalid)?;
+        let file_listen = parse_from_file(file.listen.as_deref(), parse_listen)?;
         let listen = args.listen.or(file_listen).unwrap_or(default_listen);
         let data_dir = args
             .data_dir
@@ -71,12 +66,7 @@ impl Settings {
         if let Some(d) = file.leeway {
             p.leeway_seconds = whole_seconds(d);
         }
-        let file_alg = file
-            .signing_algorithm
-            .as_deref()
-            .map(parse_algorithm)
-            .transpose()
-            .map_err(ConfigError::Invalid)?;
+        let file_alg = parse_from_file(file.signing_algorithm.as_deref(), parse_algorithm)?;
         if let Some(alg) = args.signing_algorithm.or(file_alg) {
             p.signing_algorithm = alg;
         }
@@ -145,14 +135,17 @@ impl Settings {
         if let Some(n) = file.ipv6_prefix {
             s.network_prefixes.ipv6 = n;
         }
-        let file_metrics_listen = file
-            .metrics_listen
-            .as_deref()
-            .map(parse_listen)
-            .transpose()
-            .map_err(ConfigError::Invalid)?;
+        let file_metrics_listen = parse_from_file(file.metrics_listen.as_deref(), parse_listen)?;
         s.metrics_listen = args.metrics_listen.or(file_metrics_listen);
         s.validate()?;
         Ok(s)
     }
+}
+
+/// A config-file value parsed as its flag is, its error naming the value.
+fn parse_from_file<T>(
+    value: Option<&str>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    value.map(parse).transpose().map_err(ConfigError::Invalid)
 }
