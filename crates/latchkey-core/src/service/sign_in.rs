@@ -81,15 +81,11 @@ impl Authority {
             }
         };
         if needs_rehash {
-            let rehashed = match self.hasher.hash(password).await {
-                Ok(phc) => self
-                    .store
-                    .set_password_hash(user.id, &phc)
-                    .await
-                    .map_err(AuthError::from),
-                Err(e) => Err(e),
+            let rehashed = async {
+                let phc = self.hasher.hash(password).await?;
+                Ok::<_, AuthError>(self.store.set_password_hash(user.id, &phc).await?)
             };
-            if let Err(e) = rehashed {
+            if let Err(e) = rehashed.await {
                 // The password was right: its attempt is given back all the same.
                 self.attempt_succeeded(attempt).await?;
                 return Err(e);
