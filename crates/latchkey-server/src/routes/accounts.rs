@@ -8,6 +8,7 @@ use latchkey_core::model::User;
 use latchkey_core::service::GrantRequest;
 use latchkey_wire::body::{Account, SignIn, SignUp, TokenBody};
 
+use super::openapi::{NotJson, Throttled, TooLarge, Unavailable};
 use super::tokens::token_body;
 use super::{no_store, AuthState};
 use crate::error::{ApiError, ErrorBody};
@@ -31,10 +32,10 @@ fn account(user: &User, with_roles: bool) -> Account<'_> {
                 request_body = json!({"username": "$request.body#/username", "password": "$request.body#/password"}))))),
         (status = 400, description = "`invalid_request`: malformed body or a username/password rule broken", body = ErrorBody),
         (status = 409, description = "`username_taken`", body = ErrorBody),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
-        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        NotJson,
+        Throttled,
+        Unavailable,
     ))]
 pub async fn sign_up(
     State(auth): State<AuthState>,
@@ -60,10 +61,10 @@ pub async fn sign_up(
             )),
         (status = 400, description = "`invalid_request`, `invalid_scope` or `invalid_target`", body = ErrorBody),
         (status = 401, description = "`invalid_grant` (unknown user or wrong password, one answer) or `invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
-        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        NotJson,
+        Throttled,
+        Unavailable,
     ))]
 pub async fn sign_in(
     State(auth): State<AuthState>,
@@ -88,7 +89,7 @@ pub async fn sign_in(
     responses(
         (status = 200, description = "The caller's account", body = Account),
         (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        Unavailable,
     ))]
 pub async fn me(
     State(auth): State<AuthState>,

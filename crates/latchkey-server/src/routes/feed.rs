@@ -19,6 +19,7 @@ use latchkey_wire::authorization::BasicCredentials;
 use latchkey_wire::feed::{FeedEntry, FeedQuery, FeedResponse};
 use tokio::time::Instant;
 
+use super::openapi::Unavailable;
 use super::{App, REQUEST_TIMEOUT};
 use crate::error::{ApiError, ErrorBody};
 
@@ -46,7 +47,7 @@ fn feed_response(page: FeedPage, snapshot: bool) -> FeedResponse {
         (status = 400, description = "`invalid_request`: both `after` and `page`, or a malformed query", body = ErrorBody),
         (status = 401, description = "`invalid_client`: no confidential client's credentials (unless the feed is public)", body = ErrorBody, headers(("WWW-Authenticate" = String))),
         (status = 410, description = "`cursor_expired`: take a new snapshot", body = ErrorBody),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        Unavailable,
     ))]
 /// Without `after`: a page of the snapshot of every live entry (the first,
 /// or the one `page` names), with `next` while more pages follow, and the

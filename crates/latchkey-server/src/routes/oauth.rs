@@ -14,6 +14,7 @@ use latchkey_wire::body::TokenBody;
 use latchkey_wire::form::Form;
 use serde_json::{json, Map, Value};
 
+use super::openapi::{Throttled, TooLarge, Unavailable};
 use super::tokens::token_body;
 use super::{no_store, AuthState};
 use crate::error::{ApiError, ErrorBody};
@@ -91,9 +92,9 @@ async fn authenticate_client(
         (status = 200, description = "The token response", body = TokenBody),
         (status = 400, description = "RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_grant_type`", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        Throttled,
+        Unavailable,
     ))]
 pub async fn token(
     State(auth): State<AuthState>,
@@ -131,9 +132,9 @@ pub async fn token(
         (status = 200, description = "Revoked, unknown, or another client's (left alone); empty body"),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        Throttled,
+        Unavailable,
     ))]
 pub async fn revoke(
     State(auth): State<AuthState>,
@@ -156,9 +157,9 @@ pub async fn revoke(
         (status = 200, description = "RFC 7662 answer", body = IntrospectionAnswer),
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 401, description = "`invalid_client`: a confidential client is required", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        Throttled,
+        Unavailable,
     ))]
 /// Answers a confidential client about its own tokens (any client's if it
 /// is registered with `introspect_any`); everything else gets exactly

@@ -14,8 +14,9 @@
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::Path;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use latchkey_core::AuthError;
 use serde_json::{json, Value};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -74,6 +75,37 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme("client_basic", SecurityScheme::Http(basic));
     }
 }
+
+// The error answers many operations share, each described once (and named
+// in an operation's `responses(...)` by its type).
+
+/// 413, for every operation with a body.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 413, description = "Body over the route's limit")]
+#[allow(dead_code)] // Describes an answer the error mapping builds.
+pub struct TooLarge(ErrorBody<'static>);
+
+/// 415, for every operation with a JSON body.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 415, description = "Not a JSON Content-Type")]
+#[allow(dead_code)] // Describes an answer the error mapping builds.
+pub struct NotJson(ErrorBody<'static>);
+
+/// 429, for every rate-limited or throttled operation.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 429, description = "Throttled: `slow_down`, with Retry-After",
+    headers(("Retry-After" = u64, description = "Seconds to wait")))]
+#[allow(dead_code)] // Describes an answer the error mapping builds.
+pub struct Throttled(ErrorBody<'static>);
+
+/// 503, for every operation that hashes a password or reads the store.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1"
+)]
+#[allow(dead_code)] // Describes an answer the error mapping builds.
+pub struct Unavailable(ErrorBody<'static>);
 
 /// `POST /oauth/token`'s form (RFC 6749 §6 and §4.4).
 #[derive(ToSchema)]
@@ -266,8 +298,8 @@ fn swagger_file(name: &str) -> Response {
         Ok(Some(file)) => file,
         Ok(None) => return ApiError::NotFound.into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "Swagger UI file could not be served");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            let detail = format!("Swagger UI file {name}: {e}");
+            return ApiError::Auth(AuthError::Internal(detail)).into_response();
         }
     };
     let mut bytes = file.bytes.into_owned();

@@ -6,6 +6,7 @@ use axum::Json;
 use latchkey_core::service::SessionView;
 use latchkey_wire::body::{PasswordChange, SessionItem, SessionList, SignOutBody};
 
+use super::openapi::{NotJson, Throttled, TooLarge, Unavailable};
 use super::AuthState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, CallerWithBody, JsonBody, OptionalJsonBody, RequestOrigin};
@@ -27,7 +28,7 @@ fn session_item(v: SessionView) -> SessionItem {
     responses(
         (status = 200, description = "The caller's live sessions", body = SessionList),
         (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        Unavailable,
     ))]
 pub async fn list(
     State(auth): State<AuthState>,
@@ -46,7 +47,7 @@ pub async fn list(
         (status = 204, description = "Ended"),
         (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
         (status = 404, description = "`not_found`: not a live session of the caller's", body = ErrorBody),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        Unavailable,
     ))]
 pub async fn end(
     State(auth): State<AuthState>,
@@ -65,9 +66,9 @@ pub async fn end(
         (status = 204, description = "Signed out"),
         (status = 400, description = "`invalid_request`: malformed body or unknown scope", body = ErrorBody),
         (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        NotJson,
+        Unavailable,
     ))]
 pub async fn sign_out(
     State(auth): State<AuthState>,
@@ -85,10 +86,10 @@ pub async fn sign_out(
         (status = 204, description = "Changed"),
         (status = 400, description = "`invalid_grant` (wrong current password) or `invalid_request` (a rule broken)", body = ErrorBody),
         (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
-        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        NotJson,
+        Throttled,
+        Unavailable,
     ))]
 pub async fn change_password(
     State(auth): State<AuthState>,

@@ -8,6 +8,7 @@ use axum::Json;
 use latchkey_core::TokenResponse;
 use latchkey_wire::body::{RefreshRequest, RevokeRequest, TokenBody};
 
+use super::openapi::{NotJson, Throttled, TooLarge, Unavailable};
 use super::{no_store, AuthState};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, RequestOrigin};
@@ -30,10 +31,10 @@ pub fn token_body(t: TokenResponse) -> TokenBody {
         (status = 200, description = "The token response, with the successor refresh token", body = TokenBody),
         (status = 400, description = "`invalid_request` or `invalid_scope`", body = ErrorBody),
         (status = 401, description = "`invalid_grant` (sign in again) or `invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
-        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        NotJson,
+        Throttled,
+        Unavailable,
     ))]
 pub async fn refresh(
     State(auth): State<AuthState>,
@@ -54,10 +55,10 @@ pub async fn refresh(
     responses(
         (status = 204, description = "Revoked (or never valid)"),
         (status = 400, description = "`invalid_request`: malformed body", body = ErrorBody),
-        (status = 413, description = "Body over the route's limit", body = ErrorBody),
-        (status = 415, description = "Not a JSON Content-Type", body = ErrorBody),
-        (status = 429, description = "Throttled: `slow_down`, with Retry-After", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        TooLarge,
+        NotJson,
+        Throttled,
+        Unavailable,
     ))]
 pub async fn revoke(
     State(auth): State<AuthState>,
@@ -75,7 +76,7 @@ pub async fn revoke(
     responses(
         (status = 204, description = "Cancelled"),
         (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "`temporarily_unavailable`: hashing queue full or database unreachable; Retry-After: 1", body = ErrorBody),
+        Unavailable,
     ))]
 pub async fn cancel(
     State(auth): State<AuthState>,
