@@ -2,8 +2,6 @@
 //! node's log lines for the request and in the audit record every node and
 //! `latchkey audit` read from the shared database.
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
 use latchkey_testkit::cluster::*;
@@ -28,22 +26,7 @@ async fn request_ids_reach_the_shared_audit_log_and_the_nodes_logs() {
         assert_eq!(status, expected, "{path}: {body}");
     }
 
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["audit", "--user", "rid", "--data-dir"])
-        .arg(&cluster.data_dir)
-        .arg("--database-url")
-        .arg(&cluster.url)
-        .arg("--config")
-        .arg(&cluster.config)
-        .env("LATCHKEY_LOG", "error")
-        .output()
-        .expect("latchkey audit");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::operator_command(&cluster, &["audit", "--user", "rid"]);
     let events: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))

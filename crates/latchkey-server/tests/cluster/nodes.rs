@@ -12,7 +12,6 @@
 //! PostgreSQL restarts are in `cluster_outage.rs`, a test binary of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -330,22 +329,7 @@ struct LoadLog {
 
 /// `latchkey keys rotate` on the cluster's data directory and database.
 fn rotate_with_cli(cluster: &Cluster) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["keys", "rotate", "--data-dir"])
-        .arg(&cluster.data_dir)
-        .arg("--database-url")
-        .arg(&cluster.url)
-        .arg("--config")
-        .arg(&cluster.config)
-        .env("LATCHKEY_LOG", "error")
-        .output()
-        .expect("run latchkey keys rotate");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "keys rotate failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::operator_command(cluster, &["keys", "rotate"]);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("keys rotate output ({e}): {stdout}"))
 }
 
