@@ -11,9 +11,11 @@
 //! CPU-heavy password work that the caller runs on a bounded pool.
 
 pub mod access_token;
+pub mod account_token;
 pub mod audit;
 pub mod client;
 pub mod clock;
+pub mod email;
 pub mod error;
 pub mod key_manager;
 pub mod keys;

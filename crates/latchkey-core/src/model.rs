@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
+use crate::email::Email;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -16,6 +17,63 @@ pub struct User {
     pub password_hash: String,
     pub roles: Vec<String>,
     pub created_at: UnixTime,
+    /// Unique among accounts by its key.
+    pub email: Option<Email>,
+    /// When the owner proved they read `email`; cleared when it changes.
+    pub email_verified_at: Option<UnixTime>,
+    /// A disabled account cannot sign in and has no live session.
+    pub disabled_at: Option<UnixTime>,
+}
+
+/// What a one-time account token ([`crate::account_token`]) lets its
+/// bearer do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountTokenPurpose {
+    /// Set a new password (a reset link, or an invitation to choose one).
+    PasswordReset,
+    /// Prove that the account's owner reads the address in `email`.
+    EmailVerification,
+}
+
+impl AccountTokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerification => "email_verification",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "password_reset" => Some(Self::PasswordReset),
+            "email_verification" => Some(Self::EmailVerification),
+            _ => None,
+        }
+    }
+}
+
+/// A one-time account token as stored: only its hash, never the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredAccountToken {
+    /// SHA-256 of the token as sent.
+    pub token_hash: [u8; 32],
+    pub user_id: Uuid,
+    pub purpose: AccountTokenPurpose,
+    /// The address an email verification proves (the token is void if the
+    /// account's address changed since).
+    pub email: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl std::fmt::Debug for StoredAccountToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAccountToken")
+            .field("user_id", &self.user_id)
+            .field("purpose", &self.purpose)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

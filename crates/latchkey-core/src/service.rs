@@ -64,6 +64,9 @@ pub use feed::FEED_PAGE_LIMIT;
 pub struct Policy {
     /// `iss` of every access token; also what verifiers are told.
     pub issuer: String,
+    /// Base of the links people follow (password reset, email
+    /// verification); `None`: the issuer.
+    pub public_url: Option<String>,
     /// `aud` of access tokens until clients choose their own.
     pub audience: String,
     /// `client_id` of access tokens until clients are registered.
@@ -96,6 +99,7 @@ impl Policy {
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
+            public_url: None,
             audience: "latchkey".into(),
             client_id: "default".into(),
             access_ttl_seconds: 600,
@@ -111,6 +115,10 @@ impl Policy {
             max_sessions_per_user: 50,
             audit_retention_seconds: 90 * 24 * 3600,
         }
+    }
+
+    pub fn public_url(&self) -> &str {
+        self.public_url.as_deref().unwrap_or(&self.issuer)
     }
 
     pub fn max_access_ttl(&self) -> i64 {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 pub use crate::audit::{AuditEvent, AuditQuery};
 use crate::client::Client;
 use crate::clock::UnixTime;
-use crate::model::{Session, StoredKey, User};
+use crate::model::{AccountTokenPurpose, Session, StoredAccountToken, StoredKey, User};
 pub use crate::revocation::{Revocation, RevocationKind};
 pub use crate::rotation::RotationGuard;
 pub use crate::throttle::{Admission, AttemptTakeBack, ThrottleEntry, ThrottleRule};
@@ -124,6 +124,33 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
 
     async fn set_password_hash(&self, user_id: Uuid, phc: &str) -> Result<(), StoreError>;
+}
+
+/// One-time account tokens (password-reset and email-verification links),
+/// kept only as hashes.
+#[async_trait]
+pub trait AccountTokenStore: Send + Sync {
+    /// Inserts `token`, deleting the user's other tokens of its purpose in
+    /// the same transaction: a newer link voids older ones.
+    async fn issue_account_token(&self, token: &StoredAccountToken) -> Result<(), StoreError>;
+
+    /// Deletes and returns the token with this hash and purpose if it has
+    /// not expired at `now`: of any number of concurrent takers, one gets
+    /// it.
+    async fn take_account_token(
+        &self,
+        token_hash: &[u8; 32],
+        purpose: AccountTokenPurpose,
+        now: UnixTime,
+    ) -> Result<Option<StoredAccountToken>, StoreError>;
+
+    /// Deletes up to `batch` tokens that expired by `before`; returns how
+    /// many went.
+    async fn prune_account_tokens(
+        &self,
+        before: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError>;
 }
 
 /// Sessions: the rows refresh tokens rotate on, and their ending.
@@ -380,6 +407,7 @@ pub trait HealthStore: Send + Sync {
 /// store implements only what its test uses.
 pub trait Store:
     UserStore
+    + AccountTokenStore
     + SessionStore
     + RevocationStore
     + SignInAttemptStore
@@ -392,6 +420,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + AccountTokenStore
         + SessionStore
         + RevocationStore
         + SignInAttemptStore

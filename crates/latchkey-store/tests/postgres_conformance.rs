@@ -237,6 +237,9 @@ fn test_user(key: &str) -> User {
         password_hash: "$argon2id$test".to_owned(),
         roles: vec!["user".to_owned()],
         created_at: 1_700_000_000,
+        email: None,
+        email_verified_at: None,
+        disabled_at: None,
     }
 }
 

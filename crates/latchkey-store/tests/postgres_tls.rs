@@ -70,6 +70,9 @@ fn user() -> User {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         roles: vec![],
         created_at: 1_700_000_000,
+        email: None,
+        email_verified_at: None,
+        disabled_at: None,
     }
 }
 

@@ -40,6 +40,9 @@ impl Authority {
             password_hash: self.hasher.hash(password).await?,
             roles: Vec::new(),
             created_at: self.clock.now(),
+            email: None,
+            email_verified_at: None,
+            disabled_at: None,
         };
         if !self.store.insert_user(&user).await? {
             return Err(AuthError::UsernameTaken);

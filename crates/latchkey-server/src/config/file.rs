@@ -19,6 +19,7 @@ pub(super) struct FileConfig {
     pub(super) listen: Option<String>,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) issuer: Option<String>,
+    pub(super) public_url: Option<String>,
     pub(super) audience: Option<String>,
     pub(super) client_id: Option<String>,
     #[serde(default, with = "humantime_opt")]

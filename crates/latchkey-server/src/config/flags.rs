@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// `iss` of access tokens [default: http://<listen address>]
     #[arg(long, env = "LATCHKEY_ISSUER")]
     pub issuer: Option<String>,
+    /// Where people reach this service in a browser: the base of the links
+    /// in reset and verification emails [default: the issuer]
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Access-token lifetime, e.g. `10m` or `600` (seconds) [default: 10m]
     #[arg(long, env = "LATCHKEY_ACCESS_TTL", value_parser = parse_duration)]
     pub access_ttl: Option<Duration>,

@@ -37,6 +37,7 @@ impl Settings {
         if let Some(issuer) = args.issuer.clone().or(file.issuer) {
             p.issuer = issuer;
         }
+        p.public_url = args.public_url.clone().or(file.public_url);
         if let Some(aud) = file.audience {
             p.audience = aud;
         }

@@ -65,6 +65,7 @@ impl Settings {
         put("listen", self.listen.to_string().into());
         put("data_dir", self.data_dir.display().to_string().into());
         put("issuer", p.issuer.clone().into());
+        put("public_url", p.public_url().to_owned().into());
         put("audience", p.audience.clone().into());
         put("client_id", p.client_id.clone().into());
         put("access_ttl", seconds(p.access_ttl_seconds));

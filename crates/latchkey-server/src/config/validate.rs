@@ -32,6 +32,13 @@ impl Settings {
         if p.issuer.is_empty() || p.audience.is_empty() {
             return invalid("issuer and audience must not be empty");
         }
+        if let Some(url) = &p.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(['?', '#'])
+            {
+                return invalid("public_url must be an http(s) URL without a query or fragment");
+            }
+        }
         for c in &self.clients {
             validate_client_ttl(c, p)?;
         }

@@ -42,6 +42,7 @@
 //!   [`StoreError::Unavailable`]; everything else, e.g. a broken constraint,
 //!   is [`StoreError::Backend`].
 
+mod account_tokens;
 mod audit;
 mod clients;
 pub mod connection_string;

@@ -16,8 +16,9 @@ impl UserStore for PostgresStore {
         // `roles` is `jsonb` here, JSON text in SQLite.
         let n = self
             .execute(
-                "INSERT INTO users (id, username, username_key, password_hash, roles, created_at)
-                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)
+                "INSERT INTO users (id, username, username_key, password_hash, roles,
+                     created_at, email, email_key, email_verified_at, disabled_at)
+                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10)
                  ON CONFLICT (username_key) DO NOTHING",
                 &[
                     &user.id,
@@ -26,6 +27,10 @@ impl UserStore for PostgresStore {
                     &user.password_hash,
                     &roles,
                     &user.created_at,
+                    &user.email.as_ref().map(|e| &e.address),
+                    &user.email.as_ref().map(|e| &e.key),
+                    &user.email_verified_at,
+                    &user.disabled_at,
                 ],
             )
             .await?;

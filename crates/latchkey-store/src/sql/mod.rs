@@ -5,6 +5,7 @@
 //! genuinely differs between the two databases (upserts, locking, column
 //! types, transactions) next to its execution model.
 
+pub(crate) mod account_tokens;
 pub(crate) mod audit;
 pub(crate) mod clients;
 pub(crate) mod revocations;

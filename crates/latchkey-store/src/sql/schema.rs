@@ -182,4 +182,24 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE audit_events ADD COLUMN request_id TEXT;
     "#,
+    // 11: accounts people can run: an optional email (unique in its
+    // lower-cased form; NULLs do not collide), disabled accounts, and the
+    // one-time tokens of reset and verification links, kept only as hashes.
+    r#"
+    ALTER TABLE users ADD COLUMN email TEXT;
+    ALTER TABLE users ADD COLUMN email_key TEXT;
+    ALTER TABLE users ADD COLUMN email_verified_at {int};
+    ALTER TABLE users ADD COLUMN disabled_at {int};
+    CREATE UNIQUE INDEX users_by_email ON users(email_key);
+    CREATE TABLE account_tokens (
+        token_hash {bytes} PRIMARY KEY,
+        user_id    {uuid} NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        purpose    TEXT NOT NULL,
+        email      TEXT,
+        created_at {int} NOT NULL,
+        expires_at {int} NOT NULL
+    ){keyed_table};
+    CREATE INDEX account_tokens_by_user ON account_tokens(user_id, purpose);
+    CREATE INDEX account_tokens_by_expiry ON account_tokens(expires_at);
+    "#,
 ];

@@ -1,5 +1,6 @@
 //! Accounts: the user row and the statements both databases share.
 
+use latchkey_core::email::Email;
 use latchkey_core::model::User;
 
 use super::{statement, Columns, Sql};
@@ -9,7 +10,8 @@ use super::{statement, Columns, Sql};
 macro_rules! user_columns {
     () => {
         "u.id, u.username, u.username_key, u.password_hash, \
-         CAST(u.roles AS TEXT) AS roles, u.created_at"
+         CAST(u.roles AS TEXT) AS roles, u.created_at, u.email, u.email_key, \
+         u.email_verified_at, u.disabled_at"
     };
 }
 pub(crate) use user_columns;
@@ -34,5 +36,22 @@ pub(crate) fn user<R: Columns>(row: &R) -> Result<User, R::Error> {
         password_hash: row.value("password_hash")?,
         roles: row.string_list("roles")?,
         created_at: row.value("created_at")?,
+        email: email(row, "email", "email_key")?,
+        email_verified_at: row.value("email_verified_at")?,
+        disabled_at: row.value("disabled_at")?,
     })
+}
+
+/// An address and its key, kept in two columns (the key is what the
+/// unique index and lookups use).
+pub(crate) fn email<R: Columns>(
+    row: &R,
+    address: &str,
+    key: &str,
+) -> Result<Option<Email>, R::Error> {
+    let address: Option<String> = row.value(address)?;
+    let key: Option<String> = row.value(key)?;
+    Ok(address
+        .zip(key)
+        .map(|(address, key)| Email { address, key }))
 }

@@ -2,6 +2,7 @@
 //! acknowledged write survives power loss), one group-committing writer
 //! thread and a few read connections.
 
+mod account_tokens;
 mod audit;
 mod clients;
 mod migrations;

@@ -20,8 +20,10 @@ impl UserStore for SqliteStore {
                 // `roles` is JSON text here, `jsonb` in PostgreSQL.
                 let n = c
                     .prepare_cached(
-                        "INSERT INTO users (id, username, username_key, password_hash, roles, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username_key) DO NOTHING",
+                        "INSERT INTO users (id, username, username_key, password_hash, roles,
+                             created_at, email, email_key, email_verified_at, disabled_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                         ON CONFLICT (username_key) DO NOTHING",
                     )?
                     .execute(params![
                         u.id.as_bytes(),
@@ -29,7 +31,11 @@ impl UserStore for SqliteStore {
                         u.username_key,
                         u.password_hash,
                         roles,
-                        u.created_at
+                        u.created_at,
+                        u.email.as_ref().map(|e| &e.address),
+                        u.email.as_ref().map(|e| &e.key),
+                        u.email_verified_at,
+                        u.disabled_at
                     ])?;
                 Ok(n == 1)
             })

@@ -27,7 +27,10 @@ use std::sync::Arc;
 
 use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::clock::UnixTime;
-use latchkey_core::model::{KeyState, Session, StoredKey, User};
+use latchkey_core::email::Email;
+use latchkey_core::model::{
+    AccountTokenPurpose, KeyState, Session, StoredAccountToken, StoredKey, User,
+};
 use latchkey_core::rotation::RefreshRules;
 use latchkey_core::store::{
     Admission, AttemptTakeBack, FeedPage, FeedRead, PruneBefore, Revocation, RevocationKind,
@@ -96,6 +99,7 @@ macro_rules! store_conformance_tests {
             clients_round_trip_every_field,
             signing_keys_are_listed_oldest_first_then_by_kid_bytes,
             rotation_promotes_the_oldest_next_key,
+            account_tokens_are_single_use_expire_and_void_older_ones,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -126,6 +130,9 @@ fn user(key: &str) -> User {
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdC17a2V5fQ${key}"),
         roles: vec!["user".to_owned()],
         created_at: T0,
+        email: None,
+        email_verified_at: None,
+        disabled_at: None,
     }
 }
 
@@ -277,6 +284,12 @@ pub async fn user_round_trips_every_field(backend: &impl Backend) {
         "role with \"quotes\", commas".to_owned(),
     ];
     many_roles.created_at = T0 - 12_345;
+    many_roles.email = Some(Email {
+        address: "Carol@Example.com".to_owned(),
+        key: "carol@example.com".to_owned(),
+    });
+    many_roles.email_verified_at = Some(T0 - 10);
+    many_roles.disabled_at = Some(T0 - 5);
     let mut no_roles = user("dave");
     no_roles.roles = Vec::new();
 
@@ -3828,4 +3841,93 @@ pub async fn ping_answers_on_an_open_store(backend: &impl Backend) {
     // Pinging writes nothing: a second one and normal writes still work.
     store.ping().await.expect("second ping");
     must_insert_user(&*store, &user("nils")).await;
+}
+
+// ---------------------------------------------------------------------------
+// One-time account tokens
+// ---------------------------------------------------------------------------
+
+fn account_token(
+    user_id: Uuid,
+    purpose: AccountTokenPurpose,
+    seed: u8,
+    expires_at: UnixTime,
+) -> StoredAccountToken {
+    StoredAccountToken {
+        token_hash: [seed; 32],
+        user_id,
+        purpose,
+        email: (purpose == AccountTokenPurpose::EmailVerification)
+            .then(|| format!("u{seed}@example.com")),
+        created_at: T0,
+        expires_at,
+    }
+}
+
+pub async fn account_tokens_are_single_use_expire_and_void_older_ones(backend: &impl Backend) {
+    use AccountTokenPurpose::{EmailVerification, PasswordReset};
+    let store = backend.open().await;
+    let (ann, bob) = (user("ann"), user("bob"));
+    must_insert_user(&*store, &ann).await;
+    must_insert_user(&*store, &bob).await;
+    let issue = |t: StoredAccountToken| {
+        let store = store.clone();
+        async move { store.issue_account_token(&t).await.expect("issue") }
+    };
+    let take = |seed: u8, purpose, now| {
+        let store = store.clone();
+        async move {
+            store
+                .take_account_token(&[seed; 32], purpose, now)
+                .await
+                .expect("take")
+        }
+    };
+
+    let first = account_token(ann.id, PasswordReset, 1, T0 + 1800);
+    issue(first.clone()).await;
+    issue(account_token(ann.id, EmailVerification, 2, T0 + DAY)).await;
+    issue(account_token(bob.id, PasswordReset, 3, T0 + 1800)).await;
+    // A newer reset link voids the older one, not the other purpose's or
+    // another user's.
+    issue(account_token(ann.id, PasswordReset, 4, T0 + 1800)).await;
+    assert_eq!(take(1, PasswordReset, T0).await, None);
+    // The wrong purpose takes nothing, and leaves the token.
+    assert_eq!(take(2, PasswordReset, T0).await, None);
+    let verification = take(2, EmailVerification, T0).await.expect("verification");
+    assert_eq!(
+        verification,
+        account_token(ann.id, EmailVerification, 2, T0 + DAY)
+    );
+    assert_eq!(take(2, EmailVerification, T0).await, None, "single use");
+    // Expired at its `expires_at`.
+    assert_eq!(take(3, PasswordReset, T0 + 1800).await, None);
+    assert_eq!(
+        take(4, PasswordReset, T0 + 1799).await.map(|t| t.user_id),
+        Some(ann.id)
+    );
+
+    // Of concurrent takers, exactly one gets it.
+    issue(account_token(bob.id, PasswordReset, 5, T0 + 1800)).await;
+    let takers: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(take(5, PasswordReset, T0)))
+        .collect();
+    let mut got = 0;
+    for t in takers {
+        got += usize::from(t.await.expect("join").is_some());
+    }
+    assert_eq!(got, 1);
+
+    // Pruning removes expired ones only, a batch at a time.
+    let live = account_token(bob.id, PasswordReset, 6, T0 + 1800);
+    issue(live.clone()).await;
+    for seed in 10..13 {
+        let u = user(&format!("expired{seed}"));
+        must_insert_user(&*store, &u).await;
+        issue(account_token(u.id, PasswordReset, seed, T0)).await;
+    }
+    assert_eq!(store.prune_account_tokens(T0, 2).await.expect("prune"), 2);
+    assert_eq!(store.prune_account_tokens(T0, 2).await.expect("prune"), 1);
+    assert_eq!(store.prune_account_tokens(T0, 2).await.expect("prune"), 0);
+    assert_eq!(take(6, PasswordReset, T0).await, Some(live));
 }
