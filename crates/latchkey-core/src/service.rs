@@ -18,6 +18,7 @@
 //! | `feed` | the revocation feed, and this node's copy of the set |
 //! | `introspection` | RFC 7662 introspection |
 //! | `password_attempts` | password guesses under the throttle |
+//! | `recovery` | one-time links to set a new password |
 //! | `audit_log` | recording audit events |
 //! | `upkeep` | pruning and other periodic work |
 //!
@@ -50,6 +51,7 @@ mod clients;
 mod feed;
 mod introspection;
 mod password_attempts;
+mod recovery;
 mod refresh;
 mod revoke;
 mod sessions;
@@ -58,6 +60,7 @@ mod tokens;
 mod upkeep;
 
 pub use feed::FEED_PAGE_LIMIT;
+pub use recovery::{RESET_LINK_SECONDS, RESET_PASSWORD_PATH};
 
 /// Token and session rules, all configurable.
 #[derive(Debug, Clone)]
