@@ -6,6 +6,8 @@ mod accounts;
 mod attacks;
 mod audit;
 mod bad_input;
+#[path = "../support/documented_answers.rs"]
+mod documented_answers;
 mod feed;
 mod http_edge;
 mod keys;
