@@ -101,7 +101,7 @@ fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<Str
                 "invalid_token",
                 Some(format!(
                     r#"{BEARER_REALM}, error="invalid_token", error_description="{}""#,
-                    token_description(*reason)
+                    TokenError::public_description(*reason)
                 )),
             )
         }
@@ -165,7 +165,7 @@ impl IntoResponse for ApiError {
         let description = match &self {
             ApiError::Auth(AuthError::InvalidToken(reason))
             | ApiError::OAuth(AuthError::InvalidToken(reason)) => {
-                token_description(*reason).to_owned()
+                TokenError::public_description(*reason).to_owned()
             }
             ApiError::Auth(AuthError::Internal(_)) | ApiError::OAuth(AuthError::Internal(_)) => {
                 "internal error".to_owned()
@@ -193,17 +193,6 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
-    }
-}
-
-/// Expired is worth telling apart (the client should refresh), and so is a
-/// client's own token on a user endpoint; every other failure gets one
-/// message so forgeries learn nothing.
-fn token_description(reason: TokenError) -> &'static str {
-    match reason {
-        TokenError::Expired => "the access token expired",
-        TokenError::NoUser => "the access token has no user (a client's own token)",
-        _ => "the access token is invalid or revoked",
     }
 }
 

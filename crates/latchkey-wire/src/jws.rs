@@ -151,6 +151,20 @@ pub enum TokenError {
     UnknownSubject,
 }
 
+impl TokenError {
+    /// What a client is told. Expired is worth telling apart (the client
+    /// should refresh), and so is a client's own token where a user's is
+    /// needed; every other failure gets one message, so forgeries learn
+    /// nothing. The variant itself is for logs.
+    pub fn public_description(self) -> &'static str {
+        match self {
+            TokenError::Expired => "the access token expired",
+            TokenError::NoUser => "the access token has no user (a client's own token)",
+            _ => "the access token is invalid or revoked",
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct HeaderOut<'a> {
     alg: &'a str,
