@@ -41,6 +41,10 @@ pub enum ApiError {
     /// database is reached).
     #[error("not ready: {0}")]
     NotReady(&'static str),
+    /// A request authenticated by the refresh cookie that another site
+    /// could have made: not from a trusted origin, or not JSON.
+    #[error("a request that uses the refresh cookie must come from this service's own or an allowed origin, as Content-Type: application/json")]
+    CrossSiteRequest,
     /// This node's per-address request limit for the route was reached.
     #[error("too many requests from this address; try again in {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
@@ -139,6 +143,7 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request", None)
             }
+            ApiError::CrossSiteRequest => (StatusCode::FORBIDDEN, "invalid_request", None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)

@@ -18,6 +18,7 @@ use latchkey_store::{PostgresStore, SqliteStore};
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::browser::BrowserOrigins;
 use crate::client_address::AddressResolution;
 use crate::config::{whole_seconds, ConfigError, Settings};
 use crate::data_dir::{self, DataDir, DataDirError};
@@ -133,6 +134,10 @@ impl RunningServer {
             sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
             serve_metrics: settings.metrics_listen.is_none(),
+            browser_origins: Arc::new(BrowserOrigins::new(
+                settings.policy.public_url(),
+                &settings.cors_allowed_origins,
+            )),
             client_addresses: Arc::new(AddressResolution {
                 proxies: settings.trusted_proxies.clone(),
                 prefixes: settings.network_prefixes,

@@ -68,6 +68,7 @@ impl Authority {
             expires_in: ttl,
             expires_at: now.saturating_add(ttl),
             refresh_token: None,
+            session_expires_at: None,
             scope: grant.scope,
         })
     }

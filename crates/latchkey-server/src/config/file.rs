@@ -47,6 +47,7 @@ pub(super) struct FileConfig {
     pub(super) rate_limits: Option<RateLimitsFile>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub(super) trusted_proxies: Option<Vec<String>>,
+    pub(super) cors_allowed_origins: Option<Vec<String>>,
     pub(super) hashing_threads: Option<usize>,
     /// Password checks that may wait for a hashing thread [default: 64 per
     /// thread]; beyond it, 503 at once.

@@ -72,6 +72,16 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+    /// Web origin (e.g. `https://app.example.com`) whose pages may call the
+    /// API with credentials (CORS); repeat for several, or comma-separate in
+    /// the environment variable [default: none]
+    #[arg(
+        long = "cors-allowed-origin",
+        value_name = "ORIGIN",
+        env = "LATCHKEY_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Vec<String>,
     /// Let anyone read the revocation feed (`/v1/revocations`), not only
     /// confidential clients [default: false]
     #[arg(

@@ -102,6 +102,7 @@ impl Settings {
             .map(ToString::to_string)
             .collect();
         put("trusted_proxies", strings(&proxies));
+        put("cors_allowed_origins", strings(&self.cors_allowed_origins));
         if self.password_pepper.is_some() {
             put("password_pepper", REDACTED.into());
         }

@@ -98,6 +98,16 @@ pub struct NotJson(ErrorBody<'static>);
 #[allow(dead_code)] // Describes an answer the error mapping builds.
 pub struct Throttled(ErrorBody<'static>);
 
+/// 403, for every operation that may be authenticated by the refresh
+/// cookie.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 403,
+    description = "`invalid_request`: the refresh cookie was sent from an origin that is neither this service's nor allowed, or not as Content-Type: application/json"
+)]
+#[allow(dead_code)] // Describes an answer the error mapping builds.
+pub struct CrossSite(ErrorBody<'static>);
+
 /// 503, for every operation that hashes a password or reads the store.
 #[derive(utoipa::IntoResponses)]
 #[response(

@@ -6,6 +6,7 @@ mod accounts;
 mod attacks;
 mod audit;
 mod bad_input;
+mod browser;
 #[path = "../support/documented_answers.rs"]
 mod documented_answers;
 mod feed;

@@ -375,6 +375,11 @@ async fn error_answer(
         (401, "revocations") => at(path),
         // Every other 401 is a bearer route's, refusing a missing token.
         (401, _) => at(path),
+        // The refresh cookie, sent from a page on another site.
+        (403, "refresh" | "revoke") => at(path)
+            .header("cookie", "__Host-latchkey_refresh=lkr_x")
+            .header("origin", "http://127.0.0.1:6666")
+            .json(&json!({})),
         (404, "end") => at(&format!(
             "/v1/sessions/{}",
             "6f1c1d1e-1b7a-4c55-9f53-1f1e5b4c9a01"
