@@ -135,7 +135,7 @@ impl RunningServer {
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
             serve_metrics: settings.metrics_listen.is_none(),
             browser_origins: Arc::new(BrowserOrigins::new(
-                settings.policy.public_url(),
+                policy.public_url(),
                 &settings.cors_allowed_origins,
             )),
             client_addresses: Arc::new(AddressResolution {

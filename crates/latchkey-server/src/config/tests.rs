@@ -151,12 +151,16 @@ fn cors_origins_come_from_the_file_or_flags_in_the_form_browsers_send() {
         ..ServeArgs::default()
     };
     assert_eq!(
-        Settings::resolve(&args).expect("resolve").cors_allowed_origins,
+        Settings::resolve(&args)
+            .expect("resolve")
+            .cors_allowed_origins,
         ["https://app.example.com", "http://127.0.0.1:5173"]
     );
     args.cors_allowed_origins = vec!["https://spa.example.com".into()];
     assert_eq!(
-        Settings::resolve(&args).expect("resolve").cors_allowed_origins,
+        Settings::resolve(&args)
+            .expect("resolve")
+            .cors_allowed_origins,
         ["https://spa.example.com"]
     );
     for bad in ["spa.example.com", "https://spa.example.com/app", "*"] {

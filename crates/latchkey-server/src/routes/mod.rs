@@ -4,6 +4,7 @@
 //! route cannot be added without its description (the `openapi` tests
 //! check that no route bypasses this).
 
+mod account_page;
 mod accounts;
 mod feed;
 mod meta;
@@ -139,6 +140,9 @@ fn api(
         .routes(routes!(openapi::document))
         .routes(routes!(openapi::docs_page))
         .routes(routes!(openapi::docs_file))
+        .routes(routes!(account_page::account_page))
+        .routes(routes!(account_page::account_file))
+        .routes(routes!(account_page::account_client_module))
 }
 
 /// The OpenAPI document of [`router`]'s routes, as served.

@@ -288,3 +288,59 @@ async fn cors_answers_allowed_origins_only() {
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
         .is_none());
 }
+
+#[tokio::test]
+async fn the_account_page_and_every_module_it_imports_are_served_under_a_strict_policy() {
+    let s = server().await;
+    let r = s.http.get(s.url("/account")).send().await.expect("page");
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/html"));
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self';"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+    let page = r.text().await.expect("text");
+    assert!(
+        !page.contains("http:") && !page.contains("https:"),
+        "no other server"
+    );
+
+    // Follow every script, style and relative import from the page.
+    let mut queue: Vec<String> = page
+        .split('"')
+        .filter(|p| p.starts_with("/account/"))
+        .map(str::to_owned)
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = queue.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let r = s.http.get(s.url(&path)).send().await.expect("file");
+        assert_eq!(r.status(), 200, "{path}");
+        let text = r.text().await.expect("text");
+        let dir = &path[..path.rfind('/').expect("a directory") + 1];
+        for import in text
+            .split(['"', '\''])
+            .filter(|p| p.starts_with("./") && p.ends_with(".js"))
+        {
+            queue.push(format!("{dir}{}", &import[2..]));
+        }
+    }
+    assert!(seen.contains("/account/client/client.js"), "{seen:?}");
+    assert!(seen.len() >= 6, "{seen:?}");
+    let r = s
+        .http
+        .get(s.url("/account/index.html"))
+        .send()
+        .await
+        .expect("index");
+    assert_eq!(r.status(), 404);
+}

@@ -386,6 +386,8 @@ async fn error_answer(
         ))
         .bearer_auth(&h.reader),
         (404, "docs_file") => at("/docs/nothing.js"),
+        (404, "account_file") => at("/account/nothing.js"),
+        (404, "account_client_module") => at("/account/client/nothing.js"),
         (409, "sign_up") => at(path).json(&json!({"username": h.username, "password": PASSWORD})),
         (410, "revocations") => client(at("/v1/revocations?after=999999999")),
         (429, "sign_in") => {
