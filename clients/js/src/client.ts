@@ -207,6 +207,8 @@ export class LatchkeyClient extends EventTarget {
         }
         return;
       }
+      // Cookie mode before `restore`: the cookie may still hold a session; pick it up to end it.
+      if (this.#access === null && !(await this.restore())) return;
       // Cookie mode: with credentials, so that the server can clear the cookie.
       const response = await this.#authed("/v1/sign-out", "POST", { scope }, this.#credentials());
       await this.#json(response, 204);

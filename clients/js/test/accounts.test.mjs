@@ -207,3 +207,34 @@ test('signing out with only a stored refresh token revokes it', async () => {
     assert.equal(refreshed.status, 401, 'the revoked refresh token is refused');
     assert.equal((await other.sessions()).length, 1);
 });
+
+test('cookie mode: the auth calls ask for cookie delivery with credentials, and no refresh token is kept', async () => {
+    // The server's cookie delivery comes later; until then this checks what
+    // the client sends (recorded by our own fetch wrapper) and that it never
+    // keeps a refresh token from a body, even when one is there.
+    const sent = [];
+    const recording = (input, init) => {
+        const url = new URL(String(input));
+        sent.push({ path: url.pathname, credentials: init?.credentials, body: init?.body ? JSON.parse(init.body) : undefined });
+        return fetch(input, init);
+    };
+    const username = await newUser('cookie');
+    const storage = new MemoryStorage();
+    const c = client({ tokenDelivery: 'cookie', storage, fetch: recording, autoRefresh: false, channelName: null });
+    await c.signIn({ username, password: PASSWORD });
+    assert.equal(storage.get(), null, 'cookie mode never stores a refresh token');
+    assert.equal(sent[0].path, '/v1/sign-in');
+    assert.equal(sent[0].credentials, 'include');
+    assert.equal(sent[0].body.token_delivery, 'cookie');
+
+    await c.refresh().catch(() => undefined); // today's server wants a body token
+    const refresh = sent.find((s) => s.path === '/v1/tokens/refresh');
+    assert.deepEqual(refresh.body, { token_delivery: 'cookie' });
+    assert.equal(refresh.credentials, 'include');
+    assert.equal(c.signedIn, true, 'a 400 from the refresh route is not the end of the session');
+
+    await c.signOut();
+    const out = sent.find((s) => s.path === '/v1/sign-out');
+    assert.equal(out.credentials, 'include');
+    assert.equal(c.signedIn, false);
+});
