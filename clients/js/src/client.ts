@@ -198,17 +198,23 @@ export class LatchkeyClient extends EventTarget {
   async signOut(scope: SignOutScope = "current"): Promise<void> {
     const endsHere = scope === "current" || scope === "all";
     try {
-      if (this.#access === null && this.#delivery === "body") {
-        // No access token (e.g. never restored): revoking the refresh token ends the session just as well.
-        const refreshToken = await this.#storage.get();
-        if (refreshToken !== null && endsHere) {
-          const response = await this.#send("/v1/tokens/revoke", { method: "POST", body: { refresh_token: refreshToken } });
-          await this.#json(response, 204);
+      if (this.#access === null) {
+        // No access token yet (never restored).
+        if (this.#delivery === "body" && scope === "current") {
+          // Revoking the stored refresh token ends this session just as well, without a refresh.
+          const refreshToken = await this.#storage.get();
+          if (refreshToken !== null) {
+            const response = await this.#send("/v1/tokens/revoke", {
+              method: "POST",
+              body: { refresh_token: refreshToken },
+            });
+            await this.#json(response, 204);
+          }
+          return;
         }
-        return;
+        // Otherwise pick the session up (stored token or cookie) to sign out from it.
+        if (!(await this.restore())) return;
       }
-      // Cookie mode before `restore`: the cookie may still hold a session; pick it up to end it.
-      if (this.#access === null && !(await this.restore())) return;
       // Cookie mode: with credentials, so that the server can clear the cookie.
       const response = await this.#authed("/v1/sign-out", "POST", { scope }, this.#credentials());
       await this.#json(response, 204);
@@ -290,7 +296,7 @@ export class LatchkeyClient extends EventTarget {
     const token = await this.getAccessToken();
     if (token === null) return this.#fetch(input, init);
     const first = await this.#fetch(input, withBearer(input, init, token));
-    if (first.status !== 401 || !replayable(input, init)) return first;
+    if (first.status !== 401 || !asksForNewToken(first) || !replayable(input, init)) return first;
     let next: string;
     const current = this.#access?.token;
     if (current !== undefined && current !== token) {
@@ -559,6 +565,19 @@ function withBearer(input: RequestInfo | URL, init: RequestInit | undefined, tok
   const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
   headers.set("authorization", `Bearer ${token}`);
   return { ...init, headers };
+}
+
+/**
+ * Whether a 401 is about the access token: RFC 6750 `error="invalid_token"`,
+ * a bare `Bearer` challenge, or no challenge at all. A 401 with another
+ * error (`invalid_grant` from a sign-in form, `invalid_client`) or another
+ * scheme is not cured by a new access token.
+ */
+function asksForNewToken(response: Response): boolean {
+  const challenge = response.headers.get("www-authenticate");
+  if (challenge === null) return true;
+  if (/error\s*=\s*"?invalid_token"?/i.test(challenge)) return true;
+  return /^\s*bearer\b/i.test(challenge) && !/error\s*=/i.test(challenge);
 }
 
 /** Whether the request can be sent a second time unchanged. */

@@ -206,6 +206,15 @@ test('signing out with only a stored refresh token revokes it', async () => {
     });
     assert.equal(refreshed.status, 401, 'the revoked refresh token is refused');
     assert.equal((await other.sessions()).length, 1);
+
+    // Scope `all` with only a stored refresh token: the client picks the session up and ends them all.
+    const allStorage = new MemoryStorage();
+    const third = client({ storage: allStorage, autoRefresh: false, channelName: null });
+    await third.signIn({ username, password: PASSWORD });
+    const coldAll = client({ storage: allStorage, autoRefresh: false, channelName: null });
+    await coldAll.signOut('all');
+    assert.equal(allStorage.get(), null);
+    assert.equal((await other.me().catch((e) => e)).status, 401, 'the other session ended too');
 });
 
 test('cookie mode: the auth calls ask for cookie delivery with credentials, and no refresh token is kept', async () => {

@@ -113,6 +113,17 @@ test('fetch wrapper: a stream body is not resent; the 401 comes back', async () 
     assert.equal(counted.count('/v1/sign-out'), 1);
 });
 
+test('fetch wrapper: a 401 that is not about the access token does not refresh', async () => {
+    const { c, counted } = await signedIn(slow, { autoRefresh: false });
+    // The revocation feed wants a confidential client (HTTP Basic): 401 invalid_client.
+    const r = await c.fetch(`${slow.base}/v1/revocations`);
+    assert.equal(r.status, 401);
+    assert.match(r.headers.get('www-authenticate') ?? '', /^Basic/);
+    assert.equal((await r.json()).error, 'invalid_client');
+    assert.equal(counted.count(REFRESH), 0);
+    assert.equal(counted.count('/v1/revocations'), 1);
+});
+
 test('fetch wrapper: the token goes only to the allowed origins', async () => {
     const { c } = await signedIn(slow, { autoRefresh: false });
     // Another origin (the other server): no token attached, so it answers 401.
