@@ -23,6 +23,15 @@ export LATCHKEY_BIN
 npm ci --no-audit --no-fund --loglevel=error
 timeout 600 npm test
 
+# The server embeds the compiled modules for its account page: they must be
+# this build's (`npm run vendor` copies them).
+vendored="$here/../../crates/latchkey-server/assets/account/client"
+if ! diff -r --exclude='*.d.ts' --exclude='*.map' "$here/dist" "$vendored" >/dev/null; then
+    echo "run-tests.sh: $vendored differs from this build: run \`npm run vendor\` in clients/js" >&2
+    diff -r --exclude='*.d.ts' --exclude='*.map' "$here/dist" "$vendored" | head -20 >&2
+    exit 1
+fi
+
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 tarball="$(npm pack --silent --pack-destination "$work" | tail -n 1)"

@@ -217,33 +217,48 @@ test('signing out with only a stored refresh token revokes it', async () => {
     assert.equal((await other.me().catch((e) => e)).status, 401, 'the other session ended too');
 });
 
-test('cookie mode: the auth calls ask for cookie delivery with credentials, and no refresh token is kept', async () => {
-    // The server's cookie delivery comes later; until then this checks what
-    // the client sends (recorded by our own fetch wrapper) and that it never
-    // keeps a refresh token from a body, even when one is there.
+test('cookie mode: the refresh token lives only in the cookie; refresh and sign-out go with credentials', async () => {
+    // Node's fetch keeps no cookies and sends no Origin: this wrapper does
+    // what a browser page on the server's own origin would.
     const sent = [];
-    const recording = (input, init) => {
+    let jar = null;
+    const browserLike = async (input, init = {}) => {
         const url = new URL(String(input));
-        sent.push({ path: url.pathname, credentials: init?.credentials, body: init?.body ? JSON.parse(init.body) : undefined });
-        return fetch(input, init);
+        const headers = new Headers(init.headers);
+        if (init.credentials === 'include' && jar !== null) headers.set('cookie', jar);
+        headers.set('origin', url.origin);
+        sent.push({ path: url.pathname, credentials: init.credentials, body: init.body ? JSON.parse(init.body) : undefined });
+        const response = await fetch(input, { ...init, headers });
+        const set = response.headers.get('set-cookie');
+        if (set !== null && init.credentials === 'include') {
+            const pair = set.split(';')[0];
+            jar = pair.endsWith('=') ? null : pair;
+        }
+        return response;
     };
     const username = await newUser('cookie');
     const storage = new MemoryStorage();
-    const c = client({ tokenDelivery: 'cookie', storage, fetch: recording, autoRefresh: false, channelName: null });
+    const c = client({ tokenDelivery: 'cookie', storage, fetch: browserLike, autoRefresh: false, channelName: null });
     await c.signIn({ username, password: PASSWORD });
     assert.equal(storage.get(), null, 'cookie mode never stores a refresh token');
     assert.equal(sent[0].path, '/v1/sign-in');
     assert.equal(sent[0].credentials, 'include');
     assert.equal(sent[0].body.token_delivery, 'cookie');
+    assert.match(jar ?? '', /^__Host-latchkey_refresh=lkr_/);
 
-    await c.refresh().catch(() => undefined); // today's server wants a body token
+    const before = jar;
+    await c.refresh();
     const refresh = sent.find((s) => s.path === '/v1/tokens/refresh');
     assert.deepEqual(refresh.body, { token_delivery: 'cookie' });
     assert.equal(refresh.credentials, 'include');
-    assert.equal(c.signedIn, true, 'a 400 from the refresh route is not the end of the session');
+    assert.notEqual(jar, before, 'the cookie rotated');
+    assert.equal((await c.me()).username, username);
 
     await c.signOut();
     const out = sent.find((s) => s.path === '/v1/sign-out');
     assert.equal(out.credentials, 'include');
     assert.equal(c.signedIn, false);
+    assert.equal(jar, null, 'sign-out cleared the cookie');
+    // Without the cookie there is no session to restore.
+    assert.equal(await c.restore(), false);
 });

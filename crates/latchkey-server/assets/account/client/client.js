@@ -287,8 +287,12 @@ export class LatchkeyClient extends EventTarget {
             throw error;
         }
         if (!response.ok) {
-            const error = await LatchkeyError.fromResponse(response);
-            if (sessionOver(error)) {
+            let error = await LatchkeyError.fromResponse(response);
+            if (this.#delivery === "cookie" && error.status === 400 && error.code === "invalid_request") {
+                // The server saw no refresh cookie: there is no session in this browser.
+                error = new LatchkeyError(400, "not_signed_in", error.description);
+            }
+            if (sessionOver(error) || (this.#access !== null && error.code === "not_signed_in")) {
                 await this.#end("refresh-refused", false);
             }
             else {
