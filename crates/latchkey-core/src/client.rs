@@ -63,6 +63,10 @@ pub struct Client {
     /// May introspect tokens issued to any client (a resource server);
     /// otherwise only its own. Meaningful for confidential clients only.
     pub introspect_any: bool,
+    /// Web origins (`https://app.example.com`) whose pages may call the API
+    /// with credentials and use the refresh cookie (CORS), besides the
+    /// server-wide list.
+    pub allowed_origins: Vec<String>,
     pub created_at: UnixTime,
 }
 
@@ -87,6 +91,7 @@ impl Client {
             refresh_idle_timeout_seconds: None,
             session_lifetime_seconds: None,
             introspect_any: false,
+            allowed_origins: Vec::new(),
             created_at: 0,
         }
     }

@@ -9,7 +9,7 @@
 //! only send after a CORS preflight that names an allowed origin.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts, Request};
@@ -32,11 +32,15 @@ const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Web origins (`scheme://host[:port]`, lower-case, without a default
 /// port) that may call the API from a page, with credentials.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct BrowserOrigins {
     /// This service's own origin (from its public URL).
     own: Option<String>,
+    /// The server-wide list (`cors_allowed_origins`).
     allowed: HashSet<String>,
+    /// Registered clients' `allowed_origins`, refreshed from the store
+    /// every few seconds ([`Self::set_registered`]).
+    registered: RwLock<HashSet<String>>,
 }
 
 impl BrowserOrigins {
@@ -49,12 +53,27 @@ impl BrowserOrigins {
                 .iter()
                 .filter_map(|o| parse_origin(o).ok())
                 .collect(),
+            registered: RwLock::default(),
         }
+    }
+
+    /// Replaces the registered clients' origins.
+    pub fn set_registered(&self, origins: impl IntoIterator<Item = String>) {
+        let origins = origins
+            .into_iter()
+            .filter_map(|o| parse_origin(&o).ok())
+            .collect();
+        *self.registered.write().unwrap_or_else(|p| p.into_inner()) = origins;
     }
 
     /// Whether a page on `origin` may call the API cross-origin.
     pub fn allows_cross_origin(&self, origin: &str) -> bool {
         self.allowed.contains(origin)
+            || self
+                .registered
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(origin)
     }
 
     /// Whether `origin` is this service or an allowed origin.

@@ -154,6 +154,9 @@ pub(super) struct ClientFile {
     /// confidential clients only.
     #[serde(default)]
     introspect_any: bool,
+    /// Web origins whose pages may call the API with credentials.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 impl ClientFile {
@@ -182,6 +185,12 @@ impl ClientFile {
                 "introspect_any needs a confidential client (only they may introspect)".into(),
             ));
         }
+        let allowed_origins = self
+            .allowed_origins
+            .iter()
+            .map(|o| crate::browser::parse_origin(o.trim()))
+            .collect::<Result<_, _>>()
+            .map_err(&invalid)?;
         Ok(Client {
             client_id: self.client_id,
             kind,
@@ -192,6 +201,7 @@ impl ClientFile {
             refresh_idle_timeout_seconds: self.refresh_idle_timeout.map(whole_seconds),
             session_lifetime_seconds: self.session_lifetime.map(whole_seconds),
             introspect_any: self.introspect_any,
+            allowed_origins,
             created_at: 0,
         })
     }

@@ -51,6 +51,7 @@ fn client(c: &Client) -> Value {
         }
     }
     t.insert("introspect_any".into(), c.introspect_any.into());
+    t.insert("allowed_origins".into(), strings(&c.allowed_origins));
     Value::Table(t)
 }
 

@@ -344,3 +344,64 @@ async fn the_account_page_and_every_module_it_imports_are_served_under_a_strict_
         .expect("index");
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn a_clients_allowed_origins_are_allowed_too_and_new_ones_arrive_within_seconds() {
+    use latchkey_core::client::Client;
+    use latchkey_server::cli::clients::{
+        self as client_admin, ClientsAction, ClientsArgs, CreateArgs, Kind,
+    };
+    use latchkey_server::config::DataArgs;
+
+    let declared = "https://declared.example";
+    let s = TestServer::start_with(|s| {
+        s.clients.push(Client {
+            allowed_origins: vec![declared.into()],
+            ..Client::default_public("web")
+        })
+    })
+    .await;
+    let allowed = |r: &reqwest::Response| {
+        r.headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(
+        allowed(&preflight(&s, declared).await).as_deref(),
+        Some(declared)
+    );
+
+    let registered = "http://127.0.0.1:7001";
+    assert_eq!(allowed(&preflight(&s, registered).await), None);
+    let created = client_admin::run(ClientsArgs {
+        location: DataArgs {
+            data_dir: Some(s.settings.data_dir.clone()),
+            ..DataArgs::default()
+        },
+        action: ClientsAction::Create(CreateArgs {
+            client_id: "spa".into(),
+            kind: Kind::Public,
+            audiences: Vec::new(),
+            scopes: Vec::new(),
+            access_ttl: None,
+            refresh_idle_timeout: None,
+            session_lifetime: None,
+            introspect_any: false,
+            allowed_origins: vec![format!("{registered}/")],
+        }),
+    })
+    .await
+    .expect("create");
+    assert_eq!(created["allowed_origins"], json!([registered]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    loop {
+        if allowed(&preflight(&s, registered).await).as_deref() == Some(registered) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new client's origin never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

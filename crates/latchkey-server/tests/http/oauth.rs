@@ -746,6 +746,7 @@ async fn clients_cli_registers_introspect_any() {
             refresh_idle_timeout: None,
             session_lifetime: None,
             introspect_any,
+            allowed_origins: Vec::new(),
         }),
     };
     assert!(client_admin::run(create("spa", Kind::Public, true))

@@ -202,4 +202,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX account_tokens_by_user ON account_tokens(user_id, purpose);
     CREATE INDEX account_tokens_by_expiry ON account_tokens(expires_at);
     "#,
+    // 12: web origins a client's pages call from (CORS, the refresh cookie).
+    r#"
+    ALTER TABLE clients ADD COLUMN allowed_origins {json} NOT NULL DEFAULT '[]';
+    "#,
 ];
