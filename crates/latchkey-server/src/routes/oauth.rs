@@ -103,7 +103,16 @@ pub async fn token(
     FormBody(form): FormBody,
 ) -> Result<Response, ApiError> {
     let grant_type = form.require("grant_type")?;
-    let client = authenticate_client(&auth, &headers, &form).await?;
+    let creds = client_credentials(&headers, &form)?;
+    // A service acting for itself must say who it is: without any client
+    // authentication there is no client to issue to (not the default one).
+    if grant_type == "client_credentials" && creds.id.is_none() {
+        return Err(ApiError::OAuth(AuthError::InvalidClient));
+    }
+    let client = auth
+        .client(creds.id.as_deref(), creds.secret.as_deref())
+        .await
+        .map_err(ApiError::OAuth)?;
     let scope = form.get("scope");
     let tokens = match grant_type {
         "refresh_token" => auth
@@ -129,8 +138,8 @@ pub async fn token(
     request_body(content = TokenCheckForm, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = [])),
     responses(
-        (status = 200, description = "Revoked, unknown, or another client's (left alone); empty body"),
-        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 200, description = "Revoked, or unknown (nothing to do); empty body"),
+        (status = 400, description = "`invalid_request`, or `unauthorized_client`: the token was issued to another client (left alone, RFC 7009 §2.1)", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
         TooLarge,
         Throttled,
@@ -193,8 +202,9 @@ pub async fn introspect(
             expires_at,
         } => {
             let mut obj = Map::new();
+            // RFC 7662 §2.2: `token_type` is an access token's type
+            // (RFC 6749 §7.1), which a refresh token has none of.
             obj.insert("active".into(), Value::Bool(true));
-            obj.insert("token_type".into(), "refresh_token".into());
             obj.insert("client_id".into(), session.client_id.into());
             obj.insert("sub".into(), user.id.to_string().into());
             obj.insert("username".into(), user.username.into());

@@ -152,12 +152,12 @@ pub struct TokenCheckForm {
 /// RFC 7662 §2.2. Inactive tokens (unknown, expired, revoked, another
 /// client's) are exactly `{"active": false}`; the other members describe an
 /// active access token (`token_type` `Bearer`, its claims) or refresh
-/// token (`token_type` `refresh_token`).
+/// token (no `token_type`: RFC 7662 §2.2 means an access token's type).
 #[derive(ToSchema)]
 #[allow(dead_code)] // Built as a JSON value by the handler.
 pub struct IntrospectionAnswer {
     active: bool,
-    /// `Bearer` or `refresh_token`.
+    /// `Bearer` for an access token; absent for a refresh token.
     token_type: Option<String>,
     iss: Option<String>,
     sub: Option<String>,
