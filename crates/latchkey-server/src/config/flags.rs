@@ -41,7 +41,7 @@ pub struct ServeArgs {
     /// A session ends this long after sign-in, however active [default: 90d]
     #[arg(long, env = "LATCHKEY_SESSION_LIFETIME", value_parser = parse_duration)]
     pub session_lifetime: Option<Duration>,
-    /// Algorithm of new signing keys: EdDSA, ES256 or RS256; a change takes
+    /// Algorithm of new signing keys: EdDSA, Ed25519 (the same keys under RFC 9864's name), ES256 or RS256; a change takes
     /// effect through key rotation [default: EdDSA]
     #[arg(long, env = "LATCHKEY_SIGNING_ALGORITHM", value_parser = parse_algorithm)]
     pub signing_algorithm: Option<Algorithm>,

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use latchkey_core::access_token::Algorithm;
 use latchkey_core::client::Client;
 use latchkey_core::service::{GrantRequest, Introspection};
 use latchkey_core::AuthError;
@@ -229,14 +230,19 @@ pub async fn introspect(
 pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
     let issuer = auth.policy().issuer.clone();
     let base = issuer.trim_end_matches('/');
+    // An Ed25519 key's tokens verify under either name of the scheme
+    // (RFC 8037's EdDSA, RFC 9864's Ed25519), so both are supported.
     let mut algs: Vec<String> = auth.jwks()["keys"]
         .as_array()
-        .map(|keys| {
-            keys.iter()
-                .filter_map(|k| k["alg"].as_str().map(str::to_owned))
-                .collect()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["alg"].as_str().and_then(Algorithm::parse))
+        .flat_map(|alg| match alg.is_ed25519() {
+            true => vec![Algorithm::EdDsa.as_str(), Algorithm::Ed25519.as_str()],
+            false => vec![alg.as_str()],
         })
-        .unwrap_or_default();
+        .map(str::to_owned)
+        .collect();
     algs.sort();
     algs.dedup();
     let client_auth = ["client_secret_basic", "client_secret_post", "none"];
