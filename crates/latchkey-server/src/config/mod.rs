@@ -50,8 +50,9 @@ pub enum ConfigError {
 
 /// A JOSE signing algorithm name: `EdDSA`, `Ed25519` (RFC 9864), `ES256` or `RS256`.
 pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    Algorithm::parse(s.trim())
-        .ok_or_else(|| format!("invalid signing algorithm {s:?}: expected EdDSA, Ed25519, ES256 or RS256"))
+    Algorithm::parse(s.trim()).ok_or_else(|| {
+        format!("invalid signing algorithm {s:?}: expected EdDSA, Ed25519, ES256 or RS256")
+    })
 }
 
 /// A listen address: an IP address and port (`127.0.0.1:8080`,
