@@ -124,17 +124,22 @@ async fn rfc7009_revocation_acts_only_for_the_client_the_token_was_issued_to() {
     let default = w.default_client().await;
     let (other, _) = w.register("other-app", ClientKind::Public, |_| {}).await;
 
-    // Another client's attempts are ignored, quietly.
-    for token in [
-        refresh_token(&tokens),
-        tokens.access_token.as_str(),
-        "garbage",
-    ] {
-        w.authority
+    // Another client's attempts are refused (RFC 7009 §2.1) and change
+    // nothing; a token that is no token is ignored.
+    for token in [refresh_token(&tokens), tokens.access_token.as_str()] {
+        let refused = w
+            .authority
             .revoke_token(token, &other, &from(ELSEWHERE))
-            .await
-            .expect("ignored");
+            .await;
+        assert!(
+            matches!(refused, Err(AuthError::UnauthorizedClient)),
+            "{refused:?}"
+        );
     }
+    w.authority
+        .revoke_token("garbage", &other, &from(ELSEWHERE))
+        .await
+        .expect("ignored");
     assert_eq!(w.session(&tokens).await.revoked_at, None);
     w.claims(&tokens);
     assert_eq!(
