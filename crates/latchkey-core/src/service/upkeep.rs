@@ -62,6 +62,7 @@ impl Authority {
                 ip,
                 count,
                 request_id: None,
+                actor: None,
             };
             self.record(event).await;
         }

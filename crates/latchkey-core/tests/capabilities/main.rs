@@ -141,7 +141,7 @@ impl World {
 
     async fn sign_up(&self, username: &str) -> latchkey_core::model::User {
         self.authority
-            .sign_up(username, PASSWORD, &from(HOME))
+            .sign_up(username, PASSWORD, None, &from(HOME))
             .await
             .expect("sign up")
     }

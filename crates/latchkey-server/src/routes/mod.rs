@@ -5,6 +5,7 @@
 //! check that no route bypasses this).
 
 mod accounts;
+pub mod admin;
 mod feed;
 mod meta;
 mod oauth;
@@ -130,6 +131,15 @@ fn api(
         .routes(routes!(openapi::document))
         .routes(routes!(openapi::docs_page))
         .routes(routes!(openapi::docs_file))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(
+            admin::show_user,
+            admin::patch_user,
+            admin::delete_user
+        ))
+        .routes(routes!(admin::list_sessions, admin::end_sessions))
+        .routes(routes!(admin::reset_link))
+        .routes(routes!(admin::create_invite))
 }
 
 /// The OpenAPI document of [`router`]'s routes, as served.

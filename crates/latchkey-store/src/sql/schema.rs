@@ -202,4 +202,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX account_tokens_by_user ON account_tokens(user_id, purpose);
     CREATE INDEX account_tokens_by_expiry ON account_tokens(expires_at);
     "#,
+    // 12: operators' accounts work: who acted in each audit event (NULL
+    // for a user's own actions), and invite codes for sign-up by
+    // invitation, kept only as hashes.
+    r#"
+    ALTER TABLE audit_events ADD COLUMN actor TEXT;
+    CREATE TABLE invites (
+        code_hash  {bytes} PRIMARY KEY,
+        roles      {json} NOT NULL DEFAULT '[]',
+        created_by TEXT NOT NULL,
+        created_at {int} NOT NULL,
+        expires_at {int} NOT NULL
+    ){keyed_table};
+    "#,
 ];
