@@ -4,6 +4,7 @@
 //! back from the store or from the authority itself.
 
 mod accounts;
+mod administration;
 mod introspection;
 mod keys;
 mod refresh;
