@@ -172,6 +172,10 @@ pub trait InviteStore: Send + Sync {
         code_hash: &[u8; 32],
         now: UnixTime,
     ) -> Result<Option<StoredInvite>, StoreError>;
+
+    /// Deletes up to `batch` invites that expired by `before`; returns how
+    /// many went.
+    async fn prune_invites(&self, before: UnixTime, batch: usize) -> Result<usize, StoreError>;
 }
 
 /// One-time account tokens (password-reset and email-verification links),

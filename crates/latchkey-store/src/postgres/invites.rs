@@ -5,8 +5,9 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::model::StoredInvite;
 use latchkey_core::store::{InviteStore, StoreError};
 
-use super::PostgresStore;
+use super::{row_count, PostgresStore};
 use crate::sql::invites as sql;
+use crate::sql::limit;
 
 #[async_trait]
 impl InviteStore for PostgresStore {
@@ -39,5 +40,11 @@ impl InviteStore for PostgresStore {
             .as_ref()
             .map(sql::invite)
             .transpose()
+    }
+
+    async fn prune_invites(&self, before: UnixTime, batch: usize) -> Result<usize, StoreError> {
+        self.execute(sql::PRUNE.postgres, &[&before, &limit(batch)])
+            .await
+            .map(row_count)
     }
 }

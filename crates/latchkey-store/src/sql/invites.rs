@@ -13,6 +13,11 @@ pub(crate) const TAKE: Sql = statement!(
      RETURNING code_hash, CAST(roles AS TEXT) AS roles, created_by, created_at, expires_at"
 );
 
+pub(crate) const PRUNE: Sql = statement!(
+    "DELETE FROM invites WHERE code_hash IN \
+     (SELECT code_hash FROM invites WHERE expires_at <= ?1 LIMIT ?2)"
+);
+
 pub(crate) fn invite<R: Columns>(row: &R) -> Result<StoredInvite, R::Error> {
     let hash: Vec<u8> = row.value("code_hash")?;
     Ok(StoredInvite {

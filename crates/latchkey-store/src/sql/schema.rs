@@ -214,5 +214,6 @@ const MIGRATIONS: &[&str] = &[
         created_at {int} NOT NULL,
         expires_at {int} NOT NULL
     ){keyed_table};
+    CREATE INDEX invites_by_expiry ON invites(expires_at);
     "#,
 ];

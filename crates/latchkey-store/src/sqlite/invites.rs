@@ -8,6 +8,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::SqliteStore;
 use crate::sql::invites as sql;
+use crate::sql::limit;
 
 #[async_trait]
 impl InviteStore for SqliteStore {
@@ -45,6 +46,15 @@ impl InviteStore for SqliteStore {
                 c.prepare_cached(sql::TAKE.sqlite)?
                     .query_row(params![hash, now], |r| sql::invite(r))
                     .optional()
+            })
+            .await
+    }
+
+    async fn prune_invites(&self, before: UnixTime, batch: usize) -> Result<usize, StoreError> {
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(sql::PRUNE.sqlite)?
+                    .execute(params![before, limit(batch)])
             })
             .await
     }

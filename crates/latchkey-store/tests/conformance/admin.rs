@@ -256,7 +256,7 @@ fn invite(seed: u8, expires_at: UnixTime) -> StoredInvite {
     }
 }
 
-pub async fn invites_are_taken_once_before_they_expire_and_can_be_given_back(
+pub async fn invites_are_taken_once_before_they_expire_can_be_given_back_and_are_pruned(
     backend: &impl Backend,
 ) {
     let store = backend.open().await;
@@ -292,4 +292,20 @@ pub async fn invites_are_taken_once_before_they_expire_and_can_be_given_back(
         winners += usize::from(t.await.expect("join").is_some());
     }
     assert_eq!(winners, 1);
+
+    // Pruning removes expired ones only, a batch at a time.
+    for seed in 10..13 {
+        store
+            .insert_invite(&invite(seed, T0 + 30))
+            .await
+            .expect("insert");
+    }
+    store
+        .insert_invite(&invite(20, T0 + 31))
+        .await
+        .expect("insert");
+    assert_eq!(store.prune_invites(T0 + 30, 2).await.expect("prune"), 2);
+    assert_eq!(store.prune_invites(T0 + 30, 2).await.expect("prune"), 1);
+    assert_eq!(store.prune_invites(T0 + 30, 2).await.expect("prune"), 0);
+    assert!(take(20, T0).await.is_some(), "a live invite stays");
 }

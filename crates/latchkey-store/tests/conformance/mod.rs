@@ -106,7 +106,7 @@ macro_rules! store_conformance_tests {
             users_are_paged_by_username_key_and_filtered_by_substring,
             update_user_writes_roles_email_and_disabled_and_refuses_a_taken_email,
             delete_user_ends_sessions_then_removes_the_account_and_its_rows,
-            invites_are_taken_once_before_they_expire_and_can_be_given_back,
+            invites_are_taken_once_before_they_expire_can_be_given_back_and_are_pruned,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
