@@ -139,7 +139,14 @@ pub async fn run(args: UsersArgs) -> Result<Value, CommandError> {
     let refused = |e: latchkey_core::AuthError| CommandError::Refused(e.to_string());
     let find = |user: String| {
         let auth = &auth;
-        async move { auth.find_user(&user).await.map_err(refused) }
+        async move {
+            auth.find_user(&user).await.map_err(|e| match e {
+                latchkey_core::AuthError::NotFound => {
+                    CommandError::Refused(format!("no account has the id or username {user:?}"))
+                }
+                other => refused(other),
+            })
+        }
     };
     let change = |user, change: AccountChange| {
         let (auth, from) = (&auth, &from);

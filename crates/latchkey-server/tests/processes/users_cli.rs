@@ -239,7 +239,9 @@ async fn every_users_subcommand_works_on_the_data_of_a_running_server() {
     let gone = users(&site.data_dir, &site.config, &["show", "bob"], None);
     assert!(!gone.status.success());
     assert!(gone.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("no account has the id or username \"bob\"")
+    );
 
     // Each action is in the audit log with the actor `cli`.
     let audit = Command::new(env!("CARGO_BIN_EXE_latchkey"))
