@@ -306,6 +306,16 @@ await check('introspection: public client (None) refused -> 401 invalid_client',
 // --- revocation (RFC 7009) ---------------------------------------------------------------------
 const revokedRefresh = refreshToken;
 const sessionAccess = userTokens?.access_token;
+await check('revocation: another client\'s token -> ResponseBodyError unauthorized_client, token left alone (RFC 7009 §2.1)', async () => {
+    const err = await expectOAuthError(async () => {
+        const response = await oauth.revocationRequest(as, confClient, oauth.ClientSecretBasic(confSecret), revokedRefresh, timeout());
+        return oauth.processRevocationResponse(response);
+    }, oauth.ResponseBodyError);
+    assert(err.error === 'unauthorized_client', `error ${err.error}`);
+    const r = await introspect(revokedRefresh);
+    assert(r.active === true, 'the token was revoked anyway');
+    return `${err.status} ${err.error}`;
+});
 await check(`revocation: refresh token by public client "${publicId}" (None) accepted by processRevocationResponse`, async () => {
     const response = await oauth.revocationRequest(as, publicClient, oauth.None(), revokedRefresh, {
         ...timeout(),

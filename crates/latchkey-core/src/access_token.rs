@@ -52,7 +52,7 @@ impl SigningKey {
     pub fn from_pkcs8(kid: &str, alg: Algorithm, pkcs8: &[u8]) -> Result<Self, TokenError> {
         let bad = |_| TokenError::Malformed;
         let (signer, public_key) = match alg {
-            Algorithm::EdDsa => {
+            Algorithm::EdDsa | Algorithm::Ed25519 => {
                 let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(bad)?;
                 let public = pair.public_key().as_ref().to_vec();
                 (Signer::Ed25519(pair), public)
@@ -144,7 +144,7 @@ mod tests {
     fn pkcs8_of(alg: Algorithm) -> Vec<u8> {
         let rng = SystemRandom::new();
         match alg {
-            Algorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
+            Algorithm::EdDsa | Algorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng)
                 .expect("keygen")
                 .as_ref()
                 .to_vec(),
@@ -385,11 +385,10 @@ mod tests {
         for declared in Algorithm::ALL {
             for actual in Algorithm::ALL {
                 let parsed = SigningKey::from_pkcs8("k", declared, &pkcs8_of(actual));
-                assert_eq!(
-                    parsed.is_ok(),
-                    declared == actual,
-                    "{declared} from {actual}"
-                );
+                // EdDSA and Ed25519 are two names of one key type.
+                let same_keys =
+                    declared == actual || (declared.is_ed25519() && actual.is_ed25519());
+                assert_eq!(parsed.is_ok(), same_keys, "{declared} from {actual}");
             }
         }
         for alg in Algorithm::ALL {

@@ -63,6 +63,10 @@ pub struct Client {
     /// May introspect tokens issued to any client (a resource server);
     /// otherwise only its own. Meaningful for confidential clients only.
     pub introspect_any: bool,
+    /// Web origins (`https://app.example.com`) whose pages may call the API
+    /// with credentials and use the refresh cookie (CORS), besides the
+    /// server-wide list.
+    pub allowed_origins: Vec<String>,
     pub created_at: UnixTime,
 }
 
@@ -87,6 +91,7 @@ impl Client {
             refresh_idle_timeout_seconds: None,
             session_lifetime_seconds: None,
             introspect_any: false,
+            allowed_origins: Vec::new(),
             created_at: 0,
         }
     }
@@ -209,12 +214,15 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// Client ids: 1-128 printable ASCII characters (they travel in Basic auth
-/// and forms, and appear in logs).
+/// Client ids: 1-128 letters, digits, `-`, `.`, `_` and `~`: characters
+/// that form encoding leaves as they are, so a client that puts its id in
+/// HTTP Basic without form-encoding it first (RFC 6749 §2.3.1, a step many
+/// skip) still sends the right one.
 pub fn validate_client_id(id: &str) -> Result<(), AuthError> {
-    if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    if id.is_empty() || id.len() > 128 || !id.bytes().all(plain) {
         return Err(AuthError::InvalidRequest(
-            "client_id must be 1-128 printable ASCII characters".into(),
+            "client_id must be 1-128 letters, digits, '-', '.', '_' or '~'".into(),
         ));
     }
     Ok(())
@@ -223,6 +231,28 @@ pub fn validate_client_id(id: &str) -> Result<(), AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ids_need_no_form_encoding() {
+        for good in ["web", "jobs-api", "a.b_c~1", &"x".repeat(128)] {
+            assert!(validate_client_id(good).is_ok(), "{good}");
+        }
+        // Each of these changes when form-encoded (RFC 6749 §2.3.1), so a
+        // client that skips the encoding in Basic would send another id.
+        for bad in [
+            "",
+            "rs:orders",
+            "a b",
+            "a+b",
+            "a%41",
+            "a/b",
+            "a@b",
+            "é",
+            &"x".repeat(129),
+        ] {
+            assert!(validate_client_id(bad).is_err(), "{bad}");
+        }
+    }
 
     fn confidential() -> (Client, String) {
         let (secret, hash) = generate_secret().expect("rng");

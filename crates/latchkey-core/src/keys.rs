@@ -90,7 +90,7 @@ pub fn generate_pkcs8(alg: Algorithm) -> Result<Vec<u8>, AuthError> {
     let fail = |_| AuthError::Internal(format!("{alg} key generation failed"));
     let rng = SystemRandom::new();
     Ok(match alg {
-        Algorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
+        Algorithm::EdDsa | Algorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng)
             .map_err(fail)?
             .as_ref()
             .to_vec(),

@@ -152,6 +152,9 @@ pub struct TokenResponse {
     pub expires_at: UnixTime,
     /// None for client-credentials tokens.
     pub refresh_token: Option<String>,
+    /// When the refresh token's session ends however it is used (its
+    /// absolute lifetime); None without a refresh token.
+    pub session_expires_at: Option<UnixTime>,
     /// Granted scopes, space-separated; empty for none.
     pub scope: String,
 }

@@ -41,6 +41,10 @@ pub enum ApiError {
     /// database is reached).
     #[error("not ready: {0}")]
     NotReady(&'static str),
+    /// A request authenticated by the refresh cookie that another site
+    /// could have made: not from a trusted origin, or not JSON.
+    #[error("a request that uses the refresh cookie must come from this service's own or an allowed origin, as Content-Type: application/json")]
+    CrossSiteRequest,
     /// This node's per-address request limit for the route was reached.
     #[error("too many requests from this address; try again in {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
@@ -113,7 +117,7 @@ fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<Str
                 "invalid_token",
                 Some(format!(
                     r#"{BEARER_REALM}, error="invalid_token", error_description="{}""#,
-                    token_description(*reason)
+                    TokenError::public_description(*reason)
                 )),
             )
         }
@@ -151,6 +155,7 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request", None)
             }
+            ApiError::CrossSiteRequest => (StatusCode::FORBIDDEN, "invalid_request", None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
@@ -177,7 +182,7 @@ impl IntoResponse for ApiError {
         let description = match &self {
             ApiError::Auth(AuthError::InvalidToken(reason))
             | ApiError::OAuth(AuthError::InvalidToken(reason)) => {
-                token_description(*reason).to_owned()
+                TokenError::public_description(*reason).to_owned()
             }
             ApiError::Auth(AuthError::Internal(_)) | ApiError::OAuth(AuthError::Internal(_)) => {
                 "internal error".to_owned()
@@ -205,17 +210,6 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
-    }
-}
-
-/// Expired is worth telling apart (the client should refresh), and so is a
-/// client's own token on a user endpoint; every other failure gets one
-/// message so forgeries learn nothing.
-fn token_description(reason: TokenError) -> &'static str {
-    match reason {
-        TokenError::Expired => "the access token expired",
-        TokenError::NoUser => "the access token has no user (a client's own token)",
-        _ => "the access token is invalid or revoked",
     }
 }
 

@@ -5,6 +5,7 @@
 //! Handlers are thin: each parses its input, calls one
 //! [`latchkey_core::Authority`] method and shapes the answer.
 
+mod browser;
 pub mod cli;
 pub mod client_address;
 pub mod config;

@@ -18,6 +18,7 @@ use latchkey_store::{PostgresStore, SqliteStore};
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::browser::BrowserOrigins;
 use crate::client_address::AddressResolution;
 use crate::config::{whole_seconds, ConfigError, Settings};
 use crate::data_dir::{self, DataDir, DataDirError};
@@ -126,6 +127,11 @@ impl RunningServer {
 
         let (shutdown, stopped) = oneshot::channel::<()>();
         let (feed_tx, feed_updates) = watch::channel(authority.revocations_cursor());
+        let browser_origins = Arc::new(BrowserOrigins::new(
+            policy.public_url(),
+            &settings.cors_allowed_origins,
+        ));
+        browser_origins.set_registered(authority.client_origins().await?);
         let app = routes::router(routes::App {
             auth: authority.clone(),
             feed_updates,
@@ -133,6 +139,7 @@ impl RunningServer {
             sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
             serve_metrics: settings.metrics_listen.is_none(),
+            browser_origins: browser_origins.clone(),
             client_addresses: Arc::new(AddressResolution {
                 proxies: settings.trusted_proxies.clone(),
                 prefixes: settings.network_prefixes,
@@ -161,7 +168,12 @@ impl RunningServer {
             let _ = stopped.await;
         }));
         let rotate_every = settings.key_rotation_interval.map(whole_seconds);
-        let background = tokio::spawn(maintain(authority.clone(), feed_tx, rotate_every));
+        let background = tokio::spawn(maintain(
+            authority.clone(),
+            feed_tx,
+            rotate_every,
+            browser_origins,
+        ));
         Ok(Self {
             authority,
             addr,
@@ -300,7 +312,12 @@ pub(crate) async fn open_data(
 /// Background upkeep: keep the revocation set in step with the store (and
 /// wake long-polling feed readers), prune what has expired, and keep the
 /// signing keys in step (reload, scheduled rotation, removal).
-async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_every: Option<i64>) {
+async fn maintain(
+    authority: Arc<Authority>,
+    feed: watch::Sender<i64>,
+    rotate_every: Option<i64>,
+    origins: Arc<BrowserOrigins>,
+) {
     // A revocation recorded here is synced at once rather than at the next
     // tick, so feed readers learn of it in milliseconds.
     let revoked = Arc::new(Notify::new());
@@ -334,6 +351,12 @@ async fn maintain(authority: Arc<Authority>, feed: watch::Sender<i64>, rotate_ev
                 }
                 if let Some(age) = authority.signing_key_age() {
                     gauge!(metric::SIGNING_KEY_AGE).set(age as f64);
+                }
+                // Clients registered or changed by `latchkey clients` on any
+                // node reach CORS within one tick.
+                match authority.client_origins().await {
+                    Ok(registered) => origins.set_registered(registered),
+                    Err(e) => tracing::debug!(error = %e, "reading clients' origins failed"),
                 }
             }
             _ = prune.tick() => {

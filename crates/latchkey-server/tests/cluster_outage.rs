@@ -8,7 +8,9 @@
 //! node serves 200s again within 10 s of PostgreSQL's return, without
 //! being restarted. `/readyz` follows: 200 before, 503
 //! `temporarily_unavailable` (within its 1 s bound, naming no database
-//! address) while PostgreSQL is down, 200 again after.
+//! address) while PostgreSQL is down, 200 again after. And every operation
+//! the OpenAPI document says may answer 503 does, to the request that
+//! succeeds when the database is up (`support/documented_answers.rs`).
 //!
 //! A test binary of its own: it restarts the server that every other
 //! PostgreSQL test uses, and cargo runs test binaries one after another.
@@ -29,6 +31,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/documented_answers.rs"]
+mod documented_answers;
+
+use documented_answers::{documented_pairs, Holder};
 use latchkey_testkit::cluster::*;
 use latchkey_testkit::http::*;
 use latchkey_testkit::postgres::*;
@@ -217,6 +223,29 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
     let cluster = Cluster::start(env!("CARGO_BIN_EXE_latchkey"), &server, "outage", &[], None);
     let http = http_client();
     let bases = cluster.bases();
+    let client: serde_json::Value = serde_json::from_str(&cluster.operator(&[
+        "clients",
+        "create",
+        "outage",
+        "--type",
+        "confidential",
+        // Its own token administers (the administration API's 503s).
+        "--scope",
+        "latchkey:admin",
+    ]))
+    .expect("client JSON");
+    let holder = Holder::prepare(
+        &http,
+        &bases[0],
+        "outage",
+        "outage",
+        client["client_secret"].as_str().expect("client_secret"),
+    )
+    .await;
+    let (doc_status, doc) = send(http.get(format!("{}/openapi.json", bases[0])))
+        .await
+        .expect("openapi.json");
+    assert_eq!(doc_status, 200);
 
     let stats = Arc::new(Mutex::new(Stats::default()));
     let timeline = Arc::new(Timeline {
@@ -349,6 +378,27 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
             ms(took)
         );
     }
+    let mut not_unavailable = Vec::new();
+    let mut unavailable = 0;
+    for (op, status) in documented_pairs(&doc) {
+        if status != 503 {
+            continue;
+        }
+        let Some(req) = holder.success(&op) else {
+            not_unavailable.push(format!("{op}: no request for it"));
+            continue;
+        };
+        match send(req).await {
+            Ok((503, body)) if body["error"] == "temporarily_unavailable" => unavailable += 1,
+            other => not_unavailable.push(format!("{op}: {other:?}")),
+        }
+    }
+    assert!(
+        not_unavailable.is_empty(),
+        "documented 503s not given while PostgreSQL was down:\n{}",
+        not_unavailable.join("\n")
+    );
+    eprintln!("{unavailable} documented 503 answers given while PostgreSQL was down");
     tokio::time::sleep(Duration::from_secs(4).saturating_sub(down_at.elapsed())).await;
     *timeline.start_began.lock().unwrap() = Some(Instant::now());
     timeline.phase.store(STARTING, Ordering::SeqCst);

@@ -161,6 +161,30 @@ impl Cluster {
         logs[logs.len().saturating_sub(n)..].join("\n")
     }
 
+    /// Runs an operator command (`latchkey ARGS…`) on the cluster's data
+    /// directory, database and config, and returns its stdout; panics with
+    /// its output if it fails.
+    pub fn operator(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--database-url")
+            .arg(&self.url)
+            .arg("--config")
+            .arg(&self.config)
+            .env("LATCHKEY_LOG", "error")
+            .output()
+            .unwrap_or_else(|e| panic!("run latchkey {args:?}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "latchkey {args:?} failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     /// Log lines at WARN or ERROR of every node, `node i: line`.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -76,13 +76,17 @@ impl IntoResponse for VerifyError {
     fn into_response(self) -> Response {
         let (status, error, challenge) = match &self {
             VerifyError::MissingToken => (StatusCode::UNAUTHORIZED, "invalid_token", None),
-            e if e.is_token_error() => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                Some(format!(
-                    r#" error="invalid_token", error_description="{e}""#
-                )),
-            ),
+            VerifyError::Token(reason) => {
+                tracing::debug!(%reason, "bearer token refused");
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    Some(format!(
+                        r#" error="invalid_token", error_description="{}""#,
+                        reason.public_description()
+                    )),
+                )
+            }
             e => {
                 tracing::warn!(error = %e, "bearer check could not be completed");
                 (
@@ -93,7 +97,10 @@ impl IntoResponse for VerifyError {
             }
         };
         let description = match &self {
-            e if status == StatusCode::UNAUTHORIZED => e.to_string(),
+            // The same words as the issuer's: the reason itself goes to
+            // the log, never to whoever sent the token.
+            VerifyError::Token(reason) => reason.public_description().to_owned(),
+            VerifyError::MissingToken => self.to_string(),
             // Internal details stay in the log.
             _ => "token verification is temporarily unavailable".to_owned(),
         };

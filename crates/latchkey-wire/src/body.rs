@@ -29,25 +29,44 @@ pub struct SignIn {
     pub client_secret: Option<String>,
     pub scope: Option<String>,
     pub audience: Option<String>,
+    /// Where the refresh token goes; `body` when absent.
+    pub token_delivery: Option<TokenDelivery>,
+}
+
+/// Where a token response puts the refresh token.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenDelivery {
+    /// In the JSON body, as `refresh_token`.
+    Body,
+    /// In the `__Host-latchkey_refresh` cookie (HttpOnly, Secure,
+    /// SameSite=Strict), out of reach of the page's scripts; the body
+    /// carries no `refresh_token`.
+    Cookie,
 }
 
 /// `POST /v1/tokens/refresh`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    /// Absent: the `__Host-latchkey_refresh` cookie's (cookie delivery).
+    pub refresh_token: Option<String>,
     /// The client the token was issued to; the default client when absent.
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     /// Narrower scope for the new access token.
     pub scope: Option<String>,
+    /// Where the successor goes; by default where this one came from.
+    pub token_delivery: Option<TokenDelivery>,
 }
 
 /// `POST /v1/tokens/revoke`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 pub struct RevokeRequest {
-    pub refresh_token: String,
+    /// Absent: the `__Host-latchkey_refresh` cookie's.
+    pub refresh_token: Option<String>,
 }
 
 /// `POST /v1/sign-out`; every field optional, so an empty body is allowed.

@@ -18,7 +18,7 @@ use crate::jws::{Algorithm, VerifyingKeys};
 fn required_members(alg: Algorithm, public_key: &[u8]) -> Option<Vec<(&'static str, String)>> {
     let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
     Some(match alg {
-        Algorithm::EdDsa => {
+        Algorithm::EdDsa | Algorithm::Ed25519 => {
             if public_key.len() != 32 {
                 return None;
             }
@@ -90,6 +90,10 @@ pub fn public_key_from_jwk(jwk: &Value) -> Option<(String, Algorithm, Vec<u8>)> 
         return None;
     }
     let (alg, public) = match (text("kty")?, text("crv")) {
+        // Named by its `alg` when that is RFC 9864's fully specified name.
+        ("OKP", Some("Ed25519")) if text("alg") == Some("Ed25519") => {
+            (Algorithm::Ed25519, bytes("x")?)
+        }
         ("OKP", Some("Ed25519")) => (Algorithm::EdDsa, bytes("x")?),
         ("EC", Some("P-256")) => {
             let (x, y) = (bytes("x")?, bytes("y")?);

@@ -30,9 +30,13 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// the token, decides which one a signature is checked with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Algorithm {
-    /// Ed25519 (RFC 8037): small, fast, deterministic. The default.
+    /// Ed25519 (RFC 8037): small, fast, deterministic. The default, under
+    /// RFC 8037's name `EdDSA`, which every verifier we test knows.
     #[default]
     EdDsa,
+    /// The same Ed25519 signatures under RFC 9864's fully specified name
+    /// `Ed25519`. Tokens of either name verify against keys of either.
+    Ed25519,
     /// ECDSA on P-256 with SHA-256, fixed-length `r ‖ s` signatures.
     Es256,
     /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
@@ -40,11 +44,17 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 3] = [Algorithm::EdDsa, Algorithm::Es256, Algorithm::Rs256];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::EdDsa,
+        Algorithm::Ed25519,
+        Algorithm::Es256,
+        Algorithm::Rs256,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::EdDsa => "EdDSA",
+            Algorithm::Ed25519 => "Ed25519",
             Algorithm::Es256 => "ES256",
             Algorithm::Rs256 => "RS256",
         }
@@ -54,6 +64,7 @@ impl Algorithm {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "EdDSA" => Some(Algorithm::EdDsa),
+            "Ed25519" => Some(Algorithm::Ed25519),
             "ES256" => Some(Algorithm::Es256),
             "RS256" => Some(Algorithm::Rs256),
             _ => None,
@@ -62,10 +73,28 @@ impl Algorithm {
 
     fn verification(self) -> &'static dyn signature::VerificationAlgorithm {
         match self {
-            Algorithm::EdDsa => &signature::ED25519,
+            Algorithm::EdDsa | Algorithm::Ed25519 => &signature::ED25519,
             Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
             Algorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
         }
+    }
+}
+
+impl Algorithm {
+    /// Whether a token whose header names `alg` may be checked with a key
+    /// of this algorithm: its own name, or, for Ed25519 keys, either name
+    /// of the one signature scheme (RFC 8037's `EdDSA`, RFC 9864's
+    /// `Ed25519`).
+    pub fn accepts(self, alg: &str) -> bool {
+        match self {
+            Algorithm::EdDsa | Algorithm::Ed25519 => alg == "EdDSA" || alg == "Ed25519",
+            _ => alg == self.as_str(),
+        }
+    }
+
+    /// Whether keys of this algorithm are Ed25519 keys.
+    pub fn is_ed25519(self) -> bool {
+        matches!(self, Algorithm::EdDsa | Algorithm::Ed25519)
     }
 }
 
@@ -149,6 +178,20 @@ pub enum TokenError {
     /// The user the token was issued to no longer exists.
     #[error("unknown subject")]
     UnknownSubject,
+}
+
+impl TokenError {
+    /// What a client is told. Expired is worth telling apart (the client
+    /// should refresh), and so is a client's own token where a user's is
+    /// needed; every other failure gets one message, so forgeries learn
+    /// nothing. The variant itself is for logs.
+    pub fn public_description(self) -> &'static str {
+        match self {
+            TokenError::Expired => "the access token expired",
+            TokenError::NoUser => "the access token has no user (a client's own token)",
+            _ => "the access token is invalid or revoked",
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -271,7 +314,7 @@ fn check_signature(token: &str, keys: &VerifyingKeys) -> Result<AccessClaims, To
     let kid = header.kid.ok_or(TokenError::UnknownKey)?;
     let (alg, key) = keys.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
     // The key decides the algorithm; a token naming another one is forged.
-    if header.alg != alg.as_str() {
+    if !alg.accepts(&header.alg) {
         return Err(TokenError::UnsupportedHeader);
     }
     let sig = URL_SAFE_NO_PAD
@@ -348,6 +391,33 @@ mod tests {
             audience: Some("api".into()),
             leeway: 5,
         }
+    }
+
+    #[test]
+    fn ed25519_keys_take_either_name_of_the_scheme() {
+        let k = pair();
+        for key_alg in [Algorithm::EdDsa, Algorithm::Ed25519] {
+            let mut keys = VerifyingKeys::default();
+            keys.insert("k1", key_alg, k.public_key().as_ref())
+                .expect("insert");
+            for name in ["EdDSA", "Ed25519"] {
+                let header = format!(r#"{{"alg":"{name}","typ":"at+jwt","kid":"k1"}}"#);
+                assert!(
+                    verify(&token(&k, &header, &claims()), &keys, &expect(), 1000).is_ok(),
+                    "{key_alg} key, {name} token"
+                );
+            }
+            for other in ["ES256", "RS256", "ed25519", "EdDSA ", "none"] {
+                let header = format!(r#"{{"alg":"{other}","typ":"at+jwt","kid":"k1"}}"#);
+                assert_eq!(
+                    verify(&token(&k, &header, &claims()), &keys, &expect(), 1000),
+                    Err(TokenError::UnsupportedHeader),
+                    "{key_alg} key, {other:?} token"
+                );
+            }
+        }
+        assert!(!Algorithm::Es256.accepts("Ed25519"));
+        assert_eq!(Algorithm::parse("Ed25519"), Some(Algorithm::Ed25519));
     }
 
     #[test]

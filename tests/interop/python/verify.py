@@ -31,6 +31,9 @@ def arg(i, env):
 
 base = arg(1, "LATCHKEY_BASE_URL").rstrip("/")
 issuer = os.environ.get("LATCHKEY_ISSUER") or base
+# The algorithm the server signs with (`--signing-algorithm`): EdDSA, or
+# RFC 9864's fully specified Ed25519.
+ALG = os.environ.get("LATCHKEY_EXPECT_ALG") or "EdDSA"
 access_token = arg(2, "LATCHKEY_ACCESS_TOKEN")
 refresh_token = arg(3, "LATCHKEY_REFRESH_TOKEN")
 if not (base and access_token and refresh_token):
@@ -80,7 +83,7 @@ def verify(token, audience=AUDIENCE, iss=None):
     return jwt.decode(
         token,
         signing_key.key,
-        algorithms=["EdDSA"],
+        algorithms=[ALG],
         audience=audience,
         issuer=iss if iss is not None else issuer,
         options={"require": REQUIRED},
@@ -90,7 +93,7 @@ def verify(token, audience=AUDIENCE, iss=None):
 def verify_good(token, label):
     header = jwt.get_unverified_header(token)
     assert header.get("typ") == "at+jwt", f"{label}: header typ is {header.get('typ')!r}, not 'at+jwt'"
-    assert header.get("alg") == "EdDSA", f"{label}: header alg is {header.get('alg')!r}"
+    assert header.get("alg") == ALG, f"{label}: header alg is {header.get('alg')!r}"
     assert header.get("kid"), f"{label}: header has no kid"
     claims = verify(token)
     for claim in ("sub", "sid", "jti", "client_id"):

@@ -48,6 +48,16 @@ impl Authority {
         Ok(client)
     }
 
+    /// Every registered client's allowed web origins, read from the store
+    /// (the server refreshes its CORS list with it periodically).
+    pub async fn client_origins(&self) -> Result<Vec<String>, AuthError> {
+        let clients = self.store.clients().await?;
+        Ok(clients
+            .into_iter()
+            .flat_map(|c| c.allowed_origins)
+            .collect())
+    }
+
     /// RFC 6749 §4.4: a service's own access token, no user, no session, no
     /// refresh token. Confidential clients only. Its `sub` is
     /// `client:<client_id>`, which no user id can equal.
@@ -68,6 +78,7 @@ impl Authority {
             expires_in: ttl,
             expires_at: now.saturating_add(ttl),
             refresh_token: None,
+            session_expires_at: None,
             scope: grant.scope,
         })
     }

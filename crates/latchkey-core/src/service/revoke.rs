@@ -45,8 +45,9 @@ impl Authority {
     }
 
     /// RFC 7009 revocation of either kind of token by the client it was
-    /// issued to. The hint only picks which kind to try first; tokens of
-    /// other clients, unknown and invalid tokens are silently ignored.
+    /// issued to. Unknown and invalid tokens are ignored (the client can do
+    /// nothing about them); a token issued to another client is refused
+    /// with `UnauthorizedClient` and left alone (RFC 7009 §2.1).
     pub async fn revoke_token(
         &self,
         token: &str,
@@ -55,7 +56,12 @@ impl Authority {
     ) -> Result<(), AuthError> {
         if let Some(claims) = self.refresh_codec.decode(token) {
             match self.store.session(claims.session_id).await? {
-                Some(session) if session.client_id == client.client_id => {
+                Some(session) if session.client_id != client.client_id => {
+                    self.audit(AuditKind::Revoke, Outcome::Failure, None, None, from)
+                        .await;
+                    return Err(AuthError::UnauthorizedClient);
+                }
+                Some(session) => {
                     self.end_session(session.id, "revoked").await?;
                     self.audit(
                         AuditKind::Revoke,
@@ -66,7 +72,7 @@ impl Authority {
                     )
                     .await;
                 }
-                _ => {
+                None => {
                     self.audit(AuditKind::Revoke, Outcome::Failure, None, None, from)
                         .await
                 }
@@ -76,6 +82,11 @@ impl Authority {
         match self.verify_access_token(token) {
             Ok(claims) if claims.client_id == client.client_id => {
                 self.cancel_access_token(&claims, from).await?;
+            }
+            Ok(_) => {
+                self.audit(AuditKind::Revoke, Outcome::Failure, None, None, from)
+                    .await;
+                return Err(AuthError::UnauthorizedClient);
             }
             _ => {
                 self.audit(AuditKind::Revoke, Outcome::Failure, None, None, from)

@@ -63,6 +63,7 @@ impl Authority {
             expires_in: ttl,
             expires_at: now.saturating_add(ttl),
             refresh_token: Some(self.refresh_codec.encode(session.id, counter)),
+            session_expires_at: Some(session.expires_at),
             scope: scope.to_owned(),
         }
     }

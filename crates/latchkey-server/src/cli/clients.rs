@@ -70,6 +70,10 @@ pub struct CreateArgs {
     /// resource servers; confidential clients only)
     #[arg(long)]
     pub introspect_any: bool,
+    /// Web origin whose pages may call the API with credentials and use the
+    /// refresh cookie, e.g. `https://app.example.com` (repeat)
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// A new client secret (held as a [`Secret`] until it is printed, the one
@@ -89,6 +93,7 @@ fn describe(c: &Client) -> serde_json::Value {
         "refresh_idle_timeout": c.refresh_idle_timeout_seconds,
         "session_lifetime": c.session_lifetime_seconds,
         "introspect_any": c.introspect_any,
+        "allowed_origins": c.allowed_origins,
         "created_at": c.created_at,
     })
 }
@@ -114,6 +119,12 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, CommandError> {
                     "--introspect-any needs --type confidential (only they may introspect)".into(),
                 ));
             }
+            let allowed_origins = a
+                .allowed_origins
+                .iter()
+                .map(|o| crate::browser::parse_origin(o.trim()))
+                .collect::<Result<_, _>>()
+                .map_err(refused)?;
             let client = Client {
                 client_id: a.client_id,
                 kind,
@@ -124,6 +135,7 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, CommandError> {
                 refresh_idle_timeout_seconds: a.refresh_idle_timeout.map(whole_seconds),
                 session_lifetime_seconds: a.session_lifetime.map(whole_seconds),
                 introspect_any: a.introspect_any,
+                allowed_origins,
                 created_at: SystemClock.now(),
             };
             validate_client_ttl(&client, &settings.policy).map_err(|e| refused(e.to_string()))?;

@@ -28,7 +28,7 @@ pub enum KeysAction {
     /// Rotate: the current key retires, the next key starts signing, a new
     /// key (in the configured signing algorithm) is published as next
     Rotate {
-        /// Algorithm of the new next key: EdDSA, ES256 or RS256 [default:
+        /// Algorithm of the new next key: EdDSA, Ed25519, ES256 or RS256 [default:
         /// the config file's `signing_algorithm`, else EdDSA]
         #[arg(long, value_parser = parse_algorithm)]
         signing_algorithm: Option<Algorithm>,

@@ -48,6 +48,7 @@ pub(super) struct FileConfig {
     pub(super) rate_limits: Option<RateLimitsFile>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub(super) trusted_proxies: Option<Vec<String>>,
+    pub(super) cors_allowed_origins: Option<Vec<String>>,
     pub(super) hashing_threads: Option<usize>,
     /// Password checks that may wait for a hashing thread [default: 64 per
     /// thread]; beyond it, 503 at once.
@@ -154,6 +155,9 @@ pub(super) struct ClientFile {
     /// confidential clients only.
     #[serde(default)]
     introspect_any: bool,
+    /// Web origins whose pages may call the API with credentials.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 impl ClientFile {
@@ -182,6 +186,12 @@ impl ClientFile {
                 "introspect_any needs a confidential client (only they may introspect)".into(),
             ));
         }
+        let allowed_origins = self
+            .allowed_origins
+            .iter()
+            .map(|o| crate::browser::parse_origin(o.trim()))
+            .collect::<Result<_, _>>()
+            .map_err(&invalid)?;
         Ok(Client {
             client_id: self.client_id,
             kind,
@@ -192,6 +202,7 @@ impl ClientFile {
             refresh_idle_timeout_seconds: self.refresh_idle_timeout.map(whole_seconds),
             session_lifetime_seconds: self.session_lifetime.map(whole_seconds),
             introspect_any: self.introspect_any,
+            allowed_origins,
             created_at: 0,
         })
     }

@@ -45,7 +45,7 @@ pub struct ServeArgs {
     /// A session ends this long after sign-in, however active [default: 90d]
     #[arg(long, env = "LATCHKEY_SESSION_LIFETIME", value_parser = parse_duration)]
     pub session_lifetime: Option<Duration>,
-    /// Algorithm of new signing keys: EdDSA, ES256 or RS256; a change takes
+    /// Algorithm of new signing keys: EdDSA, Ed25519 (the same keys under RFC 9864's name), ES256 or RS256; a change takes
     /// effect through key rotation [default: EdDSA]
     #[arg(long, env = "LATCHKEY_SIGNING_ALGORITHM", value_parser = parse_algorithm)]
     pub signing_algorithm: Option<Algorithm>,
@@ -80,6 +80,16 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+    /// Web origin (e.g. `https://app.example.com`) whose pages may call the
+    /// API with credentials (CORS); repeat for several, or comma-separate in
+    /// the environment variable [default: none]
+    #[arg(
+        long = "cors-allowed-origin",
+        value_name = "ORIGIN",
+        env = "LATCHKEY_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Vec<String>,
     /// Let anyone read the revocation feed (`/v1/revocations`), not only
     /// confidential clients [default: false]
     #[arg(

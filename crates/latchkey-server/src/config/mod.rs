@@ -49,10 +49,11 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// A JOSE signing algorithm name: `EdDSA`, `ES256` or `RS256`.
+/// A JOSE signing algorithm name: `EdDSA`, `Ed25519` (RFC 9864), `ES256` or `RS256`.
 pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    Algorithm::parse(s.trim())
-        .ok_or_else(|| format!("invalid signing algorithm {s:?}: expected EdDSA, ES256 or RS256"))
+    Algorithm::parse(s.trim()).ok_or_else(|| {
+        format!("invalid signing algorithm {s:?}: expected EdDSA, Ed25519, ES256 or RS256")
+    })
 }
 
 /// `sign_up`: `open`, `invite` or `closed`.

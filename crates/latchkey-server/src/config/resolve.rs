@@ -122,6 +122,15 @@ impl Settings {
             (_, from_file) => from_file.unwrap_or_default(),
         };
         s.trusted_proxies = TrustedProxies::parse(&proxies).map_err(ConfigError::Invalid)?;
+        let origins = match (&args.cors_allowed_origins, file.cors_allowed_origins) {
+            (flags, _) if !flags.is_empty() => flags.clone(),
+            (_, from_file) => from_file.unwrap_or_default(),
+        };
+        s.cors_allowed_origins = origins
+            .iter()
+            .map(|o| crate::browser::parse_origin(o.trim()))
+            .collect::<Result<_, _>>()
+            .map_err(ConfigError::Invalid)?;
         if let Some(public) = args.public_revocation_feed.or(file.public_revocation_feed) {
             s.public_revocation_feed = public;
         }

@@ -37,6 +37,9 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     /// Proxies whose `X-Forwarded-For` names the client address.
     pub trusted_proxies: TrustedProxies,
+    /// Web origins whose pages may call the API with credentials (CORS)
+    /// and use the refresh cookie, as browsers send them.
+    pub cors_allowed_origins: Vec<String>,
     /// Whether anyone may read the revocation feed; by default only
     /// confidential clients (resource servers) may, since it tells session
     /// ids, per-user session counts and sign-out times.
@@ -110,6 +113,7 @@ impl Settings {
             database_max_connections: 16,
             rate_limits: RateLimits::default(),
             trusted_proxies: TrustedProxies::default(),
+            cors_allowed_origins: Vec::new(),
             public_revocation_feed: false,
             password_pepper: None,
             server_secret: None,

@@ -51,6 +51,7 @@ fn client(c: &Client) -> Value {
         }
     }
     t.insert("introspect_any".into(), c.introspect_any.into());
+    t.insert("allowed_origins".into(), strings(&c.allowed_origins));
     Value::Table(t)
 }
 
@@ -103,6 +104,7 @@ impl Settings {
             .map(ToString::to_string)
             .collect();
         put("trusted_proxies", strings(&proxies));
+        put("cors_allowed_origins", strings(&self.cors_allowed_origins));
         if self.password_pepper.is_some() {
             put("password_pepper", REDACTED.into());
         }

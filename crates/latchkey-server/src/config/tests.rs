@@ -169,6 +169,38 @@ fn hashing_threads_default_to_all_cores_but_one_and_can_be_set() {
 }
 
 #[test]
+fn cors_origins_come_from_the_file_or_flags_in_the_form_browsers_send() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &path,
+        "cors_allowed_origins = [\"HTTPS://App.Example.com:443\", \"http://127.0.0.1:5173/\"]\n",
+    )
+    .expect("write");
+    let mut args = ServeArgs {
+        config: Some(path),
+        ..ServeArgs::default()
+    };
+    assert_eq!(
+        Settings::resolve(&args)
+            .expect("resolve")
+            .cors_allowed_origins,
+        ["https://app.example.com", "http://127.0.0.1:5173"]
+    );
+    args.cors_allowed_origins = vec!["https://spa.example.com".into()];
+    assert_eq!(
+        Settings::resolve(&args)
+            .expect("resolve")
+            .cors_allowed_origins,
+        ["https://spa.example.com"]
+    );
+    for bad in ["spa.example.com", "https://spa.example.com/app", "*"] {
+        args.cors_allowed_origins = vec![bad.into()];
+        assert!(Settings::resolve(&args).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn trusted_proxies_come_from_the_file_or_replace_it_from_flags() {
     assert!(Settings::resolve(&ServeArgs::default())
         .expect("resolve")

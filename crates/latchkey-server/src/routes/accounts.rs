@@ -6,11 +6,11 @@ use axum::response::IntoResponse;
 use axum::Json;
 use latchkey_core::model::User;
 use latchkey_core::service::GrantRequest;
-use latchkey_wire::body::{Account, SignIn, SignUp, TokenBody};
+use latchkey_wire::body::{Account, SignIn, SignUp, TokenBody, TokenDelivery};
 
 use super::openapi::{NotJson, Throttled, TooLarge, Unavailable};
-use super::tokens::token_body;
-use super::{no_store, AuthState};
+use super::tokens::token_answer;
+use super::AuthState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, RequestOrigin};
 
@@ -56,10 +56,13 @@ pub async fn sign_up(
 }
 
 /// Signs in with a password; optionally as a client with a scope and
-/// audience.
+/// audience. With `"token_delivery": "cookie"` the refresh token is set as
+/// the HttpOnly `__Host-latchkey_refresh` cookie instead of being in the
+/// body.
 #[utoipa::path(post, path = "/v1/sign-in", tag = "accounts", request_body = SignIn,
     responses(
         (status = 200, description = "The token response", body = TokenBody,
+            headers(("Set-Cookie" = String, description = "The refresh token in the refresh cookie (cookie delivery)")),
             links(
                 ("Refresh" = (operation_id = "refresh", description = "Spend the refresh token",
                     request_body = json!({"refresh_token": "$response.body#/refresh_token"}))),
@@ -88,7 +91,10 @@ pub async fn sign_in(
     let tokens = auth
         .sign_in(&body.username, &body.password, &client, &request, origin)
         .await?;
-    Ok((no_store(), Json(token_body(tokens))))
+    Ok(token_answer(
+        tokens,
+        body.token_delivery.unwrap_or(TokenDelivery::Body),
+    ))
 }
 
 /// The caller's account, with roles.

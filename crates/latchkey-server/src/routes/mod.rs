@@ -4,6 +4,7 @@
 //! route cannot be added without its description (the `openapi` tests
 //! check that no route bypasses this).
 
+mod account_page;
 mod accounts;
 pub mod admin;
 mod feed;
@@ -32,6 +33,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::browser::{self, BrowserOrigins};
 use crate::client_address::{self, AddressResolution};
 use crate::error::ApiError;
 use crate::rate_limit::{self, RateLimiter};
@@ -67,6 +69,14 @@ pub struct App {
     /// Whose `X-Forwarded-For` is believed, and the network lengths
     /// clients are counted under.
     pub client_addresses: Arc<AddressResolution>,
+    /// Origins whose pages may call the API and use the refresh cookie.
+    pub browser_origins: Arc<BrowserOrigins>,
+}
+
+impl FromRef<App> for Arc<BrowserOrigins> {
+    fn from_ref(app: &App) -> Self {
+        app.browser_origins.clone()
+    }
 }
 
 /// `routes` with `limiter` in front of each of them, if there is one.
@@ -131,6 +141,9 @@ fn api(
         .routes(routes!(openapi::document))
         .routes(routes!(openapi::docs_page))
         .routes(routes!(openapi::docs_file))
+        .routes(routes!(account_page::account_page))
+        .routes(routes!(account_page::account_file))
+        .routes(routes!(account_page::account_client_module))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(
             admin::show_user,
@@ -155,6 +168,7 @@ pub fn router(app: App) -> Router {
     )
     .split_for_parts();
     let client_addresses = app.client_addresses.clone();
+    let cors = browser::cors_layer(app.browser_origins.clone());
     routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -179,6 +193,10 @@ pub fn router(app: App) -> Router {
                         .on_response(access_log)
                         .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
                 )
+                // Preflights are answered here, before any route; every
+                // answer to an allowed origin (errors too) is readable.
+                .layer(middleware::from_fn(browser::finish_cors))
+                .layer(cors)
                 // Responses carry personal data or tokens unless the handler
                 // says otherwise (JWKS and metadata set their public
                 // caching); errors and timeouts too, hence outside

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use latchkey_core::access_token::Algorithm;
 use latchkey_core::client::Client;
 use latchkey_core::service::{GrantRequest, Introspection};
 use latchkey_core::AuthError;
@@ -103,7 +104,16 @@ pub async fn token(
     FormBody(form): FormBody,
 ) -> Result<Response, ApiError> {
     let grant_type = form.require("grant_type")?;
-    let client = authenticate_client(&auth, &headers, &form).await?;
+    let creds = client_credentials(&headers, &form)?;
+    // A service acting for itself must say who it is: without any client
+    // authentication there is no client to issue to (not the default one).
+    if grant_type == "client_credentials" && creds.id.is_none() {
+        return Err(ApiError::OAuth(AuthError::InvalidClient));
+    }
+    let client = auth
+        .client(creds.id.as_deref(), creds.secret.as_deref())
+        .await
+        .map_err(ApiError::OAuth)?;
     let scope = form.get("scope");
     let tokens = match grant_type {
         "refresh_token" => auth
@@ -129,8 +139,8 @@ pub async fn token(
     request_body(content = TokenCheckForm, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = [])),
     responses(
-        (status = 200, description = "Revoked, unknown, or another client's (left alone); empty body"),
-        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 200, description = "Revoked, or unknown (nothing to do); empty body"),
+        (status = 400, description = "`invalid_request`, or `unauthorized_client`: the token was issued to another client (left alone, RFC 7009 §2.1)", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
         TooLarge,
         Throttled,
@@ -193,8 +203,9 @@ pub async fn introspect(
             expires_at,
         } => {
             let mut obj = Map::new();
+            // RFC 7662 §2.2: `token_type` is an access token's type
+            // (RFC 6749 §7.1), which a refresh token has none of.
             obj.insert("active".into(), Value::Bool(true));
-            obj.insert("token_type".into(), "refresh_token".into());
             obj.insert("client_id".into(), session.client_id.into());
             obj.insert("sub".into(), user.id.to_string().into());
             obj.insert("username".into(), user.username.into());
@@ -219,14 +230,19 @@ pub async fn introspect(
 pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
     let issuer = auth.policy().issuer.clone();
     let base = issuer.trim_end_matches('/');
+    // An Ed25519 key's tokens verify under either name of the scheme
+    // (RFC 8037's EdDSA, RFC 9864's Ed25519), so both are supported.
     let mut algs: Vec<String> = auth.jwks()["keys"]
         .as_array()
-        .map(|keys| {
-            keys.iter()
-                .filter_map(|k| k["alg"].as_str().map(str::to_owned))
-                .collect()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["alg"].as_str().and_then(Algorithm::parse))
+        .flat_map(|alg| match alg.is_ed25519() {
+            true => vec![Algorithm::EdDsa.as_str(), Algorithm::Ed25519.as_str()],
+            false => vec![alg.as_str()],
         })
-        .unwrap_or_default();
+        .map(str::to_owned)
+        .collect();
     algs.sort();
     algs.dedup();
     let client_auth = ["client_secret_basic", "client_secret_post", "none"];

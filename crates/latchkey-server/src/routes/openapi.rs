@@ -47,6 +47,7 @@ const DOCUMENT_PATH: &str = "/openapi.json";
         (name = "feed", description = "The revocation feed resource servers follow"),
         (name = "oauth", description = "RFC 6749 token, RFC 7009 revocation, RFC 7662 introspection, RFC 8414 metadata"),
         (name = "meta", description = "Keys, health and this description"),
+        (name = "pages", description = "Pages for people, served from the binary"),
         (name = "admin", description = "Administration: accounts, their sessions, reset links and invites (a client's own token with `latchkey:admin`)"),
     )
 )]
@@ -99,6 +100,16 @@ pub struct NotJson(ErrorBody<'static>);
 #[allow(dead_code)] // Describes an answer the error mapping builds.
 pub struct Throttled(ErrorBody<'static>);
 
+/// 403, for every operation that may be authenticated by the refresh
+/// cookie.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 403,
+    description = "`invalid_request`: the refresh cookie was sent from an origin that is neither this service's nor allowed, or not as Content-Type: application/json"
+)]
+#[allow(dead_code)] // Describes an answer the error mapping builds.
+pub struct CrossSite(ErrorBody<'static>);
+
 /// 503, for every operation that hashes a password or reads the store.
 #[derive(utoipa::IntoResponses)]
 #[response(
@@ -142,12 +153,12 @@ pub struct TokenCheckForm {
 /// RFC 7662 §2.2. Inactive tokens (unknown, expired, revoked, another
 /// client's) are exactly `{"active": false}`; the other members describe an
 /// active access token (`token_type` `Bearer`, its claims) or refresh
-/// token (`token_type` `refresh_token`).
+/// token (no `token_type`: RFC 7662 §2.2 means an access token's type).
 #[derive(ToSchema)]
 #[allow(dead_code)] // Built as a JSON value by the handler.
 pub struct IntrospectionAnswer {
     active: bool,
-    /// `Bearer` or `refresh_token`.
+    /// `Bearer` for an access token; absent for a refresh token.
     token_type: Option<String>,
     iss: Option<String>,
     sub: Option<String>,

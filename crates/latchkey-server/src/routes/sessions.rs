@@ -2,11 +2,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::service::SessionView;
+use latchkey_core::service::{SessionView, SignOutScope};
 use latchkey_wire::body::{PasswordChange, SessionItem, SessionList, SignOutBody};
 
 use super::openapi::{NotJson, Throttled, TooLarge, Unavailable};
+use super::tokens::clearing_refresh_cookie;
 use super::AuthState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, CallerWithBody, JsonBody, OptionalJsonBody, RequestOrigin};
@@ -60,10 +62,12 @@ pub async fn end(
 }
 
 /// Ends the caller's session, the others, or all; the body is optional.
+/// Ending the caller's own session also clears the refresh cookie.
 #[utoipa::path(post, path = "/v1/sign-out", tag = "sessions", security(("bearer" = [])),
     request_body(content = Option<SignOutBody>, description = "Optional; default scope `current`"),
     responses(
-        (status = 204, description = "Signed out"),
+        (status = 204, description = "Signed out",
+            headers(("Set-Cookie" = String, description = "Clears the refresh cookie (scopes `current` and `all`)"))),
         (status = 400, description = "`invalid_request`: malformed body or unknown scope", body = ErrorBody),
         (status = 401, description = "`invalid_token`: no, malformed, expired, revoked or userless access token", body = ErrorBody, headers(("WWW-Authenticate" = String))),
         TooLarge,
@@ -74,9 +78,13 @@ pub async fn sign_out(
     State(auth): State<AuthState>,
     RequestOrigin(origin): RequestOrigin,
     CallerWithBody(caller, OptionalJsonBody(body)): CallerWithBody<OptionalJsonBody<SignOutBody>>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     auth.sign_out(&caller, body.scope, &origin).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let signed_out = StatusCode::NO_CONTENT.into_response();
+    Ok(match body.scope {
+        SignOutScope::Others => signed_out,
+        SignOutScope::Current | SignOutScope::All => clearing_refresh_cookie(signed_out),
+    })
 }
 
 /// Changes the caller's password; every other session ends.

@@ -45,18 +45,15 @@ async fn refused_everywhere(
 async fn disabling_or_deleting_on_one_node_ends_the_sessions_on_every_node() {
     let Some(server) = server_url() else { return };
     let cluster = Cluster::start(env!("CARGO_BIN_EXE_latchkey"), &server, "admin", &[], None);
-    let created = crate::operator_command(
-        &cluster,
-        &[
-            "clients",
-            "create",
-            "ops",
-            "--type",
-            "confidential",
-            "--scope",
-            "latchkey:admin",
-        ],
-    );
+    let created = cluster.operator(&[
+        "clients",
+        "create",
+        "ops",
+        "--type",
+        "confidential",
+        "--scope",
+        "latchkey:admin",
+    ]);
     let created: Value = serde_json::from_str(&created).expect("clients create JSON");
     let secret = created["client_secret"].as_str().expect("secret");
     let http = http_client();

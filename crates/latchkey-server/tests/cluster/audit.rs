@@ -26,7 +26,7 @@ async fn request_ids_reach_the_shared_audit_log_and_the_nodes_logs() {
         assert_eq!(status, expected, "{path}: {body}");
     }
 
-    let stdout = crate::operator_command(&cluster, &["audit", "--user", "rid"]);
+    let stdout = cluster.operator(&["audit", "--user", "rid"]);
     let events: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))

@@ -329,7 +329,7 @@ struct LoadLog {
 
 /// `latchkey keys rotate` on the cluster's data directory and database.
 fn rotate_with_cli(cluster: &Cluster) -> Value {
-    let stdout = crate::operator_command(cluster, &["keys", "rotate"]);
+    let stdout = cluster.operator(&["keys", "rotate"]);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("keys rotate output ({e}): {stdout}"))
 }
 

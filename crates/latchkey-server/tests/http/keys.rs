@@ -10,7 +10,7 @@ use base64::Engine as _;
 use latchkey_core::access_token::Algorithm;
 use latchkey_server::cli::keys::{list_keys, rotate_keys};
 use latchkey_testkit::TestServer;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 async fn jwks(s: &TestServer) -> Vec<Value> {
     let r = s
@@ -213,6 +213,36 @@ async fn es256_and_rs256_servers_issue_tokens_that_verify() {
         assert_eq!(me_status(&s, &t2.access).await, 200);
         assert_eq!(me_status(&s, &t.access).await, 200);
     }
+}
+
+/// RFC 9864's fully specified name: keys and tokens say `Ed25519`, and
+/// the metadata names both names of the scheme, which both verify.
+#[tokio::test]
+async fn an_ed25519_named_server_issues_tokens_that_verify() {
+    let s = TestServer::start_with(|st| st.policy.signing_algorithm = Algorithm::Ed25519).await;
+    let keys = jwks(&s).await;
+    for k in &keys {
+        assert_eq!(
+            (&k["kty"], &k["crv"], &k["alg"]),
+            (&json!("OKP"), &json!("Ed25519"), &json!("Ed25519"))
+        );
+    }
+    let t = s.new_session("ed").await;
+    assert_eq!(header(&t.access)["alg"], "Ed25519");
+    assert_eq!(me_status(&s, &t.access).await, 200);
+    let m: Value = s
+        .http
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        m["access_token_signing_alg_values_supported"],
+        json!(["Ed25519", "EdDSA"])
+    );
 }
 
 /// Switching algorithm is a rotation in the new algorithm: the first one

@@ -7,6 +7,9 @@ mod admin;
 mod attacks;
 mod audit;
 mod bad_input;
+mod browser;
+#[path = "../support/documented_answers.rs"]
+mod documented_answers;
 mod feed;
 mod http_edge;
 mod keys;

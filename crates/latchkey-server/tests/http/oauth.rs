@@ -325,6 +325,32 @@ async fn scopes_audiences_and_client_binding() {
 }
 
 #[tokio::test]
+async fn client_credentials_without_any_client_authentication_is_invalid_client() {
+    let f = fixture().await;
+    let r = f
+        .form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+            None,
+        )
+        .await;
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("Basic"));
+    assert_eq!(error_of(r).await, (401, "invalid_client".into()));
+    // A public client that names itself is still the wrong kind of client.
+    let r = f
+        .form(
+            "/oauth/token",
+            &[("grant_type", "client_credentials"), ("client_id", "web")],
+            None,
+        )
+        .await;
+    assert_eq!(error_of(r).await, (400, "unauthorized_client".into()));
+}
+
+#[tokio::test]
 async fn client_credentials_for_confidential_clients_only() {
     let f = fixture().await;
     for basic in [true, false] {
@@ -502,7 +528,8 @@ async fn revocation_endpoint() {
             200
         );
     }
-    // Another client's token is left alone.
+    // Another client's token, refresh or access, is refused (RFC 7009
+    // §2.1: `unauthorized_client`) and left alone.
     let t =
         f.s.sign_in("alice", PASSWORD)
             .await
@@ -510,17 +537,20 @@ async fn revocation_endpoint() {
             .await
             .expect("json");
     let rt = t["refresh_token"].as_str().expect("rt");
-    assert_eq!(
-        f.form(
-            "/oauth/revoke",
-            &[("token", rt), ("client_id", "web")],
-            None
-        )
-        .await
-        .status(),
-        200
-    );
-    assert_eq!(f.s.refresh(rt).await.status(), 200);
+    let at = t["access_token"].as_str().expect("at");
+    for token in [rt, at] {
+        let r = f
+            .form(
+                "/oauth/revoke",
+                &[("token", token), ("client_id", "web")],
+                None,
+            )
+            .await;
+        assert_eq!(error_of(r).await, (400, "unauthorized_client".into()));
+    }
+    assert_eq!(f.s.get_bearer("/v1/me", at).await.status(), 200);
+    let t: Value = f.s.refresh(rt).await.json().await.expect("json");
+    let rt = t["refresh_token"].as_str().expect("rt");
     // Confidential clients must authenticate.
     let r = f
         .form(
@@ -561,10 +591,10 @@ async fn introspection_endpoint() {
         assert!(!v[field].is_null(), "missing {field}");
     }
     let v = f.introspect(rt, f.svc()).await.json();
-    assert_eq!(
-        (v["active"].as_bool(), v["token_type"].as_str()),
-        (Some(true), Some("refresh_token"))
-    );
+    // RFC 7662 §2.2: `token_type` names an access token's type; a refresh
+    // token's answer has none.
+    assert_eq!(v["active"].as_bool(), Some(true));
+    assert!(v.get("token_type").is_none(), "{v}");
     assert_eq!(v["username"], "alice");
 
     let r = f.form("/oauth/revoke", &[("token", rt)], f.svc()).await;
@@ -746,6 +776,7 @@ async fn clients_cli_registers_introspect_any() {
             refresh_idle_timeout: None,
             session_lifetime: None,
             introspect_any,
+            allowed_origins: Vec::new(),
         }),
     };
     assert!(client_admin::run(create("spa", Kind::Public, true))

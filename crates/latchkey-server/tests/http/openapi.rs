@@ -5,9 +5,13 @@
 
 use std::path::Path;
 
+use latchkey_core::client::{generate_secret, Client, ClientKind};
+use latchkey_server::rate_limit::RateLimits;
 use latchkey_testkit::TestServer;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use crate::documented_answers::{documented_pairs, Holder, PASSWORD};
 
 async fn document(s: &TestServer) -> Value {
     let r = s
@@ -229,4 +233,255 @@ fn routes_are_registered_only_with_their_descriptions() {
          handler and `.routes(routes!(handler))` in routes/mod.rs):\n{}",
         offenders.join("\n")
     );
+}
+
+/// A confidential client for [`Holder`]: its id and secret.
+fn confidential_client(settings: &mut latchkey_server::Settings, secret_hash: Vec<u8>) {
+    settings.clients.push(Client {
+        kind: ClientKind::Confidential,
+        secret_hash: Some(secret_hash),
+        // Its own token administers (the administration API's answers).
+        scopes: vec!["latchkey:admin".into()],
+        ..Client::default_public("answers")
+    });
+}
+
+/// Every `(operation, status)` pair the document lists is an answer the
+/// server really gives: each 2xx to [`Holder::success`], each error to a
+/// request made for it here; the 503s (a store that does not answer) are
+/// `cluster_outage.rs`'s, sent while PostgreSQL is down. A pair without a
+/// request here fails the test, so a newly documented answer comes with
+/// its proof.
+#[tokio::test]
+async fn every_documented_answer_is_given() {
+    let (secret, hash) = generate_secret().expect("rng");
+    let s = TestServer::start_with(|settings| confidential_client(settings, hash.clone())).await;
+    // Per-address limits low enough to reach, on a server of their own.
+    let limited = TestServer::start_with(|settings| {
+        confidential_client(settings, hash.clone());
+        settings.rate_limits = RateLimits {
+            sign_up_per_minute: 1,
+            tokens_per_minute: 2,
+        };
+    })
+    .await;
+    let doc = document(&s).await;
+    let h = Holder::prepare(&s.http, &s.url(""), "answers", "answers", &secret).await;
+    let mut wrong = Vec::new();
+    let mut given = 0;
+    for (op, status) in documented_pairs(&doc) {
+        if status == 503 {
+            // Sent by `cluster_outage.rs` while PostgreSQL is down.
+            if h.success(&op).is_none() {
+                wrong.push(format!(
+                    "{op} 503: no request for it in documented_answers.rs"
+                ));
+            }
+            continue;
+        }
+        let (method, path) = operation_route(&doc, &op);
+        let got = if (200..300).contains(&status) {
+            match h.success(&op) {
+                Some(req) => Some(req.send().await.expect("request").status().as_u16()),
+                None => None,
+            }
+        } else {
+            error_answer(&s, &limited, &h, &op, &method, &path, status).await
+        };
+        match got {
+            Some(got) if got == status => given += 1,
+            Some(got) => wrong.push(format!("{op} {status}: answered {got}")),
+            None => wrong.push(format!("{op} {status}: no request for it in this test")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "documented answers not given:\n{}",
+        wrong.join("\n")
+    );
+    assert!(given > 50, "only {given} answers checked");
+}
+
+/// The method and concrete path (parameters from their examples) of `op`.
+fn operation_route(doc: &Value, op: &str) -> (Method, String) {
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if operation["operationId"] == op {
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+                return (method, template.clone());
+            }
+        }
+    }
+    panic!("no operation {op}")
+}
+
+/// Whether `op` takes a form body (the OAuth endpoints) rather than JSON.
+fn takes_form(op: &str) -> bool {
+    matches!(op, "token" | "oauth_revoke" | "introspect")
+}
+
+/// Makes the server answer `op` with the error `status`; the status it
+/// gave, or `None` if there is no request here for that pair.
+async fn error_answer(
+    s: &TestServer,
+    limited: &TestServer,
+    h: &Holder,
+    op: &str,
+    method: &Method,
+    path: &str,
+    status: u16,
+) -> Option<u16> {
+    let http = &s.http;
+    let at = |path: &str| http.request(method.clone(), s.url(path));
+    let sent = |req: reqwest::RequestBuilder| async move {
+        req.send().await.expect("request").status().as_u16()
+    };
+    let client =
+        |req: reqwest::RequestBuilder| req.basic_auth(&h.client_id, Some(&h.client_secret));
+    let admin_op = path.starts_with("/admin/");
+    // A path's `{id}`: an account that is there, else one that is not.
+    let path = &path.replace("{id}", &h.owner_id);
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(&h.admin);
+    const NO_ACCOUNT: &str = "6f1c1d1e-1b7a-4c55-9f53-1f1e5b4c9a02";
+    let req = match (status, op) {
+        // The administration API checks its caller before the body.
+        (413, _) if admin_op => admin(at(path)).json(&json!({ "filler": "x".repeat(70 * 1024) })),
+        (415, _) if admin_op => admin(at(path))
+            .header("content-type", "text/plain")
+            .body("{}"),
+        (400, "list_users") => admin(at("/admin/v1/users?limit=0")),
+        (400, "create_user") => admin(at(path)).json(&json!({"username": "b o b"})),
+        (400, "patch_user") => admin(at(path)).json(&json!({"roles": [""]})),
+        (400, "create_invite") => admin(at(path)).json(&json!({"expires_in": 1})),
+        (400, _) if admin_op => admin(at(&path.replace(&h.owner_id, "not-a-uuid"))),
+        // A user's token (whatever its roles) or a client's without the scope.
+        (403, _) if admin_op => at(path).bearer_auth(&h.reader).json(&json!({})),
+        (404, _) if admin_op => admin(at(&path.replace(&h.owner_id, NO_ACCOUNT))).json(&json!({})),
+        (403, "sign_up") => {
+            // Sign-up closed (`invalid_invite` is the invite-only server's,
+            // tests/http/admin.rs).
+            let closed = TestServer::start_with(|settings| {
+                settings.policy.sign_up = latchkey_core::service::SignUpMode::Closed;
+            })
+            .await;
+            let req = closed
+                .http
+                .post(closed.url(path))
+                .json(&json!({"username": "latecomer", "password": PASSWORD}));
+            return Some(sent(req).await);
+        }
+        (409, "create_user") => admin(at(path)).json(&json!({"username": h.username})),
+        (409, "patch_user") => {
+            // Another account's address.
+            let managed = format!("/admin/v1/users/{}", h.managed_id);
+            let email = json!({"email": "documented@example.com"});
+            assert_eq!(sent(admin(at(&managed)).json(&email)).await, 200);
+            admin(at(path)).json(&email)
+        }
+        // Whatever the route, a body over the limit is refused unread.
+        (413, _) => {
+            let big = "x".repeat(70 * 1024);
+            if takes_form(op) {
+                client(at(path)).form(&[("token", big.as_str())])
+            } else {
+                at(path)
+                    .bearer_auth(&h.reader)
+                    .json(&json!({ "filler": big }))
+            }
+        }
+        (415, _) => at(path)
+            .bearer_auth(&h.reader)
+            .header("content-type", "text/plain")
+            .body("{}"),
+        (400, "sign_up") => at(path).json(&json!({"username": "weak", "password": "short"})),
+        (400, "sign_in" | "refresh" | "revoke") => {
+            at(path).json(&json!({"username": 5, "refresh_token": 5}))
+        }
+        (400, "sign_out") => at(path)
+            .bearer_auth(&h.reader)
+            .json(&json!({"scope": "nowhere"})),
+        (400, "change_password") => at(path)
+            .bearer_auth(&h.reader)
+            .json(&json!({"current_password": PASSWORD, "new_password": "short"})),
+        (400, "token") => client(at(path)).form(&[("grant_type", "password")]),
+        (400, "oauth_revoke" | "introspect") => client(at(path)).form(&[("token_type_hint", "x")]),
+        (400, "revocations") => client(at("/v1/revocations?page=1&after=1")),
+        (401, "sign_in") => {
+            at(path).json(&json!({"username": h.username, "password": "wrong password"}))
+        }
+        (401, "refresh") => at(path).json(&json!({"refresh_token": "lkr_forged"})),
+        (401, "token" | "oauth_revoke" | "introspect") => at(path)
+            .basic_auth(&h.client_id, Some("not the secret"))
+            .form(&[("grant_type", "client_credentials"), ("token", "x")]),
+        (401, "revocations") => at(path),
+        // Every other 401 is a bearer route's, refusing a missing token.
+        (401, _) => at(path),
+        // The refresh cookie, sent from a page on another site.
+        (403, "refresh" | "revoke") => at(path)
+            .header("cookie", "__Host-latchkey_refresh=lkr_x")
+            .header("origin", "http://127.0.0.1:6666")
+            .json(&json!({})),
+        (404, "end") => at(&format!(
+            "/v1/sessions/{}",
+            "6f1c1d1e-1b7a-4c55-9f53-1f1e5b4c9a01"
+        ))
+        .bearer_auth(&h.reader),
+        (404, "docs_file") => at("/docs/nothing.js"),
+        (404, "account_file") => at("/account/nothing.js"),
+        (404, "account_client_module") => at("/account/client/nothing.js"),
+        (409, "sign_up") => at(path).json(&json!({"username": h.username, "password": PASSWORD})),
+        (410, "revocations") => client(at("/v1/revocations?after=999999999")),
+        (429, "sign_in") => {
+            // An unknown name: no live session spares its address.
+            let mut last = 0;
+            for _ in 0..20 {
+                last = sent(
+                    at(path).json(&json!({"username": "nobody-guessed", "password": "guess"})),
+                )
+                .await;
+                if last == 429 {
+                    break;
+                }
+            }
+            return Some(last);
+        }
+        (429, "change_password") => {
+            // Wrong current passwords from one session use up the account's
+            // allowance (and end that session); the next change from
+            // another session of the account is refused unchecked.
+            let guessing = s.new_session("answers-blocked").await.access;
+            let blocked = s.new_session("answers-blocked").await.access;
+            for _ in 0..20 {
+                let r = sent(at(path).bearer_auth(&guessing).json(
+                    &json!({"current_password": "wrong password", "new_password": "documented answers 3"}),
+                ))
+                .await;
+                if r != 400 {
+                    break;
+                }
+            }
+            at(path).bearer_auth(blocked).json(
+                &json!({"current_password": latchkey_testkit::http::PASSWORD, "new_password": "documented answers 3"}),
+            )
+        }
+        // The per-address limits of sign-up and the token endpoints.
+        (429, _) => {
+            let mut last = 0;
+            for i in 0..10 {
+                let req = limited.http.request(method.clone(), limited.url(path));
+                let req = if takes_form(op) {
+                    req.form(&[("token", "x")])
+                } else {
+                    req.json(&json!({"username": format!("limited{i}"), "password": PASSWORD, "refresh_token": "x"}))
+                };
+                last = sent(req).await;
+                if last == 429 {
+                    break;
+                }
+            }
+            return Some(last);
+        }
+        _ => return None,
+    };
+    Some(sent(req).await)
 }

@@ -162,21 +162,32 @@ async fn disabled_and_passwordless_accounts_are_refused_in_a_wrong_passwords_tim
             }
         }
     }
-    let [mut wrong, mut disabled, mut passwordless] = samples;
-    let (mw, md, mp) = (
-        median(&mut wrong),
-        median(&mut disabled),
-        median(&mut passwordless),
-    );
+    // Each round's three were measured back to back, so their ratio is
+    // about the server, not about what else the machine did meanwhile;
+    // the median ratio over the rounds must be within 5 % of 1.
+    let ratio_to_wrong = |kind: &[Duration]| {
+        let mut ratios: Vec<f64> = kind
+            .iter()
+            .zip(&samples[0])
+            .map(|(k, w)| k.as_secs_f64() / w.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios[ratios.len() / 2]
+    };
+    let (disabled, passwordless) = (ratio_to_wrong(&samples[1]), ratio_to_wrong(&samples[2]));
+    let [mut wrong, mut d, mut p] = samples;
     eprintln!(
-        "sign-in refusals, {PER_KIND} each, default Argon2: wrong password median {mw:?}, \
-         disabled account (right password) {md:?}, no password yet {mp:?}"
+        "sign-in refusals, {PER_KIND} rounds, default Argon2: medians wrong password {:?}, \
+         disabled account (right password) {:?}, no password yet {:?}; median per-round ratio \
+         to the wrong password: disabled {disabled:.4}, no password {passwordless:.4}",
+        median(&mut wrong),
+        median(&mut d),
+        median(&mut p),
     );
-    for (what, m) in [("disabled", md), ("passwordless", mp)] {
-        let ratio = m.as_secs_f64() / mw.as_secs_f64();
+    for (what, ratio) in [("disabled", disabled), ("passwordless", passwordless)] {
         assert!(
             (0.95..=1.0 / 0.95).contains(&ratio),
-            "{what}: median {m:?} vs wrong password {mw:?} (ratio {ratio:.4})"
+            "{what}: median per-round ratio to a wrong password {ratio:.4}"
         );
     }
 }

@@ -122,12 +122,19 @@ async fn extractor_and_layer_accept_and_refuse_alike() {
         }
 
         for (bad, why) in [
-            (format!("Bearer {expired}"), "token expired"),
-            (format!("Bearer {revoked}"), "token revoked"),
-            ("Bearer not-a-token".to_owned(), "malformed token"),
+            // The issuer's words: expiry told apart, every other reason one.
+            (format!("Bearer {expired}"), "the access token expired"),
+            (
+                format!("Bearer {revoked}"),
+                "the access token is invalid or revoked",
+            ),
+            (
+                "Bearer not-a-token".to_owned(),
+                "the access token is invalid or revoked",
+            ),
             (
                 "Bearer ".to_owned() + &good[..good.len() - 2],
-                "bad signature",
+                "the access token is invalid or revoked",
             ),
         ] {
             let a = get_with(&client, &url, Some(&bad)).await;

@@ -41,7 +41,8 @@ impl ClientStore for PostgresStore {
                  scopes = EXCLUDED.scopes, access_ttl = EXCLUDED.access_ttl,
                  refresh_idle_timeout = EXCLUDED.refresh_idle_timeout,
                  session_lifetime = EXCLUDED.session_lifetime, created_at = EXCLUDED.created_at,
-                 introspect_any = EXCLUDED.introspect_any",
+                 introspect_any = EXCLUDED.introspect_any,
+                 allowed_origins = EXCLUDED.allowed_origins",
         )
         .await
         .map(drop)
@@ -73,7 +74,8 @@ impl PostgresStore {
         self.execute(
             &format!(
                 "INSERT INTO clients ({})
-                 VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10)
+                 VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10,
+                         $11::text::jsonb)
                  {on_conflict}",
                 client_fields!()
             ),
@@ -88,6 +90,7 @@ impl PostgresStore {
                 &client.session_lifetime_seconds,
                 &client.created_at,
                 &client.introspect_any,
+                &json(&client.allowed_origins)?,
             ],
         )
         .await

@@ -10,7 +10,7 @@ use super::{statement, Columns, Sql};
 macro_rules! client_fields {
     () => {
         "client_id, kind, secret_hash, audiences, scopes, access_ttl, refresh_idle_timeout, \
-         session_lifetime, created_at, introspect_any"
+         session_lifetime, created_at, introspect_any, allowed_origins"
     };
 }
 pub(crate) use client_fields;
@@ -21,7 +21,7 @@ macro_rules! client_columns {
     () => {
         "client_id, kind, secret_hash, CAST(audiences AS TEXT) AS audiences, \
          CAST(scopes AS TEXT) AS scopes, access_ttl, refresh_idle_timeout, session_lifetime, \
-         created_at, introspect_any"
+         created_at, introspect_any, CAST(allowed_origins AS TEXT) AS allowed_origins"
     };
 }
 
@@ -54,6 +54,7 @@ pub(crate) fn client<R: Columns>(row: &R) -> Result<Client, R::Error> {
         refresh_idle_timeout_seconds: row.value("refresh_idle_timeout")?,
         session_lifetime_seconds: row.value("session_lifetime")?,
         introspect_any: row.value("introspect_any")?,
+        allowed_origins: row.string_list("allowed_origins")?,
         created_at: row.value("created_at")?,
     })
 }

@@ -202,7 +202,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX account_tokens_by_user ON account_tokens(user_id, purpose);
     CREATE INDEX account_tokens_by_expiry ON account_tokens(expires_at);
     "#,
-    // 12: operators' accounts work: who acted in each audit event (NULL
+    // 12: web origins a client's pages call from (CORS, the refresh cookie).
+    r#"
+    ALTER TABLE clients ADD COLUMN allowed_origins {json} NOT NULL DEFAULT '[]';
+    "#,
+    // 13: operators' accounts work: who acted in each audit event (NULL
     // for a user's own actions), and invite codes for sign-up by
     // invitation, kept only as hashes.
     r#"

@@ -72,7 +72,7 @@ macro_rules! write_client {
             $verb,
             " INTO clients (",
             client_fields!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         )
     };
 }
@@ -96,7 +96,8 @@ fn write_client(c: &Connection, client: &Client, statement: &str) -> rusqlite::R
         client.refresh_idle_timeout_seconds,
         client.session_lifetime_seconds,
         client.created_at,
-        client.introspect_any
+        client.introspect_any,
+        json(&client.allowed_origins)?
     ])?;
     Ok(n == 1)
 }

@@ -3542,10 +3542,15 @@ pub async fn clients_round_trip_every_field(backend: &impl Backend) {
         refresh_idle_timeout_seconds: Some(DAY),
         session_lifetime_seconds: Some(30 * DAY),
         introspect_any: true,
+        allowed_origins: Vec::new(),
         created_at: T0,
     };
     let web = Client {
         created_at: T0 + 1,
+        allowed_origins: vec![
+            "https://app.example.com".to_owned(),
+            "http://127.0.0.1:5173".to_owned(),
+        ],
         ..Client::default_public("web")
     };
     for c in [&resource_server, &web] {

@@ -1,0 +1,264 @@
+//! Requests that get each documented answer of the OpenAPI document: the
+//! success of every operation and, shared by the two test binaries that
+//! prove every documented `(operation, status)` pair is real, the credentials
+//! those successes need. `tests/http/openapi.rs` sends them for the 2xx
+//! answers (and makes every 4xx itself); `cluster_outage.rs` sends the same
+//! requests while PostgreSQL is down, for the 503s.
+
+use reqwest::RequestBuilder;
+use serde_json::{json, Value};
+
+pub const PASSWORD: &str = "documented answers 1";
+
+/// Every `(operationId, status)` the document lists, in document order.
+pub fn documented_pairs(doc: &Value) -> Vec<(String, u16)> {
+    let mut pairs = Vec::new();
+    for item in doc["paths"].as_object().expect("paths").values() {
+        for op in item.as_object().expect("path item").values() {
+            let id = op["operationId"].as_str().expect("operationId");
+            for status in op["responses"].as_object().expect("responses").keys() {
+                pairs.push((id.to_owned(), status.parse().expect("numeric status")));
+            }
+        }
+    }
+    pairs
+}
+
+/// Credentials made before the requests, one session per request that
+/// ends or changes something, so the requests can go in any order.
+pub struct Holder {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// A confidential client: the feed, introspection and the OAuth grants.
+    pub client_id: String,
+    pub client_secret: String,
+    pub username: String,
+    /// Access tokens: for reads, for sign-out, for cancelling itself, and
+    /// the caller of `DELETE /v1/sessions/{id}`.
+    pub reader: String,
+    pub signing_out: String,
+    pub cancelling: String,
+    pub ending: String,
+    /// The session `ending` ends.
+    pub ended_session: String,
+    /// Refresh tokens issued to the confidential client, one per use.
+    pub to_refresh: String,
+    pub to_revoke: String,
+    pub to_revoke_oauth: String,
+    pub to_introspect: String,
+    pub to_grant: String,
+    /// A second account whose password changes (which ends its other
+    /// sessions), with its access token.
+    pub changing: (String, String),
+    /// The confidential client's own token with `latchkey:admin` (the
+    /// client must have that scope), for the administration API.
+    pub admin: String,
+    /// Account ids for it: the owner's (read, roles changed), one whose
+    /// sessions end and that gets a reset link, one that is deleted.
+    pub owner_id: String,
+    pub managed_id: String,
+    pub doomed_id: String,
+}
+
+impl Holder {
+    pub async fn prepare(
+        http: &reqwest::Client,
+        base: &str,
+        label: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Self {
+        let username = format!("{label}-owner");
+        let changer = format!("{label}-changer");
+        let mut ids = Vec::new();
+        for name in [
+            username.clone(),
+            changer.clone(),
+            format!("{label}-managed"),
+            format!("{label}-doomed"),
+        ] {
+            let r = http
+                .post(format!("{base}/v1/sign-up"))
+                .json(&json!({"username": name, "password": PASSWORD}))
+                .send()
+                .await
+                .expect("sign-up");
+            assert_eq!(r.status(), 201, "sign-up of {name}");
+            let account: Value = r.json().await.expect("account");
+            ids.push(account["id"].as_str().expect("id").to_owned());
+        }
+        let r = http
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(client_id, Some(client_secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "latchkey:admin"),
+            ])
+            .send()
+            .await
+            .expect("admin token");
+        assert_eq!(r.status(), 200, "the client needs the latchkey:admin scope");
+        let admin: Value = r.json().await.expect("token response");
+        let admin = admin["access_token"].as_str().expect("token").to_owned();
+        let sign_in = |name: String| {
+            let http = http.clone();
+            let url = format!("{base}/v1/sign-in");
+            // No scope: the client's admin scope is for its own token.
+            let body = json!({
+                "username": name, "password": PASSWORD,
+                "client_id": client_id, "client_secret": client_secret, "scope": "",
+            });
+            async move {
+                let r = http.post(url).json(&body).send().await.expect("sign-in");
+                assert_eq!(r.status(), 200, "sign-in");
+                let t: Value = r.json().await.expect("token response");
+                let field = |f: &str| t[f].as_str().expect("token").to_owned();
+                (field("access_token"), field("refresh_token"))
+            }
+        };
+        // Five sessions used by their access token, five by their refresh
+        // token: no request ends a session another one uses.
+        let mut access = Vec::new();
+        let mut refresh = Vec::new();
+        for i in 0..10 {
+            let (a, r) = sign_in(username.clone()).await;
+            if i < 5 {
+                access.push(a);
+            } else {
+                refresh.push(r);
+            }
+        }
+        let ended = access.pop().expect("five sessions");
+        let sessions: Value = http
+            .get(format!("{base}/v1/sessions"))
+            .bearer_auth(&ended)
+            .send()
+            .await
+            .expect("sessions")
+            .json()
+            .await
+            .expect("json");
+        let ended_session = sessions["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .find(|s| s["current"] == true)
+            .and_then(|s| s["id"].as_str())
+            .expect("the current session")
+            .to_owned();
+        let changing = sign_in(changer).await.0;
+        let next = |v: &mut Vec<String>| v.pop().expect("enough sessions");
+        Self {
+            base: base.to_owned(),
+            http: http.clone(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            reader: next(&mut access),
+            signing_out: next(&mut access),
+            cancelling: next(&mut access),
+            ending: next(&mut access),
+            ended_session,
+            to_refresh: next(&mut refresh),
+            to_revoke: next(&mut refresh),
+            to_revoke_oauth: next(&mut refresh),
+            to_introspect: next(&mut refresh),
+            to_grant: next(&mut refresh),
+            changing: (format!("{label}-changer"), changing),
+            username,
+            admin,
+            owner_id: ids[0].clone(),
+            managed_id: ids[2].clone(),
+            doomed_id: ids[3].clone(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn client(&self, req: RequestBuilder) -> RequestBuilder {
+        req.basic_auth(&self.client_id, Some(&self.client_secret))
+    }
+
+    /// The request that succeeds at `operation` (given these credentials
+    /// and a working store); `None` for an operation this table lacks.
+    /// Each is meant to be sent once: most end or spend what they use.
+    pub fn success(&self, operation: &str) -> Option<RequestBuilder> {
+        let http = &self.http;
+        let get = |path: &str| http.get(self.url(path));
+        let post = |path: &str| http.post(self.url(path));
+        Some(match operation {
+            "jwks" => get("/.well-known/jwks.json"),
+            "metadata" => get("/.well-known/oauth-authorization-server"),
+            "openid_configuration" => get("/.well-known/openid-configuration"),
+            "docs_page" => get("/docs"),
+            "docs_file" => get("/docs/swagger-ui.css"),
+            "account_page" => get("/account"),
+            "account_file" => get("/account/account.js"),
+            "account_client_module" => get("/account/client/index.js"),
+            "healthz" => get("/healthz"),
+            "readyz" => get("/readyz"),
+            "render" => get("/metrics"),
+            "document" => get("/openapi.json"),
+            "me" => get("/v1/me").bearer_auth(&self.reader),
+            "list" => get("/v1/sessions").bearer_auth(&self.reader),
+            "end" => http
+                .delete(self.url(&format!("/v1/sessions/{}", self.ended_session)))
+                .bearer_auth(&self.ending),
+            "sign_out" => post("/v1/sign-out").bearer_auth(&self.signing_out),
+            "cancel" => post("/v1/tokens/cancel").bearer_auth(&self.cancelling),
+            "change_password" => post("/v1/password").bearer_auth(&self.changing.1).json(
+                &json!({"current_password": PASSWORD, "new_password": "documented answers 2"}),
+            ),
+            "sign_up" => post("/v1/sign-up").json(&json!({
+                "username": format!("{}-new", self.username), "password": PASSWORD,
+            })),
+            "sign_in" => {
+                post("/v1/sign-in").json(&json!({"username": self.username, "password": PASSWORD}))
+            }
+            "refresh" => post("/v1/tokens/refresh").json(&json!({
+                "refresh_token": self.to_refresh,
+                "client_id": self.client_id, "client_secret": self.client_secret,
+            })),
+            "revoke" => post("/v1/tokens/revoke").json(&json!({"refresh_token": self.to_revoke})),
+            "revocations" => self.client(get("/v1/revocations")),
+            "token" => self.client(post("/oauth/token")).form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &self.to_grant),
+            ]),
+            "oauth_revoke" => self
+                .client(post("/oauth/revoke"))
+                .form(&[("token", &self.to_revoke_oauth)]),
+            "introspect" => self
+                .client(post("/oauth/introspect"))
+                .form(&[("token", &self.to_introspect)]),
+            "list_users" => get("/admin/v1/users").bearer_auth(&self.admin),
+            "create_user" => post("/admin/v1/users")
+                .bearer_auth(&self.admin)
+                .json(&json!({"username": format!("{}-created", self.username)})),
+            "show_user" => {
+                get(&format!("/admin/v1/users/{}", self.owner_id)).bearer_auth(&self.admin)
+            }
+            "patch_user" => http
+                .patch(self.url(&format!("/admin/v1/users/{}", self.owner_id)))
+                .bearer_auth(&self.admin)
+                .json(&json!({"roles": ["documented"]})),
+            "delete_user" => http
+                .delete(self.url(&format!("/admin/v1/users/{}", self.doomed_id)))
+                .bearer_auth(&self.admin),
+            "list_sessions" => {
+                get(&format!("/admin/v1/users/{}/sessions", self.owner_id)).bearer_auth(&self.admin)
+            }
+            "end_sessions" => http
+                .delete(self.url(&format!("/admin/v1/users/{}/sessions", self.managed_id)))
+                .bearer_auth(&self.admin),
+            "reset_link" => post(&format!(
+                "/admin/v1/users/{}/password-reset",
+                self.managed_id
+            ))
+            .bearer_auth(&self.admin),
+            "create_invite" => post("/admin/v1/invites").bearer_auth(&self.admin),
+            _ => return None,
+        })
+    }
+}
