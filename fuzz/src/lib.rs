@@ -21,7 +21,9 @@ use latchkey_core::access_token::{
 use latchkey_core::password::Password;
 use latchkey_core::refresh_token::RefreshTokenCodec;
 use latchkey_core::secret::ServerSecret;
+use latchkey_core::service::administration::{valid_roles, MAX_ROLES, MAX_ROLE_BYTES};
 use latchkey_core::username::Username;
+use latchkey_wire::admin::{CreateInvite, CreateUser, PatchUser};
 use latchkey_wire::authorization::{bearer_token, BasicCredentials};
 use latchkey_wire::body::{
     nesting_exceeds, PasswordChange, RefreshRequest, RevokeRequest, SignIn, SignOutBody, SignUp,
@@ -213,6 +215,24 @@ pub fn json_bodies(data: &[u8]) {
     if let Ok(body) = serde_json::from_slice::<RefreshRequest>(data) {
         let _ = refresh_codec().decode(&body.refresh_token);
     }
+    // The administration bodies (read after the caller is authorised, but
+    // still nobody's input to trust).
+    if let Ok(body) = serde_json::from_slice::<CreateUser>(data) {
+        account_fields(&body.username, body.password.as_deref().unwrap_or(""));
+        if let Some(given) = body.roles {
+            roles(given);
+        }
+    }
+    if let Ok(body) = serde_json::from_slice::<PatchUser>(data) {
+        if let Some(given) = body.roles {
+            roles(given);
+        }
+    }
+    if let Ok(body) = serde_json::from_slice::<CreateInvite>(data) {
+        if let Some(given) = body.roles {
+            roles(given);
+        }
+    }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         // What parses re-serialises and parses again. (Not compared for
         // equality: serde_json's float parsing is not exact by default, and
@@ -222,6 +242,24 @@ pub fn json_bodies(data: &[u8]) {
     }
     if let Ok(text) = std::str::from_utf8(data) {
         account_fields(text, text);
+    }
+}
+
+/// Roles an operator gives: what is accepted is within the limits, each
+/// given role once, in the order given.
+fn roles(given: Vec<String>) {
+    if let Ok(kept) = valid_roles(given.clone()) {
+        assert!(kept.len() <= MAX_ROLES);
+        let mut firsts = given.clone();
+        let mut seen = std::collections::HashSet::new();
+        firsts.retain(|r| seen.insert(r.clone()));
+        assert_eq!(
+            kept, firsts,
+            "roles are the given ones, deduplicated in order"
+        );
+        assert!(kept.iter().all(|r| !r.is_empty()
+            && r.len() <= MAX_ROLE_BYTES
+            && r.bytes().all(|b| b.is_ascii_graphic())));
     }
 }
 

@@ -3,8 +3,13 @@
 `bearer`: the run itself ends sessions (sign-out, password change, DELETE
 /v1/sessions/{id}) and cancels tokens (/v1/tokens/cancel), so one token
 taken at the start would stop working early; the run's user signs in
-again whenever a bearer route answers 401. `client_basic`: the confidential
-client run.sh registered. (schemathesis lets a hook or the config file
+again whenever a bearer route answers 401. The administration routes
+(`/admin/v1`) take the access token of run.sh's admin client (client
+credentials with `latchkey:admin`) instead, so they are exercised, not
+only refused; all but disabling (PATCH) and deleting an account, which
+keep the user's token (403): schemathesis reuses ids from earlier answers
+(the account list), and disabling or deleting the run's own user would
+end the run. `client_basic`: the confidential client run.sh registered. (schemathesis lets a hook or the config file
 authenticate, not both, so both schemes are here.)
 """
 
@@ -18,6 +23,12 @@ import schemathesis
 
 def _schemes(case):
     return {name for requirement in case.operation.definition.raw.get("security") or [] for name in requirement}
+
+
+def _as_admin(case):
+    op = case.operation
+    destructive = op.path == "/admin/v1/users/{id}" and op.method.upper() in ("PATCH", "DELETE")
+    return op.path.startswith("/admin/") and not destructive
 
 
 @schemathesis.auth(refresh_interval=60)
@@ -34,7 +45,9 @@ class Credentials:
 
     def set(self, case, data, context):
         schemes = _schemes(case)
-        if "bearer" in schemes:
+        if "bearer" in schemes and _as_admin(case):
+            value = f'Bearer {os.environ["LK_ADMIN_TOKEN"]}'
+        elif "bearer" in schemes:
             value = f"Bearer {data}"
         elif "client_basic" in schemes:
             pair = f'{os.environ["LK_CLIENT_ID"]}:{os.environ["LK_CLIENT_SECRET"]}'

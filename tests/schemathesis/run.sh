@@ -8,8 +8,9 @@
 #
 # The server hashes with cheap Argon2 and has no per-address rate limits,
 # so the run measures the API rather than the password hash. Before it
-# starts, a user signs up (for `bearer` tokens) and a confidential client
-# is registered (for `client_basic`).
+# starts, a user signs up (for `bearer` tokens), a confidential client
+# is registered (for `client_basic`) and another with `latchkey:admin`
+# (whose token the `/admin/v1` routes get).
 #
 # Environment:
 #   LATCHKEY_BIN       use this server binary instead of building one
@@ -38,6 +39,13 @@ fi
 client_secret="$(lk_json_field "$work/client.json" client_secret)" \
     || { lk_log "no client_secret in: $(cat "$work/client.json")"; exit 1; }
 
+# --- an administrator: a confidential client with the admin scope ------------
+if ! timeout 60 "$bin" clients --data-dir "$data" create schemathesis-ops --type confidential \
+        --scope latchkey:admin >"$work/admin.json" 2>"$work/admin.err"; then
+    lk_log "latchkey clients create (admin) failed:"; sed 's/^/  | /' "$work/admin.err" >&2; exit 1
+fi
+admin_secret="$(lk_json_field "$work/admin.json" client_secret)"
+
 # Cheap hashing, no per-address rate limits and no sign-in throttle: the run's wrong passwords would lock its own
 # user's sign-ins (hooks.py) out.
 printf '[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n[throttle]\nenabled = false\n' >"$work/config.toml"
@@ -56,12 +64,19 @@ status="$(post /v1/sign-up "$credentials" "$work/sign-up.json")"
 rc=0; wait "$pip_pid" || rc=$?
 if ((rc != 0)); then lk_log "virtualenv / pip install failed:"; sed 's/^/  | /' "$work/pip.log" >&2; exit 1; fi
 
+# The admin client's token (10 minutes, longer than the run) for the
+# /admin/v1 routes; taken after the install, so none of it is spent waiting.
+curl -s -o "$work/admin-token.json" --max-time 10 -u "schemathesis-ops:$admin_secret" \
+    -d grant_type=client_credentials "$base_url/oauth/token"
+admin_token="$(lk_json_field "$work/admin-token.json" access_token)" \
+    || { lk_log "no admin token: $(cat "$work/admin-token.json")"; exit 1; }
+
 # From the throwaway directory: schemathesis leaves its cache in the
 # current one.
 cd "$work"
 rc=0
 LK_HOOKS="$here/hooks.py" LK_BASE_URL="$base_url" LK_CREDENTIALS="$credentials" \
-    LK_CLIENT_ID="$client_id" LK_CLIENT_SECRET="$client_secret" \
+    LK_CLIENT_ID="$client_id" LK_CLIENT_SECRET="$client_secret" LK_ADMIN_TOKEN="$admin_token" \
     timeout 300 "$work/venv/bin/schemathesis" --config-file "$here/schemathesis.toml" \
     run "$base_url/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \

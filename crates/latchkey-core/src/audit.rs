@@ -36,10 +36,25 @@ pub enum AuditKind {
     /// active, `failure` otherwise. User and session are set only when the
     /// token was one the client may be told about.
     Introspect,
+    /// An operator created an account (`user_id`); `actor` says who.
+    AdminUserCreated,
+    /// An operator changed an account's roles or email.
+    AdminUserUpdated,
+    /// An operator disabled an account: its sessions ended with it.
+    AdminUserDisabled,
+    AdminUserEnabled,
+    /// An operator deleted an account; the record keeps its id.
+    AdminUserDeleted,
+    /// An operator ended every session of an account.
+    AdminSessionsEnded,
+    /// An operator issued a password-reset link for an account.
+    AdminResetLink,
+    /// An operator issued an invite code (no user yet).
+    AdminInviteCreated,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 10] = [
+    pub const ALL: [AuditKind; 18] = [
         AuditKind::SignUp,
         AuditKind::SignIn,
         AuditKind::Refresh,
@@ -50,6 +65,14 @@ impl AuditKind {
         AuditKind::Lockout,
         AuditKind::SessionEvicted,
         AuditKind::Introspect,
+        AuditKind::AdminUserCreated,
+        AuditKind::AdminUserUpdated,
+        AuditKind::AdminUserDisabled,
+        AuditKind::AdminUserEnabled,
+        AuditKind::AdminUserDeleted,
+        AuditKind::AdminSessionsEnded,
+        AuditKind::AdminResetLink,
+        AuditKind::AdminInviteCreated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +87,14 @@ impl AuditKind {
             AuditKind::Lockout => "lockout",
             AuditKind::SessionEvicted => "session_evicted",
             AuditKind::Introspect => "introspect",
+            AuditKind::AdminUserCreated => "admin_user_created",
+            AuditKind::AdminUserUpdated => "admin_user_updated",
+            AuditKind::AdminUserDisabled => "admin_user_disabled",
+            AuditKind::AdminUserEnabled => "admin_user_enabled",
+            AuditKind::AdminUserDeleted => "admin_user_deleted",
+            AuditKind::AdminSessionsEnded => "admin_sessions_ended",
+            AuditKind::AdminResetLink => "admin_reset_link",
+            AuditKind::AdminInviteCreated => "admin_invite_created",
         }
     }
 
@@ -113,6 +144,10 @@ pub struct AuditEvent {
     /// The `x-request-id` of the request it came from, to find the
     /// request's log lines; `None` for aggregated rows and older records.
     pub request_id: Option<String>,
+    /// Who acted, for operator actions: `client:<client_id>` through the
+    /// administration API, `cli` for the command line; `None` for a
+    /// user's own actions.
+    pub actor: Option<String>,
 }
 
 impl AuditEvent {
@@ -128,6 +163,7 @@ impl AuditEvent {
             ip = self.ip.as_deref(),
             count = self.count,
             request_id = self.request_id.as_deref(),
+            actor = self.actor.as_deref(),
             "audit"
         );
     }

@@ -14,6 +14,25 @@ pub enum AuthError {
     #[error("username is already taken")]
     UsernameTaken,
 
+    /// Another account has this email address.
+    #[error("email is already used by another account")]
+    EmailTaken,
+
+    /// A valid token that lacks what the operation needs (RFC 6750 §3.1):
+    /// a user's token, or a client's without the `latchkey:admin` scope,
+    /// on the administration API.
+    #[error("the access token lacks the scope this operation requires")]
+    InsufficientScope,
+
+    /// Sign-up is by invitation and the code is missing, unknown, used or
+    /// expired: one answer for all of them.
+    #[error("a valid invite code is required to sign up")]
+    InvalidInvite,
+
+    /// Sign-up is closed on this server.
+    #[error("sign-up is disabled on this server")]
+    SignUpDisabled,
+
     /// Unknown user or wrong password: one answer for both, on purpose.
     #[error("invalid username or password")]
     InvalidCredentials,

@@ -145,3 +145,40 @@ pub struct StoredKey {
     /// signed has expired.
     pub retired_at: Option<UnixTime>,
 }
+
+/// An invite code as stored: only its hash. Taking it (as a sign-up
+/// creates its account) deletes it, so it is used once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredInvite {
+    /// SHA-256 of the code as given out.
+    pub code_hash: [u8; 32],
+    /// Roles the invited account starts with.
+    pub roles: Vec<String>,
+    /// Who issued it (`client:<id>` or `cli`).
+    pub created_by: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl std::fmt::Debug for StoredInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredInvite")
+            .field("roles", &self.roles)
+            .field("created_by", &self.created_by)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which accounts a page of the account list holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Accounts whose username key or email key contains this (already in
+    /// [`crate::username::search_key`] form); empty: all.
+    pub contains: String,
+    /// Only accounts whose username key sorts after this one (the last of
+    /// the previous page); `None`: from the start.
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}

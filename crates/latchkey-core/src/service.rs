@@ -19,6 +19,8 @@
 //! | `introspection` | RFC 7662 introspection |
 //! | `password_attempts` | password guesses under the throttle |
 //! | `recovery` | one-time links to set a new password |
+//! | `administration` | operators' account management (API and CLI) |
+//! | `invites` | sign-up modes and invite codes |
 //! | `audit_log` | recording audit events |
 //! | `upkeep` | pruning and other periodic work |
 //!
@@ -46,10 +48,12 @@ use crate::throttle::ThrottlePolicy;
 use crate::AuthError;
 
 mod accounts;
+pub mod administration;
 mod audit_log;
 mod clients;
 mod feed;
 mod introspection;
+pub mod invites;
 mod password_attempts;
 mod recovery;
 mod refresh;
@@ -60,6 +64,7 @@ mod tokens;
 mod upkeep;
 
 pub use feed::FEED_PAGE_LIMIT;
+pub use invites::SignUpMode;
 pub use recovery::{RESET_LINK_SECONDS, RESET_PASSWORD_PATH};
 
 /// Token and session rules, all configurable.
@@ -94,6 +99,8 @@ pub struct Policy {
     pub max_sessions_per_user: usize,
     /// Audit records older than this are pruned.
     pub audit_retention_seconds: i64,
+    /// Who may sign up.
+    pub sign_up: SignUpMode,
 }
 
 impl Policy {
@@ -117,6 +124,7 @@ impl Policy {
             throttle: ThrottlePolicy::default(),
             max_sessions_per_user: 50,
             audit_retention_seconds: 90 * 24 * 3600,
+            sign_up: SignUpMode::Open,
         }
     }
 

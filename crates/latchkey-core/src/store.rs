@@ -10,7 +10,9 @@ use uuid::Uuid;
 pub use crate::audit::{AuditEvent, AuditQuery};
 use crate::client::Client;
 use crate::clock::UnixTime;
-use crate::model::{AccountTokenPurpose, Session, StoredAccountToken, StoredKey, User};
+use crate::model::{
+    AccountTokenPurpose, Session, StoredAccountToken, StoredInvite, StoredKey, User, UserQuery,
+};
 pub use crate::revocation::{Revocation, RevocationKind};
 pub use crate::rotation::RotationGuard;
 pub use crate::throttle::{Admission, AttemptTakeBack, ThrottleEntry, ThrottleRule};
@@ -124,6 +126,56 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
 
     async fn set_password_hash(&self, user_id: Uuid, phc: &str) -> Result<(), StoreError>;
+
+    /// Accounts matching `query`, ordered by `username_key` (the
+    /// database's own ordering of text, the same one `after` compares
+    /// with, so pages neither repeat nor skip).
+    async fn users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+
+    /// Writes what an operator may change of an account: `roles`, `email`,
+    /// `email_verified_at` and `disabled_at`, as `user` has them.
+    async fn update_user(&self, user: &User) -> Result<UserUpdate, StoreError>;
+
+    /// Ends the user's unrevoked sessions (recording a `sid` revocation
+    /// entry expiring at `entry_expires_at` for each), then deletes the
+    /// account with its sessions, account tokens and the throttle counter
+    /// under `throttle_key`, in one transaction. The ended ids, or `None`
+    /// if there was no such user.
+    async fn delete_user(
+        &self,
+        user_id: Uuid,
+        throttle_key: &str,
+        now: UnixTime,
+        entry_expires_at: UnixTime,
+    ) -> Result<Option<Vec<Uuid>>, StoreError>;
+}
+
+/// What [`UserStore::update_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserUpdate {
+    Updated,
+    NotFound,
+    /// Another account has the email's key; nothing changed.
+    EmailTaken,
+}
+
+/// Invite codes for sign-up by invitation, kept only as hashes.
+#[async_trait]
+pub trait InviteStore: Send + Sync {
+    /// Inserts an invite (also how a taken one is given back).
+    async fn insert_invite(&self, invite: &StoredInvite) -> Result<(), StoreError>;
+
+    /// Deletes and returns the invite with this hash if it has not expired
+    /// at `now`: of any number of concurrent takers, one gets it.
+    async fn take_invite(
+        &self,
+        code_hash: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<StoredInvite>, StoreError>;
+
+    /// Deletes up to `batch` invites that expired by `before`; returns how
+    /// many went.
+    async fn prune_invites(&self, before: UnixTime, batch: usize) -> Result<usize, StoreError>;
 }
 
 /// One-time account tokens (password-reset and email-verification links),
@@ -408,6 +460,7 @@ pub trait HealthStore: Send + Sync {
 pub trait Store:
     UserStore
     + AccountTokenStore
+    + InviteStore
     + SessionStore
     + RevocationStore
     + SignInAttemptStore
@@ -421,6 +474,7 @@ pub trait Store:
 impl<T> Store for T where
     T: UserStore
         + AccountTokenStore
+        + InviteStore
         + SessionStore
         + RevocationStore
         + SignInAttemptStore

@@ -44,6 +44,13 @@ impl Username {
     }
 }
 
+/// The form a search for `raw` compares with usernames' keys (and, being
+/// lower-case, with emails' keys): NFKC and case fold, nothing refused.
+/// Callers bound its length first.
+pub fn search_key(raw: &str) -> String {
+    fold(&raw.nfkc().collect::<String>())
+}
+
 /// Full case folding approximated by upper- then lower-casing, which maps
 /// e.g. `ß` to `ss` and final sigma to sigma, then NFKC again because case
 /// mapping can denormalise.

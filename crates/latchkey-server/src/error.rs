@@ -77,6 +77,18 @@ fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<Str
     match e {
         AuthError::InvalidRequest(_) => (bad, "invalid_request", None),
         AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken", None),
+        AuthError::EmailTaken => (StatusCode::CONFLICT, "email_taken", None),
+        // RFC 6750 §3.1: the token is good but not for this.
+        AuthError::InsufficientScope => (
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            Some(format!(
+                r#"{BEARER_REALM}, error="insufficient_scope", scope="{}""#,
+                latchkey_core::service::administration::ADMIN_SCOPE
+            )),
+        ),
+        AuthError::InvalidInvite => (StatusCode::FORBIDDEN, "invalid_invite", None),
+        AuthError::SignUpDisabled => (StatusCode::FORBIDDEN, "sign_up_disabled", None),
         AuthError::WrongCurrentPassword => (bad, "invalid_grant", None),
         AuthError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
         AuthError::CursorExpired => (StatusCode::GONE, "cursor_expired", None),

@@ -165,6 +165,53 @@ where
     }
 }
 
+/// The caller of an `/admin/v1` endpoint: a verified bearer token (as
+/// [`Caller`]) that is a client's own with the `latchkey:admin` scope
+/// (else 403 `insufficient_scope`); `.0` is the actor recorded in the
+/// audit log, `client:<client_id>`.
+pub struct AdminCaller(pub String);
+
+impl<S> FromRequestParts<S> for AdminCaller
+where
+    AuthState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Caller(claims) = Caller::from_request_parts(parts, state).await?;
+        Ok(AdminCaller(
+            AuthState::from_ref(state).administrator(&claims)?,
+        ))
+    }
+}
+
+/// [`AdminCaller`] and a body `B`, checked in that order, the body read to
+/// its end even when the caller is refused (see [`CallerWithBody`]).
+pub struct AdminCallerWithBody<B>(pub String, pub B);
+
+impl<S, B> FromRequest<S> for AdminCallerWithBody<B>
+where
+    AuthState: FromRef<S>,
+    S: Send + Sync,
+    B: FromRequest<S, Rejection = ApiError>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let caller = AdminCaller::from_request_parts(&mut parts, state).await;
+        let req = Request::from_parts(parts, body);
+        match caller {
+            Ok(AdminCaller(actor)) => Ok(Self(actor, B::from_request(req, state).await?)),
+            Err(refused) => {
+                let _ = read_body(req, state).await;
+                Err(refused)
+            }
+        }
+    }
+}
+
 /// Longest user agent kept on a session; storage per session stays bounded.
 const MAX_USER_AGENT_CHARS: usize = 256;
 

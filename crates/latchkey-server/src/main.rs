@@ -96,8 +96,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             print_out(serde_json::to_string_pretty(&out)?)
         }
         Command::Users(args) => {
+            let format = args.format;
             let out = runtime()?.block_on(cli::users::run(args))?;
-            print_out(serde_json::to_string_pretty(&out)?)
+            print_out(cli::users::render(format, &out))
         }
         Command::Audit(args) => {
             let events = runtime()?.block_on(cli::audit::run(args, &SystemClock))?;

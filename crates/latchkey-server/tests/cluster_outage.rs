@@ -229,6 +229,9 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
         "outage",
         "--type",
         "confidential",
+        // Its own token administers (the administration API's 503s).
+        "--scope",
+        "latchkey:admin",
     ]))
     .expect("client JSON");
     let holder = Holder::prepare(

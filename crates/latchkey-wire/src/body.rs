@@ -13,6 +13,9 @@ use crate::clock::UnixTime;
 pub struct SignUp {
     pub username: String,
     pub password: String,
+    /// An operator's invite code: required when sign-up is by invitation.
+    #[serde(default)]
+    pub invite: Option<String>,
 }
 
 /// `POST /v1/sign-in`: credentials, and optionally the client (app) signing

@@ -23,6 +23,7 @@
 //! parsers take bytes and `http` header types, and answer typed errors that
 //! each side maps to its own responses.
 
+pub mod admin;
 pub mod authorization;
 pub mod body;
 pub mod clock;

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use super::invites::SignUpMode;
 use super::tokens::{session_of, subject};
 use super::{Authority, Origin};
 use crate::access_token::AccessClaims;
@@ -14,41 +15,37 @@ use crate::username::Username;
 use crate::AuthError;
 
 impl Authority {
+    /// Sign-up as the server's [`SignUpMode`] allows: open, with an
+    /// invite code, or not at all.
     pub async fn sign_up(
         &self,
         username: &str,
         password: &str,
+        invite: Option<&str>,
         from: &Origin,
     ) -> Result<User, AuthError> {
-        let result = self.create_account(username, password).await;
+        let result = match self.policy.sign_up {
+            SignUpMode::Open => self.create_account(username, password).await,
+            SignUpMode::Invite => self.sign_up_invited(username, password, invite).await,
+            SignUpMode::Closed => Err(AuthError::SignUpDisabled),
+        };
         let (outcome, user_id) = match &result {
             Ok(user) => (Outcome::Success, Some(user.id)),
             Err(_) => (Outcome::Failure, None),
         };
         self.audit(AuditKind::SignUp, outcome, user_id, None, from)
             .await;
+        if let Ok(user) = &result {
+            tracing::info!(user_id = %user.id, "account created");
+        }
         result
     }
 
     async fn create_account(&self, username: &str, password: &str) -> Result<User, AuthError> {
         let name = Username::parse(username)?;
         let password = Password::new_for_account(password)?;
-        let user = User {
-            id: Uuid::new_v4(),
-            username: name.display,
-            username_key: name.key,
-            password_hash: self.hasher.hash(password).await?,
-            roles: Vec::new(),
-            created_at: self.clock.now(),
-            email: None,
-            email_verified_at: None,
-            disabled_at: None,
-        };
-        if !self.store.insert_user(&user).await? {
-            return Err(AuthError::UsernameTaken);
-        }
-        tracing::info!(user_id = %user.id, "account created");
-        Ok(user)
+        let phc = self.hasher.hash(password).await?;
+        self.insert_account(name, phc, Vec::new(), None).await
     }
 
     /// The user an access token was issued to.

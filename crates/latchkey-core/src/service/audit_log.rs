@@ -42,6 +42,7 @@ impl Authority {
             ip: from.ip.clone(),
             count: 1,
             request_id: from.request_id.clone(),
+            actor: None,
         }
     }
 

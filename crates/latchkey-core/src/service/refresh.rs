@@ -112,7 +112,14 @@ impl Authority {
                     .read_and_advance(presented.session_id, &guard, &event)
                     .await;
                 if let Ok(Some((session, user, true))) = read {
-                    return Ok(self.rotated(&session, &user, client, event, guard.now));
+                    if user.disabled_at.is_none() {
+                        return Ok(self.rotated(&session, &user, client, event, guard.now));
+                    }
+                    let error = self.end_disabled_session(&session).await;
+                    return Err(RotationFailure::Failed {
+                        error,
+                        user_id: Some(session.user_id),
+                    });
                 }
                 read
             } else {
@@ -196,6 +203,16 @@ impl Authority {
         )
     }
 
+    /// A disabled account's session that is still live (a sign-in that
+    /// raced the disabling opened it after its sessions were ended): it
+    /// ends now, and the refresh is refused like any dead session's.
+    async fn end_disabled_session(&self, session: &Session) -> AuthError {
+        match self.end_session(session.id, "account_disabled").await {
+            Ok(()) => AuthError::InvalidGrant,
+            Err(e) => e,
+        }
+    }
+
     fn refresh_rules(&self, client: &Client) -> RefreshRules {
         RefreshRules {
             idle_timeout_seconds: client
@@ -217,6 +234,9 @@ impl Authority {
     ) -> Result<RotationStep, AuthError> {
         if session.client_id != client.client_id {
             return Err(AuthError::InvalidGrant);
+        }
+        if user.disabled_at.is_some() {
+            return Err(self.end_disabled_session(&session).await);
         }
         let scope = match scope {
             Some(s) if !scope_within(s, &session.scope)? => return Err(AuthError::InvalidScope),

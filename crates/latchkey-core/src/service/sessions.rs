@@ -21,6 +21,15 @@ impl Authority {
     ) -> Result<Vec<SessionView>, AuthError> {
         let user_id = subject(caller)?;
         let current = session_of(caller).ok();
+        self.live_session_views(user_id, current).await
+    }
+
+    /// The user's live sessions, oldest first; `current` is marked.
+    pub(super) async fn live_session_views(
+        &self,
+        user_id: Uuid,
+        current: Option<Uuid>,
+    ) -> Result<Vec<SessionView>, AuthError> {
         let now = self.clock.now();
         let idle = self.policy.refresh.idle_timeout_seconds;
         let sessions = self.store.live_sessions_of_user(user_id, now).await?;
@@ -85,11 +94,14 @@ impl Authority {
         .await;
         match scope {
             SignOutScope::Current => self.end_session(current, "signed_out").await,
-            SignOutScope::Others => {
-                self.end_sessions_of(user_id, Some(current), "signed_out")
-                    .await
-            }
-            SignOutScope::All => self.end_sessions_of(user_id, None, "signed_out").await,
+            SignOutScope::Others => self
+                .end_sessions_of(user_id, Some(current), "signed_out")
+                .await
+                .map(drop),
+            SignOutScope::All => self
+                .end_sessions_of(user_id, None, "signed_out")
+                .await
+                .map(drop),
         }
     }
 
@@ -127,13 +139,14 @@ impl Authority {
         }
     }
 
-    /// Ends every live session of the user but `except`.
+    /// Ends every live session of the user but `except`; returns how many
+    /// ended.
     pub(super) async fn end_sessions_of(
         &self,
         user_id: Uuid,
         except: Option<Uuid>,
         reason: &str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<usize, AuthError> {
         let now = self.clock.now();
         let expires_at = now.saturating_add(self.policy.revocation_lifetime());
         let ended = self
@@ -141,7 +154,7 @@ impl Authority {
             .revoke_sessions_of_user(user_id, except, now, reason, expires_at)
             .await?;
         self.publish_session_revocations(&ended, expires_at);
-        Ok(())
+        Ok(ended.len())
     }
 
     /// Ends one session, unless it has ended already.
@@ -169,7 +182,7 @@ impl Authority {
 
     /// Puts ended sessions in this node's revocation set and wakes feed
     /// readers.
-    fn publish_session_revocations(&self, ended: &[Uuid], expires_at: UnixTime) {
+    pub(super) fn publish_session_revocations(&self, ended: &[Uuid], expires_at: UnixTime) {
         for id in ended {
             self.revocations.insert(&Revocation {
                 kind: RevocationKind::Session,

@@ -71,7 +71,11 @@ impl Authority {
             )
             .await?;
         let (user, needs_rehash) = match (user, check) {
-            (Some(u), PasswordCheck::Match { needs_rehash }) => (u, needs_rehash),
+            // A disabled account's password is checked all the same, so
+            // it is refused in the time and words of a wrong one.
+            (Some(u), PasswordCheck::Match { needs_rehash }) if u.disabled_at.is_none() => {
+                (u, needs_rehash)
+            }
             (user, _) => {
                 let user_id = user.map(|u| u.id);
                 self.audit(AuditKind::SignIn, Outcome::Failure, user_id, None, &from)

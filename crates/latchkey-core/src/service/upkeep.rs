@@ -15,8 +15,8 @@ const AUDIT_PRUNE_BATCH: usize = 5_000;
 impl Authority {
     /// Drops revocation entries whose tokens have all expired, from memory
     /// and (a batch at a time) from the store, with sessions past their
-    /// absolute lifetime, stale throttling counters and audit records past
-    /// their retention. Returns how many rows went from the store.
+    /// absolute lifetime, stale throttling counters, expired invite codes
+    /// and audit records past their retention. Returns how many rows went from the store.
     pub async fn prune(&self) -> Result<usize, AuthError> {
         let now = self.clock.now();
         self.revocations.prune(now);
@@ -36,8 +36,10 @@ impl Authority {
                 AUDIT_PRUNE_BATCH,
             )
             .await?;
+        let invites = self.store.prune_invites(now, PRUNE_BATCH).await?;
         Ok(counters
             + audit
+            + invites
             + self
                 .store
                 .prune(PruneBefore {
@@ -62,6 +64,7 @@ impl Authority {
                 ip,
                 count,
                 request_id: None,
+                actor: None,
             };
             self.record(event).await;
         }

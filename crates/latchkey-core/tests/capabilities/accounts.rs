@@ -12,7 +12,7 @@ async fn sign_up_stores_the_normalised_name_and_an_argon2id_hash() {
     // Fullwidth "Ａ" is NFKC-normalised for display; the key is case-folded.
     let user = w
         .authority
-        .sign_up("Ａlice", PASSWORD, &from(HOME))
+        .sign_up("Ａlice", PASSWORD, None, &from(HOME))
         .await
         .expect("sign up");
     assert_eq!(user.username, "Alice");
@@ -39,7 +39,10 @@ async fn a_name_differing_only_in_case_or_width_is_taken() {
     let w = World::new().await;
     let first = w.sign_up("alice").await;
     for look_alike in ["ALICE", "ａｌｉｃｅ", "Alice"] {
-        let taken = w.authority.sign_up(look_alike, PASSWORD, &from(HOME)).await;
+        let taken = w
+            .authority
+            .sign_up(look_alike, PASSWORD, None, &from(HOME))
+            .await;
         assert!(
             matches!(taken, Err(AuthError::UsernameTaken)),
             "{look_alike}: {taken:?}"
@@ -69,7 +72,10 @@ async fn passwords_against_the_policy_and_bad_names_store_nothing() {
         ("two words", PASSWORD),
         ("", PASSWORD),
     ] {
-        let refused = w.authority.sign_up(username, password, &from(HOME)).await;
+        let refused = w
+            .authority
+            .sign_up(username, password, None, &from(HOME))
+            .await;
         assert!(
             matches!(refused, Err(AuthError::InvalidRequest(_))),
             "{username:?}/{}: {refused:?}",

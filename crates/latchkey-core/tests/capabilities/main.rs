@@ -4,6 +4,7 @@
 //! back from the store or from the authority itself.
 
 mod accounts;
+mod administration;
 mod introspection;
 mod keys;
 mod refresh;
@@ -141,7 +142,7 @@ impl World {
 
     async fn sign_up(&self, username: &str) -> latchkey_core::model::User {
         self.authority
-            .sign_up(username, PASSWORD, &from(HOME))
+            .sign_up(username, PASSWORD, None, &from(HOME))
             .await
             .expect("sign up")
     }

@@ -38,6 +38,7 @@ pub fn describe(e: &AuditEvent) -> serde_json::Value {
         "ip": e.ip,
         "count": e.count,
         "request_id": e.request_id,
+        "actor": e.actor,
     })
 }
 

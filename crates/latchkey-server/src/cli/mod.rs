@@ -16,6 +16,7 @@ use crate::StartError;
 pub mod audit;
 pub mod clients;
 pub mod keys;
+mod table;
 pub mod users;
 
 #[derive(Parser)]
@@ -40,8 +41,9 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Manage OAuth clients (apps)
     Clients(clients::ClientsArgs),
-    /// Operator commands on accounts: `unlock <username>` clears its failed
-    /// sign-in counter
+    /// Operator commands on accounts: list, show, create, disable, enable,
+    /// delete, set-roles, sessions, end-sessions, reset-link, invite,
+    /// unlock (JSON on stdout, or `--format table`)
     Users(users::UsersArgs),
     /// Recent authentication events as JSON lines, oldest first
     /// (`--user NAME`, `--since 1h`, `--limit N`)

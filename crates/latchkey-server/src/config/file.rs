@@ -33,6 +33,7 @@ pub(super) struct FileConfig {
     #[serde(default, with = "humantime_opt")]
     pub(super) leeway: Option<Duration>,
     pub(super) signing_algorithm: Option<String>,
+    pub(super) sign_up: Option<String>,
     #[serde(default, with = "humantime_opt")]
     pub(super) key_rotation_interval: Option<Duration>,
     pub(super) argon2: Option<Argon2File>,

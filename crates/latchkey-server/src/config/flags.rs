@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use clap::Args;
 use latchkey_core::access_token::Algorithm;
+use latchkey_core::service::SignUpMode;
 
-use super::{parse_algorithm, parse_duration, parse_listen, ConfigError, DatabaseUrl, Settings};
+use super::{
+    parse_algorithm, parse_duration, parse_listen, parse_sign_up, ConfigError, DatabaseUrl,
+    Settings,
+};
 
 /// The settings flags: those of `latchkey serve`, which `check-config`
 /// takes too. Every one has a `LATCHKEY_*` twin.
@@ -45,6 +49,10 @@ pub struct ServeArgs {
     /// effect through key rotation [default: EdDSA]
     #[arg(long, env = "LATCHKEY_SIGNING_ALGORITHM", value_parser = parse_algorithm)]
     pub signing_algorithm: Option<Algorithm>,
+    /// Who may sign up: `open` (anyone), `invite` (with an operator's
+    /// invite code) or `closed` [default: open]
+    #[arg(long, env = "LATCHKEY_SIGN_UP", value_parser = parse_sign_up)]
+    pub sign_up: Option<SignUpMode>,
     /// Rotate the signing key when it has signed this long, e.g. `30d` [default: off]
     #[arg(long, env = "LATCHKEY_KEY_ROTATION_INTERVAL", value_parser = parse_duration)]
     pub key_rotation_interval: Option<Duration>,

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use latchkey_core::access_token::Algorithm;
+use latchkey_core::service::SignUpMode;
 
 mod database_url;
 mod file;
@@ -53,6 +54,12 @@ pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     Algorithm::parse(s.trim()).ok_or_else(|| {
         format!("invalid signing algorithm {s:?}: expected EdDSA, Ed25519, ES256 or RS256")
     })
+}
+
+/// `sign_up`: `open`, `invite` or `closed`.
+pub fn parse_sign_up(s: &str) -> Result<SignUpMode, String> {
+    SignUpMode::parse(s.trim())
+        .ok_or_else(|| format!("invalid sign_up {s:?}: expected open, invite or closed"))
 }
 
 /// A listen address: an IP address and port (`127.0.0.1:8080`,

@@ -9,7 +9,7 @@ use latchkey_core::secret::Secret;
 
 use super::file::{read_file, ClientFile, FileConfig};
 use super::{
-    parse_algorithm, parse_listen, whole_seconds, ConfigError, ServeArgs, Settings,
+    parse_algorithm, parse_listen, parse_sign_up, whole_seconds, ConfigError, ServeArgs, Settings,
     DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 use crate::client_address::TrustedProxies;
@@ -70,6 +70,10 @@ impl Settings {
         let file_alg = parse_from_file(file.signing_algorithm.as_deref(), parse_algorithm)?;
         if let Some(alg) = args.signing_algorithm.or(file_alg) {
             p.signing_algorithm = alg;
+        }
+        let file_sign_up = parse_from_file(file.sign_up.as_deref(), parse_sign_up)?;
+        if let Some(mode) = args.sign_up.or(file_sign_up) {
+            p.sign_up = mode;
         }
         s.key_rotation_interval = args.key_rotation_interval.or(file.key_rotation_interval);
         if let Some(d) = file.max_access_ttl {

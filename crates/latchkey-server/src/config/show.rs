@@ -81,6 +81,7 @@ impl Settings {
             put("max_access_ttl", seconds(s));
         }
         put("signing_algorithm", p.signing_algorithm.as_str().into());
+        put("sign_up", p.sign_up.as_str().into());
         if let Some(d) = self.key_rotation_interval {
             put("key_rotation_interval", duration(d));
         }

@@ -71,6 +71,37 @@ fn signing_algorithm_and_key_rotation_interval() {
 }
 
 #[test]
+fn sign_up_is_open_by_default_and_set_by_file_or_flag() {
+    use latchkey_core::service::SignUpMode;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latchkey.toml");
+    std::fs::write(&path, "sign_up = \"invite\"\n").expect("write");
+    let from_file = ServeArgs {
+        config: Some(path.clone()),
+        ..ServeArgs::default()
+    };
+    let s = Settings::resolve(&from_file).expect("resolve");
+    assert_eq!(s.policy.sign_up, SignUpMode::Invite);
+    assert!(s.to_toml().contains("sign_up = \"invite\""));
+    let flag = ServeArgs {
+        config: Some(path.clone()),
+        sign_up: Some(SignUpMode::Closed),
+        ..ServeArgs::default()
+    };
+    assert_eq!(
+        Settings::resolve(&flag).expect("resolve").policy.sign_up,
+        SignUpMode::Closed
+    );
+    let defaults = Settings::resolve(&ServeArgs::default()).expect("resolve");
+    assert_eq!(defaults.policy.sign_up, SignUpMode::Open);
+    assert!(defaults.to_toml().contains("sign_up = \"open\""));
+    std::fs::write(&path, "sign_up = \"maybe\"\n").expect("write");
+    assert!(Settings::resolve(&from_file).is_err());
+    assert_eq!(parse_sign_up(" closed "), Ok(SignUpMode::Closed));
+    assert!(parse_sign_up("Open").is_err());
+}
+
+#[test]
 fn throttle_and_rate_limits_have_defaults_and_can_be_set() {
     let defaults = Settings::resolve(&ServeArgs::default()).expect("resolve");
     assert_eq!(defaults.policy.throttle, ThrottlePolicy::default());

@@ -24,13 +24,15 @@ fn account(user: &User, with_roles: bool) -> Account<'_> {
 }
 
 /// Creates an account. Usernames are NFKC + case-folded; passwords are 8
-/// characters to 1024 bytes and not a common one.
+/// characters to 1024 bytes and not a common one. When sign-up is by
+/// invitation, `invite` must be an unused, unexpired invite code.
 #[utoipa::path(post, path = "/v1/sign-up", tag = "accounts", request_body = SignUp,
     responses(
         (status = 201, description = "The new account (without roles)", body = Account,
             links(("SignIn" = (operation_id = "sign_in", description = "Sign the new account in",
                 request_body = json!({"username": "$request.body#/username", "password": "$request.body#/password"}))))),
         (status = 400, description = "`invalid_request`: malformed body or a username/password rule broken", body = ErrorBody),
+        (status = 403, description = "`invalid_invite` (by invitation: the code is missing, unknown, used or expired) or `sign_up_disabled`", body = ErrorBody),
         (status = 409, description = "`username_taken`", body = ErrorBody),
         TooLarge,
         NotJson,
@@ -43,7 +45,12 @@ pub async fn sign_up(
     JsonBody(body): JsonBody<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth
-        .sign_up(&body.username, &body.password, &origin)
+        .sign_up(
+            &body.username,
+            &body.password,
+            body.invite.as_deref(),
+            &origin,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(account(&user, false))).into_response())
 }

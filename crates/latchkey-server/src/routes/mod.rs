@@ -6,6 +6,7 @@
 
 mod account_page;
 mod accounts;
+pub mod admin;
 mod feed;
 mod meta;
 mod oauth;
@@ -143,6 +144,15 @@ fn api(
         .routes(routes!(account_page::account_page))
         .routes(routes!(account_page::account_file))
         .routes(routes!(account_page::account_client_module))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(
+            admin::show_user,
+            admin::patch_user,
+            admin::delete_user
+        ))
+        .routes(routes!(admin::list_sessions, admin::end_sessions))
+        .routes(routes!(admin::reset_link))
+        .routes(routes!(admin::create_invite))
 }
 
 /// The OpenAPI document of [`router`]'s routes, as served.

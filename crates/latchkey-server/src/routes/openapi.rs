@@ -48,6 +48,7 @@ const DOCUMENT_PATH: &str = "/openapi.json";
         (name = "oauth", description = "RFC 6749 token, RFC 7009 revocation, RFC 7662 introspection, RFC 8414 metadata"),
         (name = "meta", description = "Keys, health and this description"),
         (name = "pages", description = "Pages for people, served from the binary"),
+        (name = "admin", description = "Administration: accounts, their sessions, reset links and invites (a client's own token with `latchkey:admin`)"),
     )
 )]
 pub struct ApiDoc;

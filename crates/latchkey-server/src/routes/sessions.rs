@@ -13,7 +13,7 @@ use super::AuthState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, CallerWithBody, JsonBody, OptionalJsonBody, RequestOrigin};
 
-fn session_item(v: SessionView) -> SessionItem {
+pub(super) fn session_item(v: SessionView) -> SessionItem {
     SessionItem {
         id: v.session.id.to_string(),
         created_at: v.session.created_at,

@@ -3,6 +3,7 @@
 //! which restarts that PostgreSQL server, is a binary of its own:
 //! `cluster_outage.rs`.
 
+mod admin;
 mod audit;
 mod nodes;
 mod secret;

@@ -3,6 +3,7 @@
 //! whole stack is linked once for all of these.
 
 mod accounts;
+mod admin;
 mod attacks;
 mod audit;
 mod bad_input;

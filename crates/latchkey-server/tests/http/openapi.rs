@@ -240,6 +240,8 @@ fn confidential_client(settings: &mut latchkey_server::Settings, secret_hash: Ve
     settings.clients.push(Client {
         kind: ClientKind::Confidential,
         secret_hash: Some(secret_hash),
+        // Its own token administers (the administration API's answers).
+        scopes: vec!["latchkey:admin".into()],
         ..Client::default_public("answers")
     });
 }
@@ -336,7 +338,46 @@ async fn error_answer(
     };
     let client =
         |req: reqwest::RequestBuilder| req.basic_auth(&h.client_id, Some(&h.client_secret));
+    let admin_op = path.starts_with("/admin/");
+    // A path's `{id}`: an account that is there, else one that is not.
+    let path = &path.replace("{id}", &h.owner_id);
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(&h.admin);
+    const NO_ACCOUNT: &str = "6f1c1d1e-1b7a-4c55-9f53-1f1e5b4c9a02";
     let req = match (status, op) {
+        // The administration API checks its caller before the body.
+        (413, _) if admin_op => admin(at(path)).json(&json!({ "filler": "x".repeat(70 * 1024) })),
+        (415, _) if admin_op => admin(at(path))
+            .header("content-type", "text/plain")
+            .body("{}"),
+        (400, "list_users") => admin(at("/admin/v1/users?limit=0")),
+        (400, "create_user") => admin(at(path)).json(&json!({"username": "b o b"})),
+        (400, "patch_user") => admin(at(path)).json(&json!({"roles": [""]})),
+        (400, "create_invite") => admin(at(path)).json(&json!({"expires_in": 1})),
+        (400, _) if admin_op => admin(at(&path.replace(&h.owner_id, "not-a-uuid"))),
+        // A user's token (whatever its roles) or a client's without the scope.
+        (403, _) if admin_op => at(path).bearer_auth(&h.reader).json(&json!({})),
+        (404, _) if admin_op => admin(at(&path.replace(&h.owner_id, NO_ACCOUNT))).json(&json!({})),
+        (403, "sign_up") => {
+            // Sign-up closed (`invalid_invite` is the invite-only server's,
+            // tests/http/admin.rs).
+            let closed = TestServer::start_with(|settings| {
+                settings.policy.sign_up = latchkey_core::service::SignUpMode::Closed;
+            })
+            .await;
+            let req = closed
+                .http
+                .post(closed.url(path))
+                .json(&json!({"username": "latecomer", "password": PASSWORD}));
+            return Some(sent(req).await);
+        }
+        (409, "create_user") => admin(at(path)).json(&json!({"username": h.username})),
+        (409, "patch_user") => {
+            // Another account's address.
+            let managed = format!("/admin/v1/users/{}", h.managed_id);
+            let email = json!({"email": "documented@example.com"});
+            assert_eq!(sent(admin(at(&managed)).json(&email)).await, 200);
+            admin(at(path)).json(&email)
+        }
         // Whatever the route, a body over the limit is refused unread.
         (413, _) => {
             let big = "x".repeat(70 * 1024);

@@ -281,6 +281,7 @@ async fn operator_unlock_clears_the_block_at_once() {
             data_dir: Some(t.settings.data_dir.clone()),
             ..DataArgs::default()
         },
+        format: users::Format::Json,
         action: UsersAction::Unlock {
             username: username.to_owned(),
         },

@@ -85,3 +85,109 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
         "medians differ by more than 5 %: unknown {mu:?}, wrong password {mw:?}"
     );
 }
+
+/// `latchkey users <action>` on the server's data directory.
+async fn operator(t: &TestServer, action: latchkey_server::cli::users::UsersAction) {
+    use latchkey_server::cli::users::{self, Format, UsersArgs};
+    users::run(UsersArgs {
+        location: latchkey_server::config::DataArgs {
+            data_dir: Some(t.settings.data_dir.clone()),
+            ..Default::default()
+        },
+        format: Format::Json,
+        action,
+    })
+    .await
+    .expect("users command");
+}
+
+/// A disabled account's right password, an account with no password yet
+/// and a wrong password are refused alike and in the same time: each is
+/// one Argon2 verification and the same store writes, so neither kind of
+/// account can be told from outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_and_passwordless_accounts_are_refused_in_a_wrong_passwords_time() {
+    use latchkey_server::cli::users::UsersAction;
+    const PASSWORD: &str = "correct horse battery";
+    const PER_KIND: usize = 100;
+    let t = TestServer::start_with(|s| {
+        s.argon2 = Argon2Cost::default();
+        s.policy.throttle.account.free_failures = u32::MAX;
+        s.policy.throttle.address.free_failures = u32::MAX;
+    })
+    .await;
+    for name in ["alice", "dora"] {
+        assert_eq!(t.sign_up(name, PASSWORD).await.status(), 201);
+    }
+    operator(
+        &t,
+        UsersAction::Disable {
+            user: "dora".into(),
+        },
+    )
+    .await;
+    operator(
+        &t,
+        UsersAction::Create {
+            username: "nell".into(),
+            password_stdin: false,
+            email: None,
+            roles: Vec::new(),
+        },
+    )
+    .await;
+
+    async fn refused(t: &TestServer, user: &str, password: &str) -> Duration {
+        let started = Instant::now();
+        let r = t.sign_in(user, password).await;
+        let took = started.elapsed();
+        assert_eq!(r.status(), 401, "{user}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["error"], "invalid_grant");
+        took
+    }
+    let mut samples: [Vec<Duration>; 3] = Default::default();
+    for i in 0..(WARM_UP + PER_KIND) {
+        let tries = [
+            ("alice", "not the password"),
+            ("dora", PASSWORD),
+            ("nell", PASSWORD),
+        ];
+        for k in 0..3 {
+            // Rotate which kind goes first.
+            let j = (i + k) % 3;
+            let took = refused(&t, tries[j].0, tries[j].1).await;
+            if i >= WARM_UP {
+                samples[j].push(took);
+            }
+        }
+    }
+    // Each round's three were measured back to back, so their ratio is
+    // about the server, not about what else the machine did meanwhile;
+    // the median ratio over the rounds must be within 5 % of 1.
+    let ratio_to_wrong = |kind: &[Duration]| {
+        let mut ratios: Vec<f64> = kind
+            .iter()
+            .zip(&samples[0])
+            .map(|(k, w)| k.as_secs_f64() / w.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios[ratios.len() / 2]
+    };
+    let (disabled, passwordless) = (ratio_to_wrong(&samples[1]), ratio_to_wrong(&samples[2]));
+    let [mut wrong, mut d, mut p] = samples;
+    eprintln!(
+        "sign-in refusals, {PER_KIND} rounds, default Argon2: medians wrong password {:?}, \
+         disabled account (right password) {:?}, no password yet {:?}; median per-round ratio \
+         to the wrong password: disabled {disabled:.4}, no password {passwordless:.4}",
+        median(&mut wrong),
+        median(&mut d),
+        median(&mut p),
+    );
+    for (what, ratio) in [("disabled", disabled), ("passwordless", passwordless)] {
+        assert!(
+            (0.95..=1.0 / 0.95).contains(&ratio),
+            "{what}: median per-round ratio to a wrong password {ratio:.4}"
+        );
+    }
+}

@@ -12,3 +12,4 @@ mod operator_cli;
 mod request_logs;
 mod secret_beside_database;
 mod secrets_never_printed;
+mod users_cli;

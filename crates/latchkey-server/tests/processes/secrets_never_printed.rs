@@ -4,7 +4,9 @@
 //! client secret and database password; stdout and stderr of all of it are
 //! searched for those values and for every refresh and access token issued.
 //! The one place a secret belongs is the output of `clients create` and
-//! `clients rotate-secret`, which print the new client secret once.
+//! `clients rotate-secret`, which print the new client secret once, and of
+//! the administration API and `latchkey users`, whose answers carry the
+//! one-time links and invite codes they make.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -346,6 +348,63 @@ async fn drive_every_route(c: &mut Client, svc_secret: &str) {
     assert_eq!(c.get("/v1/me", Some(&at)).await.0, 401);
 }
 
+/// The administration API as the client `ops` (with `latchkey:admin`):
+/// returns the one-time secrets its answers carried (a set-password
+/// link, a reset link, an invite code), which must show nowhere else.
+async fn drive_admin_routes(c: &mut Client, ops_secret: &str) -> Vec<(String, String)> {
+    let ops = Some(("ops", ops_secret));
+    let (status, body) = c
+        .form("/oauth/token", ops, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(status, 200, "admin token: {body}");
+    let admin = body["access_token"].as_str().expect("at").to_owned();
+    let mut secrets = Vec::new();
+    let (status, created) = c
+        .json(
+            "/admin/v1/users",
+            Some(&admin),
+            json!({"username": "nora", "roles": ["ops"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let link = created["set_password_link"].as_str().expect("link");
+    secrets.push(("a set-password link".to_owned(), link.to_owned()));
+    let id = created["id"].as_str().expect("id").to_owned();
+    let path = format!("/admin/v1/users/{id}");
+    for req in [
+        c.http.get(format!("{}/admin/v1/users?query=no", c.base)),
+        c.http.get(format!("{}{path}", c.base)),
+        c.http
+            .patch(format!("{}{path}", c.base))
+            .json(&json!({"disabled": true, "email": "nora@example.com"})),
+        c.http.get(format!("{}{path}/sessions", c.base)),
+        c.http.delete(format!("{}{path}/sessions", c.base)),
+    ] {
+        let (status, body) = c.send("/admin/v1", req.bearer_auth(&admin)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, reset) = c
+        .json(&format!("{path}/password-reset"), Some(&admin), json!({}))
+        .await;
+    assert_eq!(status, 200, "{reset}");
+    secrets.push((
+        "a reset link".to_owned(),
+        reset["link"].as_str().expect("link").to_owned(),
+    ));
+    let (status, invite) = c.json("/admin/v1/invites", Some(&admin), json!({})).await;
+    assert_eq!(status, 201, "{invite}");
+    secrets.push((
+        "an invite code".to_owned(),
+        invite["code"].as_str().expect("code").to_owned(),
+    ));
+    let req = c
+        .http
+        .delete(format!("{}{path}", c.base))
+        .bearer_auth(&admin);
+    assert_eq!(c.send("/admin/v1/users/{id}", req).await.0, 204);
+    secrets
+}
+
 fn assert_no_leaks(evidence: &Evidence) {
     let leaks = evidence.leaks();
     assert!(leaks.is_empty(), "secrets printed:\n{}", leaks.join("\n"));
@@ -383,6 +442,21 @@ async fn no_secret_in_any_output_of_the_server_or_the_cli() {
         .expect("client_secret printed once")
         .to_owned();
 
+    let ops_created = setup.run(&[
+        "clients",
+        "create",
+        "ops",
+        "--type",
+        "confidential",
+        "--scope",
+        "latchkey:admin",
+    ]);
+    let ops_secret = stdout_json(&ops_created)["client_secret"]
+        .as_str()
+        .expect("client_secret printed once")
+        .to_owned();
+    evidence.secret("the admin client's secret", &ops_secret);
+
     let server = Server::start(&setup, setup.data_dir.with_extension("log"));
     let mut client = Client {
         http: reqwest::Client::new(),
@@ -390,6 +464,9 @@ async fn no_secret_in_any_output_of_the_server_or_the_cli() {
         tokens: Vec::new(),
     };
     drive_every_route(&mut client, &svc_secret).await;
+    for (what, secret) in drive_admin_routes(&mut client, &ops_secret).await {
+        evidence.secret(what, &secret);
+    }
     evidence.output("latchkey serve", &server.stop());
     assert!(
         client.tokens.len() >= 10,
@@ -409,6 +486,14 @@ async fn no_secret_in_any_output_of_the_server_or_the_cli() {
         &["clients", "create", "web", "--scope", "read"],
         &["clients", "delete", "web"],
         &["users", "unlock", "alice"],
+        &["users", "list"],
+        &["users", "list", "--format", "table"],
+        &["users", "show", "alice"],
+        &["users", "set-roles", "alice", "ops"],
+        &["users", "sessions", "alice"],
+        &["users", "end-sessions", "alice"],
+        &["users", "disable", "alice"],
+        &["users", "enable", "alice"],
         &["audit"],
         &["audit", "--user", "alice", "--since", "1h", "--limit", "5"],
     ];
@@ -519,11 +604,44 @@ async fn no_secret_in_any_output_of_the_server_or_the_cli() {
     evidence.secret("the rotated client secret", &new_secret);
     let after = setup.run(&["clients", "list"]);
     evidence.output("latchkey clients list (after rotation)", &after);
+    // The one-time secrets of `latchkey users`: printed once each, by the
+    // command that made it.
+    let mut one_time = Vec::new();
+    for (args, field) in [
+        (&["users", "create", "olga"][..], "set_password_link"),
+        (&["users", "reset-link", "alice"], "link"),
+        (&["users", "invite"], "code"),
+    ] {
+        let out = setup.run(args);
+        let secret = stdout_json(&out)[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("latchkey {} prints its {field}", args.join(" ")))
+            .to_owned();
+        evidence.secret(
+            format!("the {field} of latchkey {}", args.join(" ")),
+            &secret,
+        );
+        one_time.push((args.join(" "), out, secret));
+    }
     assert_no_leaks(&evidence);
+    for (what, out, own) in &one_time {
+        let mut only = Evidence {
+            outputs: Vec::new(),
+            secrets: evidence
+                .secrets
+                .iter()
+                .filter(|(_, v)| v != own)
+                .cloned()
+                .collect(),
+        };
+        only.output(format!("latchkey {what}"), out);
+        assert_no_leaks(&only);
+    }
 
     // The outputs that print a client secret print only that one.
     for (what, out, own) in [
         ("clients create", &created, &svc_secret),
+        ("clients create ops", &ops_created, &ops_secret),
         ("clients rotate-secret", &rotated, &new_secret),
     ] {
         let mut only = Evidence {

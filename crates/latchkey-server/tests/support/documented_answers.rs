@@ -50,6 +50,14 @@ pub struct Holder {
     /// A second account whose password changes (which ends its other
     /// sessions), with its access token.
     pub changing: (String, String),
+    /// The confidential client's own token with `latchkey:admin` (the
+    /// client must have that scope), for the administration API.
+    pub admin: String,
+    /// Account ids for it: the owner's (read, roles changed), one whose
+    /// sessions end and that gets a reset link, one that is deleted.
+    pub owner_id: String,
+    pub managed_id: String,
+    pub doomed_id: String,
 }
 
 impl Holder {
@@ -62,7 +70,13 @@ impl Holder {
     ) -> Self {
         let username = format!("{label}-owner");
         let changer = format!("{label}-changer");
-        for name in [&username, &changer] {
+        let mut ids = Vec::new();
+        for name in [
+            username.clone(),
+            changer.clone(),
+            format!("{label}-managed"),
+            format!("{label}-doomed"),
+        ] {
             let r = http
                 .post(format!("{base}/v1/sign-up"))
                 .json(&json!({"username": name, "password": PASSWORD}))
@@ -70,13 +84,29 @@ impl Holder {
                 .await
                 .expect("sign-up");
             assert_eq!(r.status(), 201, "sign-up of {name}");
+            let account: Value = r.json().await.expect("account");
+            ids.push(account["id"].as_str().expect("id").to_owned());
         }
+        let r = http
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(client_id, Some(client_secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "latchkey:admin"),
+            ])
+            .send()
+            .await
+            .expect("admin token");
+        assert_eq!(r.status(), 200, "the client needs the latchkey:admin scope");
+        let admin: Value = r.json().await.expect("token response");
+        let admin = admin["access_token"].as_str().expect("token").to_owned();
         let sign_in = |name: String| {
             let http = http.clone();
             let url = format!("{base}/v1/sign-in");
+            // No scope: the client's admin scope is for its own token.
             let body = json!({
                 "username": name, "password": PASSWORD,
-                "client_id": client_id, "client_secret": client_secret,
+                "client_id": client_id, "client_secret": client_secret, "scope": "",
             });
             async move {
                 let r = http.post(url).json(&body).send().await.expect("sign-in");
@@ -135,6 +165,10 @@ impl Holder {
             to_grant: next(&mut refresh),
             changing: (format!("{label}-changer"), changing),
             username,
+            admin,
+            owner_id: ids[0].clone(),
+            managed_id: ids[2].clone(),
+            doomed_id: ids[3].clone(),
         }
     }
 
@@ -198,6 +232,32 @@ impl Holder {
             "introspect" => self
                 .client(post("/oauth/introspect"))
                 .form(&[("token", &self.to_introspect)]),
+            "list_users" => get("/admin/v1/users").bearer_auth(&self.admin),
+            "create_user" => post("/admin/v1/users")
+                .bearer_auth(&self.admin)
+                .json(&json!({"username": format!("{}-created", self.username)})),
+            "show_user" => {
+                get(&format!("/admin/v1/users/{}", self.owner_id)).bearer_auth(&self.admin)
+            }
+            "patch_user" => http
+                .patch(self.url(&format!("/admin/v1/users/{}", self.owner_id)))
+                .bearer_auth(&self.admin)
+                .json(&json!({"roles": ["documented"]})),
+            "delete_user" => http
+                .delete(self.url(&format!("/admin/v1/users/{}", self.doomed_id)))
+                .bearer_auth(&self.admin),
+            "list_sessions" => {
+                get(&format!("/admin/v1/users/{}/sessions", self.owner_id)).bearer_auth(&self.admin)
+            }
+            "end_sessions" => http
+                .delete(self.url(&format!("/admin/v1/users/{}/sessions", self.managed_id)))
+                .bearer_auth(&self.admin),
+            "reset_link" => post(&format!(
+                "/admin/v1/users/{}/password-reset",
+                self.managed_id
+            ))
+            .bearer_auth(&self.admin),
+            "create_invite" => post("/admin/v1/invites").bearer_auth(&self.admin),
             _ => return None,
         })
     }

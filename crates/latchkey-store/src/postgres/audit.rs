@@ -13,7 +13,7 @@ use crate::sql::limit;
 #[async_trait]
 impl AuditStore for PostgresStore {
     async fn insert_audit_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        self.execute(sql::INSERT.postgres, &AuditRow::new(e).params())
+        self.execute(sql::INSERT.postgres, &AuditRow::new(e).params_with_actor())
             .await
             .map(drop)
     }
@@ -35,7 +35,7 @@ impl AuditStore for PostgresStore {
                 concat!(
                     "SELECT ",
                     event_columns!(),
-                    " FROM audit_events
+                    ", actor FROM audit_events
                      WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR at >= $2)
                      ORDER BY seq DESC LIMIT $3"
                 ),
@@ -68,6 +68,7 @@ impl<'a> AuditRow<'a> {
         }
     }
 
+    /// The columns every writer sets (`event_columns!`), in order.
     pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 8] {
         [
             &self.e.at,
@@ -79,5 +80,11 @@ impl<'a> AuditRow<'a> {
             &self.count,
             &self.e.request_id,
         ]
+    }
+
+    /// [`Self::params`] and the actor: the parameters of [`sql::INSERT`].
+    pub(super) fn params_with_actor(&self) -> [&(dyn ToSql + Sync); 9] {
+        let [a, b, c, d, e, f, g, h] = self.params();
+        [a, b, c, d, e, f, g, h, &self.e.actor]
     }
 }

@@ -46,6 +46,7 @@ mod account_tokens;
 mod audit;
 mod clients;
 pub mod connection_string;
+mod invites;
 mod migrations;
 mod revocations;
 mod sessions;

@@ -39,7 +39,7 @@ impl SessionStore for PostgresStore {
         let session = SessionRow::new(s)?;
         let session = session.params();
         let event = AuditRow::new(&o.audit);
-        let event = event.params();
+        let event = event.params_with_actor();
         let [first, second] = TakeBack::in_key_order(&o.attempt);
         let keep = limit(o.limit.keep);
         let beyond_params: [&(dyn ToSql + Sync); 3] = [&s.user_id, &keep, &s.created_at];
@@ -304,7 +304,7 @@ impl<'a> SessionRow<'a> {
 
 /// A `sid` entry for each session ended, in the order given, so its access
 /// tokens stop too.
-async fn insert_session_revocations(
+pub(super) async fn insert_session_revocations(
     tx: &Transaction<'_>,
     ids: &[Uuid],
     expires_at: UnixTime,

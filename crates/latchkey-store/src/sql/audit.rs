@@ -6,7 +6,8 @@ use latchkey_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use super::{statement, Columns, Sql};
 
-/// The columns [`audit_event`] reads, from `audit_events`.
+/// The columns of an event every writer sets; [`audit_event`] reads
+/// these and `actor` (set only by operators' actions, through [`INSERT`]).
 macro_rules! event_columns {
     () => {
         "at, kind, outcome, user_id, session_id, ip, count, request_id"
@@ -17,7 +18,7 @@ pub(crate) use event_columns;
 pub(crate) const INSERT: Sql = statement!(
     "INSERT INTO audit_events (",
     event_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ", actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 );
 
 /// Up to `?2` events older than `?1`.
@@ -40,5 +41,6 @@ pub(crate) fn audit_event<R: Columns>(row: &R) -> Result<AuditEvent, R::Error> {
         ip: row.value("ip")?,
         count: row.count("count")?,
         request_id: row.value("request_id")?,
+        actor: row.value("actor")?,
     })
 }

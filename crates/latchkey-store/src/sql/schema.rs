@@ -206,4 +206,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE clients ADD COLUMN allowed_origins {json} NOT NULL DEFAULT '[]';
     "#,
+    // 13: operators' accounts work: who acted in each audit event (NULL
+    // for a user's own actions), and invite codes for sign-up by
+    // invitation, kept only as hashes.
+    r#"
+    ALTER TABLE audit_events ADD COLUMN actor TEXT;
+    CREATE TABLE invites (
+        code_hash  {bytes} PRIMARY KEY,
+        roles      {json} NOT NULL DEFAULT '[]',
+        created_by TEXT NOT NULL,
+        created_at {int} NOT NULL,
+        expires_at {int} NOT NULL
+    ){keyed_table};
+    CREATE INDEX invites_by_expiry ON invites(expires_at);
+    "#,
 ];

@@ -28,6 +28,45 @@ pub(crate) const BY_ID: Sql =
 pub(crate) const SET_PASSWORD_HASH: Sql =
     statement!("UPDATE users SET password_hash = ?2 WHERE id = ?1");
 
+/// A page of the account list: keys after `?1` whose username key or
+/// email key is LIKE `?2` (see [`contains_pattern`]), by username key, at
+/// most `?3`. The comparison and the order use the same collation, so
+/// cursors neither repeat nor skip.
+pub(crate) const PAGE: Sql = statement!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users u WHERE u.username_key > ?1 \
+     AND (u.username_key LIKE ?2 ESCAPE '\\' OR u.email_key LIKE ?2 ESCAPE '\\') \
+     ORDER BY u.username_key LIMIT ?3"
+);
+
+/// Whether `?2`'s email key is another account's than `?1`'s.
+pub(crate) const EMAIL_CLASH: Sql =
+    statement!("SELECT 1 FROM users WHERE email_key = ?2 AND id <> ?1");
+
+/// Deleting an account: its ended sessions, its tokens, its throttle
+/// counter (`?2`), and the account.
+pub(crate) const DELETE_SESSIONS: Sql = statement!("DELETE FROM sessions WHERE user_id = ?1");
+pub(crate) const DELETE_ACCOUNT_TOKENS: Sql =
+    statement!("DELETE FROM account_tokens WHERE user_id = ?1");
+pub(crate) const DELETE_THROTTLE: Sql = statement!("DELETE FROM sign_in_failures WHERE key = ?1");
+pub(crate) const DELETE: Sql = statement!("DELETE FROM users WHERE id = ?1");
+
+/// `%<text>%` with LIKE's wildcards and the escape character escaped, so
+/// the text matches as a plain substring.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 pub(crate) fn user<R: Columns>(row: &R) -> Result<User, R::Error> {
     Ok(User {
         id: row.uuid("id")?,

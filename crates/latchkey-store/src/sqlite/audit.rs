@@ -38,7 +38,7 @@ impl AuditStore for SqliteStore {
             c.prepare_cached(concat!(
                 "SELECT ",
                 event_columns!(),
-                " FROM audit_events
+                ", actor FROM audit_events
                  WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR at >= ?2)
                  ORDER BY seq DESC LIMIT ?3"
             ))?
@@ -63,7 +63,8 @@ pub(super) fn insert_audit_event(c: &Connection, e: &AuditEvent) -> rusqlite::Re
             e.session_id.as_ref().map(|u| u.as_bytes()),
             e.ip,
             e.count,
-            e.request_id
+            e.request_id,
+            e.actor
         ])
         .map(drop)
 }

@@ -5,6 +5,7 @@
 mod account_tokens;
 mod audit;
 mod clients;
+mod invites;
 mod migrations;
 mod revocations;
 mod sessions;

@@ -228,7 +228,7 @@ fn insert_session(c: &Connection, s: &Session) -> rusqlite::Result<()> {
 }
 
 /// A `sid` entry for each session ended, so its access tokens stop too.
-fn insert_session_revocations(
+pub(super) fn insert_session_revocations(
     c: &Connection,
     ids: &[Uuid],
     expires_at: UnixTime,

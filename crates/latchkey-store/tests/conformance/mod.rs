@@ -39,6 +39,9 @@ use latchkey_core::store::{
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
+mod admin;
+pub use admin::*;
+
 /// One isolated database for one test.
 pub trait Backend {
     /// Opens this test's database: empty on the first call, the same
@@ -100,6 +103,10 @@ macro_rules! store_conformance_tests {
             signing_keys_are_listed_oldest_first_then_by_kid_bytes,
             rotation_promotes_the_oldest_next_key,
             account_tokens_are_single_use_expire_and_void_older_ones,
+            users_are_paged_by_username_key_and_filtered_by_substring,
+            update_user_writes_roles_email_and_disabled_and_refuses_a_taken_email,
+            delete_user_ends_sessions_then_removes_the_account_and_its_rows,
+            invites_are_taken_once_before_they_expire_can_be_given_back_and_are_pruned,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -192,6 +199,7 @@ fn refreshed(id: Uuid, at: UnixTime) -> AuditEvent {
         ip: Some("192.0.2.1".into()),
         count: 1,
         request_id: Some(format!("refresh-{id}")),
+        actor: None,
     }
 }
 
@@ -3155,6 +3163,8 @@ pub async fn audit_events_round_trip_and_filter(backend: &impl Backend) {
                 count: 1 + (n % 5) as u32 * 1000,
                 // Old rows and aggregated ones have none.
                 request_id: (n % 3 != 2).then(|| format!("req-{n}.a_B-9")),
+                // Only operators' actions name who acted.
+                actor: (n % 2 == 1).then(|| format!("client:ops-{n}")),
             };
             store.insert_audit_event(&event).await.expect("insert");
             written.push(event);
@@ -3212,6 +3222,7 @@ pub async fn audit_events_are_pruned_by_age_in_batches(backend: &impl Backend) {
             ip: Some("10.0.0.1".into()),
             count: 40,
             request_id: None,
+            actor: None,
         };
         store.insert_audit_event(&event).await.expect("insert");
     }
@@ -3247,6 +3258,7 @@ fn signed_in(s: &Session) -> AuditEvent {
         ip: s.ip.clone(),
         count: 1,
         request_id: Some(format!("sign-in-{}", s.id)),
+        actor: None,
     }
 }
 
