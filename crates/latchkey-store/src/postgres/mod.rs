@@ -47,6 +47,7 @@ mod audit;
 mod clients;
 pub mod connection_string;
 mod migrations;
+mod outbox;
 mod revocations;
 mod sessions;
 mod sign_in_attempts;

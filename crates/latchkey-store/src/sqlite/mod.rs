@@ -6,6 +6,7 @@ mod account_tokens;
 mod audit;
 mod clients;
 mod migrations;
+mod outbox;
 mod revocations;
 mod sessions;
 mod sign_in_attempts;
