@@ -14,6 +14,19 @@ pub enum AuthError {
     #[error("username is already taken")]
     UsernameTaken,
 
+    /// Another account has this email address.
+    #[error("email address is already in use by another account")]
+    EmailTaken,
+
+    /// A password-reset or email-verification token that is unknown, used,
+    /// expired or no longer applies: one answer for all of them.
+    #[error("the link is invalid, expired or already used")]
+    InvalidLinkToken,
+
+    /// This account was sent a mail too recently.
+    #[error("a mail was sent to this account recently; try again in {retry_after_seconds} s")]
+    TooManyMails { retry_after_seconds: i64 },
+
     /// Unknown user or wrong password: one answer for both, on purpose.
     #[error("invalid username or password")]
     InvalidCredentials,

@@ -80,6 +80,8 @@ pub struct RunningServer {
     /// The `metrics_listen` listener's shutdown and task.
     metrics_serve: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
     background: JoinHandle<()>,
+    /// Sends what is in the outbox; `None` without SMTP settings.
+    mail_worker: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -138,6 +140,7 @@ impl RunningServer {
             public_revocation_feed: settings.public_revocation_feed,
             sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
+            recovery_limit: RateLimiter::per_minute(settings.rate_limits.recovery_per_minute),
             serve_metrics: settings.metrics_listen.is_none(),
             browser_origins: browser_origins.clone(),
             client_addresses: Arc::new(AddressResolution {
@@ -174,6 +177,16 @@ impl RunningServer {
             rotate_every,
             browser_origins,
         ));
+        let mail_worker = match &settings.smtp {
+            Some(smtp) => Some(
+                crate::mail::spawn_worker(authority.clone(), smtp)
+                    .map_err(|e| StartError::Config(ConfigError::Invalid(e)))?,
+            ),
+            None => {
+                tracing::info!("mail is not configured: no reset or verification links are mailed");
+                None
+            }
+        };
         Ok(Self {
             authority,
             addr,
@@ -182,6 +195,7 @@ impl RunningServer {
             shutdown: Some(shutdown),
             serve,
             background,
+            mail_worker,
         })
     }
 
@@ -191,6 +205,11 @@ impl RunningServer {
             let _ = tx.send(());
         }
         self.background.abort();
+        if let Some(worker) = self.mail_worker.take() {
+            // What it had claimed is due again when the claim lapses.
+            worker.abort();
+            let _ = worker.await;
+        }
         if let Some((stop, task)) = self.metrics_serve.take() {
             let _ = stop.send(());
             let _ = task.await;
@@ -335,10 +354,16 @@ async fn maintain(
         tokio::select! {
             _ = sync.tick() => sync_revocations(&authority, &feed, &mut caught_up).await,
             _ = revoked.notified() => sync_revocations(&authority, &feed, &mut caught_up).await,
-            _ = count_sessions.tick() => match authority.count_live_sessions().await {
-                Ok(n) => gauge!(metric::LIVE_SESSIONS).set(n as f64),
-                Err(e) => tracing::debug!(error = %e, "counting live sessions failed"),
-            },
+            _ = count_sessions.tick() => {
+                match authority.count_live_sessions().await {
+                    Ok(n) => gauge!(metric::LIVE_SESSIONS).set(n as f64),
+                    Err(e) => tracing::debug!(error = %e, "counting live sessions failed"),
+                }
+                match authority.outbox_depth().await {
+                    Ok(n) => gauge!(metric::OUTBOX_DEPTH).set(n as f64),
+                    Err(e) => tracing::debug!(error = %e, "counting the mail outbox failed"),
+                }
+            }
             _ = keys.tick() => {
                 crate::metrics::upkeep();
                 match authority.keys().maintain(rotate_every, KEY_PROPAGATION_SECONDS).await {

@@ -36,6 +36,7 @@ pub fn test_settings(data_dir: PathBuf) -> Settings {
     s.rate_limits = RateLimits {
         sign_up_per_minute: 0,
         tokens_per_minute: 0,
+        recovery_per_minute: 0,
     };
     s
 }

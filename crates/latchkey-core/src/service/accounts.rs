@@ -7,6 +7,7 @@ use super::{Authority, Origin};
 use crate::access_token::AccessClaims;
 use crate::access_token::TokenError;
 use crate::audit::{AuditKind, Outcome};
+use crate::email::Email;
 use crate::model::User;
 use crate::password::{Password, PasswordCheck};
 use crate::throttle;
@@ -20,7 +21,20 @@ impl Authority {
         password: &str,
         from: &Origin,
     ) -> Result<User, AuthError> {
-        let result = self.create_account(username, password).await;
+        self.sign_up_with_email(username, password, None, from)
+            .await
+    }
+
+    /// Sign-up with an optional email address, stored unverified; a
+    /// verification link is mailed to it (when mail is configured).
+    pub async fn sign_up_with_email(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+        from: &Origin,
+    ) -> Result<User, AuthError> {
+        let result = self.create_account(username, password, email).await;
         let (outcome, user_id) = match &result {
             Ok(user) => (Outcome::Success, Some(user.id)),
             Err(_) => (Outcome::Failure, None),
@@ -30,9 +44,21 @@ impl Authority {
         result
     }
 
-    async fn create_account(&self, username: &str, password: &str) -> Result<User, AuthError> {
+    async fn create_account(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<User, AuthError> {
         let name = Username::parse(username)?;
         let password = Password::new_for_account(password)?;
+        let email = email.map(Email::parse).transpose()?;
+        // Checked before hashing, so a taken address costs no Argon2.
+        if let Some(e) = &email {
+            if self.store.user_by_email(&e.key).await?.is_some() {
+                return Err(AuthError::EmailTaken);
+            }
+        }
         let user = User {
             id: Uuid::new_v4(),
             username: name.display,
@@ -48,6 +74,23 @@ impl Authority {
             return Err(AuthError::UsernameTaken);
         }
         tracing::info!(user_id = %user.id, "account created");
+        let Some(email) = email else {
+            return Ok(user);
+        };
+        // Set after the insert: another sign-up may have taken the address
+        // in between, and then this account is kept without one rather
+        // than refused after it was created.
+        if !self.store.set_email(user.id, &email).await? {
+            tracing::info!(user_id = %user.id, "email address taken meanwhile; account created without one");
+            return Ok(user);
+        }
+        // A new account has its whole allowance; taken so it counts.
+        let _ = self.mail_allowance.take(user.id, self.clock.now());
+        let user = User {
+            email: Some(email.clone()),
+            ..user
+        };
+        self.send_verification(&user, &email).await?;
         Ok(user)
     }
 

@@ -15,8 +15,9 @@ const AUDIT_PRUNE_BATCH: usize = 5_000;
 impl Authority {
     /// Drops revocation entries whose tokens have all expired, from memory
     /// and (a batch at a time) from the store, with sessions past their
-    /// absolute lifetime, stale throttling counters and audit records past
-    /// their retention. Returns how many rows went from the store.
+    /// absolute lifetime, stale throttling counters, expired one-time
+    /// account tokens and audit records past their retention. Returns how
+    /// many rows went from the store.
     pub async fn prune(&self) -> Result<usize, AuthError> {
         let now = self.clock.now();
         self.revocations.prune(now);
@@ -36,8 +37,11 @@ impl Authority {
                 AUDIT_PRUNE_BATCH,
             )
             .await?;
+        // Reset and verification links nobody followed.
+        let account_tokens = self.store.prune_account_tokens(now, PRUNE_BATCH).await?;
         Ok(counters
             + audit
+            + account_tokens
             + self
                 .store
                 .prune(PruneBefore {

@@ -14,12 +14,14 @@ use super::AuthState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, RequestOrigin};
 
-fn account(user: &User, with_roles: bool) -> Account<'_> {
+pub(super) fn account(user: &User, with_roles: bool) -> Account<'_> {
     Account {
         id: user.id.to_string(),
         username: &user.username,
         created_at: user.created_at,
         roles: with_roles.then_some(user.roles.as_slice()),
+        email: user.email.as_ref().map(|e| e.address.as_str()),
+        email_verified: user.email.is_some() && user.email_verified_at.is_some(),
     }
 }
 
@@ -31,7 +33,7 @@ fn account(user: &User, with_roles: bool) -> Account<'_> {
             links(("SignIn" = (operation_id = "sign_in", description = "Sign the new account in",
                 request_body = json!({"username": "$request.body#/username", "password": "$request.body#/password"}))))),
         (status = 400, description = "`invalid_request`: malformed body or a username/password rule broken", body = ErrorBody),
-        (status = 409, description = "`username_taken`", body = ErrorBody),
+        (status = 409, description = "`username_taken`, or `email_taken`: another account has the address", body = ErrorBody),
         TooLarge,
         NotJson,
         Throttled,
@@ -43,7 +45,12 @@ pub async fn sign_up(
     JsonBody(body): JsonBody<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth
-        .sign_up(&body.username, &body.password, &origin)
+        .sign_up_with_email(
+            &body.username,
+            &body.password,
+            body.email.as_deref(),
+            &origin,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(account(&user, false))).into_response())
 }
