@@ -97,6 +97,8 @@ impl RunningServer {
             None => None,
         };
         let mut policy = settings.policy.clone();
+        // Mail goes out exactly when there is a worker to send it.
+        policy.mail_enabled = settings.smtp.is_some();
         if policy.issuer == format!("http://{}", settings.listen) {
             policy.issuer = format!("http://{addr}");
         }
