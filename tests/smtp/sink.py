@@ -5,7 +5,7 @@ the directory given, as JSON with its envelope recipients, subject and
 decoded plain-text and HTML bodies (`<n>.json`, written to a temporary
 name and renamed, so a reader never sees half a file).
 
-    python3 tests/smtp/sink.py --port 0 --dir DIR
+    python3 tests/smtp/sink.py --port 0 --dir DIR [--auth USER:PASSWORD]
 
 Prints `listening on <port>` on stdout once it accepts connections (port
 0: one the kernel picks), and runs until it is terminated.
@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Sink:
@@ -60,12 +60,31 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--dir", required=True)
+    parser.add_argument(
+        "--auth",
+        help="USER:PASSWORD: require AUTH with these (over plain loopback SMTP)",
+    )
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     handler = Sink(args.dir)
     loop = asyncio.get_running_loop()
+    options = {"hostname": "sink.test"}
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, data):
+            ok = (
+                isinstance(data, LoginPassword)
+                and data.login.decode() == user
+                and data.password.decode() == password
+            )
+            return AuthResult(success=ok)
+
+        options.update(
+            authenticator=authenticator, auth_required=True, auth_require_tls=False
+        )
     server = await loop.create_server(
-        lambda: SMTP(handler, hostname="sink.test"), host="127.0.0.1", port=args.port
+        lambda: SMTP(handler, **options), host="127.0.0.1", port=args.port
     )
     port = server.sockets[0].getsockname()[1]
     print(f"listening on {port}", flush=True)

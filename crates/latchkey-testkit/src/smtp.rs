@@ -19,6 +19,8 @@ pub struct SmtpSink {
     pub port: u16,
     dir: PathBuf,
     python: String,
+    /// `USER:PASSWORD` the server requires, if any.
+    auth: Option<String>,
     _tmp: tempfile::TempDir,
 }
 
@@ -56,6 +58,12 @@ impl SmtpSink {
 
     /// A sink on a port the kernel picks.
     pub fn start() -> Self {
+        Self::start_with_auth(None)
+    }
+
+    /// A sink that takes mail only after `AUTH` as `user_password`
+    /// (`USER:PASSWORD`).
+    pub fn start_with_auth(user_password: Option<&str>) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("mail");
         let mut sink = Self {
@@ -63,6 +71,7 @@ impl SmtpSink {
             port: 0,
             dir,
             python: python(),
+            auth: user_password.map(str::to_owned),
             _tmp: tmp,
         };
         sink.launch();
@@ -70,10 +79,15 @@ impl SmtpSink {
     }
 
     fn launch(&mut self) {
-        let mut child = Command::new(&self.python)
+        let mut command = Command::new(&self.python);
+        command
             .arg(script())
             .args(["--port", &self.port.to_string(), "--dir"])
-            .arg(&self.dir)
+            .arg(&self.dir);
+        if let Some(auth) = &self.auth {
+            command.args(["--auth", auth]);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
