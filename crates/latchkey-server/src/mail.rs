@@ -7,11 +7,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use latchkey_core::mail::{MailTemplate, MailTemplates};
 use latchkey_core::model::{OutboxKind, OutboxMessage};
 use latchkey_core::secret::Secret;
+use latchkey_core::service::OUTBOX_LEASE_SECONDS;
 use latchkey_core::Authority;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -23,6 +24,9 @@ use crate::config::ConfigError;
 pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the worker looks at the outbox when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_secs(2);
+/// How much of a claim's lease the worker uses before it stops starting
+/// sends: half, so a send begun just before still ends within it.
+const LEASE_USE: Duration = Duration::from_secs(OUTBOX_LEASE_SECONDS.unsigned_abs() / 2);
 
 /// Where and as whom mail is sent.
 #[derive(Debug, Clone)]
@@ -142,7 +146,14 @@ async fn deliver_due(auth: &Authority, transport: &Transport, from: &Mailbox) ->
         }
     };
     let worked = !batch.is_empty();
+    let claimed_at = Instant::now();
     for message in batch {
+        // A slow mail server must not keep us sending past our lease, when
+        // another worker may claim the rest: those wait for it to lapse.
+        if claimed_at.elapsed() > LEASE_USE {
+            tracing::info!("mail server slow: the rest of the batch waits for its lease to lapse");
+            break;
+        }
         let result = match message.kind {
             OutboxKind::PasswordResetRequest => auth
                 .answer_outbox_request(&message, claim)
@@ -198,6 +209,27 @@ mod tests {
         );
         assert_eq!(redacted_url("smtp://127.0.0.1:25"), "smtp://127.0.0.1:25");
         assert_eq!(redacted_url("nonsense"), "[redacted]");
+    }
+
+    #[test]
+    fn templates_beside_the_config_file_replace_the_defaults_one_by_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let templates = dir.path().join("templates");
+        std::fs::create_dir(&templates).expect("mkdir");
+        std::fs::write(templates.join("password-reset.txt"), "Reset: {{link}}").expect("write");
+        std::fs::write(templates.join("verify-email.html"), "<p>{{username}}</p>").expect("write");
+        let loaded = load_templates(Some(dir.path())).expect("load");
+        let defaults = MailTemplates::default();
+        assert_eq!(loaded.password_reset.text, "Reset: {{link}}");
+        assert_eq!(loaded.password_reset.html, defaults.password_reset.html);
+        assert_eq!(loaded.verify_email.html, "<p>{{username}}</p>");
+        assert_eq!(loaded.verify_email.text, defaults.verify_email.text);
+        assert_eq!(load_templates(None).expect("defaults"), defaults);
+        let empty = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            load_templates(Some(empty.path())).expect("none there"),
+            defaults
+        );
     }
 
     #[test]

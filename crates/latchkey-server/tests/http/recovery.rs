@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use latchkey_core::secret::Secret;
 use latchkey_server::mail::SmtpSettings;
+use latchkey_testkit::exposition::Exposition;
 use latchkey_testkit::smtp::{link_token, SmtpSink};
 use latchkey_testkit::{error_code, TestServer, Tokens};
 use serde_json::{json, Value};
@@ -38,6 +39,12 @@ async fn sign_up_with_email(s: &TestServer, username: &str, email: &str) -> Valu
         .await;
     assert_eq!(r.status(), 201);
     r.json().await.expect("json")
+}
+
+async fn scrape(s: &TestServer) -> Exposition {
+    let r = s.http.get(s.url("/metrics")).send().await.expect("scrape");
+    let text = r.text().await.expect("body");
+    Exposition::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 async fn me(s: &TestServer, access: &str) -> Value {
@@ -279,8 +286,20 @@ async fn mail_waits_out_a_mail_server_outage_and_a_server_restart() {
         .post("/v1/password/forgot", json!({"username": "ann"}))
         .await;
     assert_eq!(r.status(), 202);
-    // The worker tries, fails, and backs off.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The worker tries, fails, and backs off (counted as a failure to be
+    // retried; the recorder is process-wide, so "at least").
+    let deadline = std::time::Instant::now() + MAIL_WAIT;
+    while scrape(&s)
+        .await
+        .sum("latchkey_mails_failed_total", &[("final", "false")])
+        < 1.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     sink.resume();
     s.clock.advance(60);
     let mails = sink.wait_for(2, MAIL_WAIT).await;
@@ -306,6 +325,15 @@ async fn mail_waits_out_a_mail_server_outage_and_a_server_restart() {
     s.clock.advance(300);
     let mails = sink.wait_for(3, MAIL_WAIT).await;
     assert_eq!(mails[2]["to"], json!(["ann@example.org"]));
+    let metrics = scrape(&s).await;
+    assert_eq!(
+        metrics
+            .types
+            .get("latchkey_mails_sent_total")
+            .map(String::as_str),
+        Some("counter")
+    );
+    assert!(metrics.sum("latchkey_mails_sent_total", &[]) >= 1.0);
     let r = s
         .post(
             "/v1/email/verify",
