@@ -6,6 +6,7 @@
 mod accounts;
 mod introspection;
 mod keys;
+mod recovery;
 mod refresh;
 mod revocation;
 mod sessions;
