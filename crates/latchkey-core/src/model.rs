@@ -111,8 +111,8 @@ impl OutboxKind {
 pub struct OutboxMessage {
     pub id: Uuid,
     pub kind: OutboxKind,
-    /// The address to send to ([`OutboxKind::Mail`]), or the username or
-    /// address a reset was asked for.
+    /// The address to send to ([`OutboxKind::Mail`]), or the account a
+    /// reset was asked for (`username:<name>` or `email:<address>`).
     pub recipient: String,
     pub subject: String,
     pub text_body: String,

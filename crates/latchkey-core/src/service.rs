@@ -67,7 +67,7 @@ mod upkeep;
 pub use account_email::{VERIFY_EMAIL_PATH, VERIFY_LINK_SECONDS};
 pub use feed::FEED_PAGE_LIMIT;
 pub use outbox::OUTBOX_LEASE_SECONDS;
-pub use recovery::{RESET_LINK_SECONDS, RESET_PASSWORD_PATH};
+pub use recovery::{ForgotBy, RESET_LINK_SECONDS, RESET_PASSWORD_PATH};
 
 /// Token and session rules, all configurable.
 #[derive(Debug, Clone)]

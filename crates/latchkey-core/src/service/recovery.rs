@@ -20,6 +20,17 @@ use crate::throttle;
 use crate::username::{Username, MAX_USERNAME_BYTES};
 use crate::AuthError;
 
+/// Which account a password reset is asked for.
+#[derive(Debug, Clone, Copy)]
+pub enum ForgotBy<'a> {
+    Username(&'a str),
+    Email(&'a str),
+}
+
+/// How a queued request names its account in the outbox row.
+const BY_USERNAME: &str = "username:";
+const BY_EMAIL: &str = "email:";
+
 /// Where a reset link leads: the page the binary serves.
 pub const RESET_PASSWORD_PATH: &str = "/account/reset-password";
 /// A reset link works this long after it was issued.
@@ -93,7 +104,11 @@ impl Authority {
     /// Someone forgot the password of the account with this username or
     /// address. Always `Ok` for any well-formed identifier: the request is
     /// put in the outbox, answered later by the mail worker.
-    pub async fn forgot_password(&self, identifier: &str) -> Result<(), AuthError> {
+    pub async fn forgot_password(&self, by: ForgotBy<'_>) -> Result<(), AuthError> {
+        let (prefix, identifier) = match by {
+            ForgotBy::Username(name) => (BY_USERNAME, name),
+            ForgotBy::Email(address) => (BY_EMAIL, address),
+        };
         // Bounded before anything else; the same rule for every account.
         let identifier = identifier.trim();
         if identifier.is_empty() || identifier.len() > MAX_USERNAME_BYTES.max(MAX_EMAIL_BYTES) {
@@ -107,7 +122,7 @@ impl Authority {
         }
         self.enqueue(
             OutboxKind::PasswordResetRequest,
-            identifier,
+            &format!("{prefix}{identifier}"),
             "",
             (String::new(), String::new()),
         )
@@ -117,14 +132,14 @@ impl Authority {
     /// The mail worker's half of [`Self::forgot_password`]: a reset link
     /// to the account's verified address, if it has one and was not sent a
     /// mail too recently; nothing otherwise.
-    pub(super) async fn answer_reset_request(&self, identifier: &str) -> Result<(), AuthError> {
-        let user = if identifier.contains('@') {
-            match Email::parse(identifier) {
+    pub(super) async fn answer_reset_request(&self, request: &str) -> Result<(), AuthError> {
+        let user = if let Some(address) = request.strip_prefix(BY_EMAIL) {
+            match Email::parse(address) {
                 Ok(email) => self.store.user_by_email(&email.key).await?,
                 Err(_) => None,
             }
         } else {
-            match Username::parse(identifier) {
+            match Username::parse(request.strip_prefix(BY_USERNAME).unwrap_or(request)) {
                 Ok(name) => self.store.user_by_key(&name.key).await?,
                 Err(_) => None,
             }

@@ -2,6 +2,7 @@
 //! the reset and verification tokens, the mail allowance.
 
 use latchkey_core::model::{OutboxKind, OutboxMessage};
+use latchkey_core::service::ForgotBy;
 use latchkey_core::store::{OutboxStore, UserStore};
 use secrecy::ExposeSecret;
 
@@ -61,7 +62,10 @@ async fn forgot_queues_alike_and_only_verified_addresses_get_a_link() {
         .contains("https://latchkey.test/account/verify-email?token="));
     // Not verified yet: a reset request is answered with nothing.
     w.clock.advance(61);
-    w.authority.forgot_password("ann").await.expect("forgot");
+    w.authority
+        .forgot_password(ForgotBy::Username("ann"))
+        .await
+        .expect("forgot");
     assert!(deliver(&w).await.is_empty());
     w.authority
         .verify_email(&token_in(&mails[0]))
@@ -76,7 +80,13 @@ async fn forgot_queues_alike_and_only_verified_addresses_get_a_link() {
     assert_eq!(stored.email_verified_at, Some(w.now()));
 
     // Known and unknown accounts: one queued request each, nothing else.
-    for who in ["ann", "ghost", "ann@example.com", "nobody@example.com"] {
+    for who in [
+        ForgotBy::Username("ann"),
+        ForgotBy::Username("ghost"),
+        ForgotBy::Email("ann@example.com"),
+        ForgotBy::Email("nobody@example.com"),
+        ForgotBy::Username("ann@example.com"),
+    ] {
         let before = w.store.outbox_depth().await.expect("depth");
         w.authority.forgot_password(who).await.expect("forgot");
         assert_eq!(w.store.outbox_depth().await.expect("depth"), before + 1);
@@ -97,10 +107,13 @@ async fn without_mail_nothing_is_queued() {
         .sign_up_with_email("ann", PASSWORD, Some("ann@example.com"), &from(HOME))
         .await
         .expect("sign up");
-    w.authority.forgot_password("ann").await.expect("forgot");
+    w.authority
+        .forgot_password(ForgotBy::Username("ann"))
+        .await
+        .expect("forgot");
     assert_eq!(w.store.outbox_depth().await.expect("depth"), 0);
     assert!(matches!(
-        w.authority.forgot_password("").await,
+        w.authority.forgot_password(ForgotBy::Email("")).await,
         Err(AuthError::InvalidRequest(_))
     ));
 }

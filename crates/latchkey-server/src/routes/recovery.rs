@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use latchkey_core::service::ForgotBy;
 use latchkey_wire::body::{Account, ForgotPassword, ResetPassword, SetEmail, VerifyEmail};
 
 use super::accounts::account;
@@ -32,9 +33,9 @@ pub async fn forgot(
     network: Option<Extension<ClientNetwork>>,
     JsonBody(body): JsonBody<ForgotPassword>,
 ) -> Result<StatusCode, ApiError> {
-    let identifier = match (body.username, body.email) {
-        (Some(name), None) => name,
-        (None, Some(email)) => email,
+    let by = match (&body.username, &body.email) {
+        (Some(name), None) => ForgotBy::Username(name),
+        (None, Some(email)) => ForgotBy::Email(email),
         _ => {
             return Err(ApiError::BadRequest(
                 "give exactly one of username and email".to_owned(),
@@ -50,7 +51,7 @@ pub async fn forgot(
             return Ok(StatusCode::ACCEPTED);
         }
     }
-    app.auth.forgot_password(&identifier).await?;
+    app.auth.forgot_password(by).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
