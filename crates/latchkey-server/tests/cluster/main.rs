@@ -4,5 +4,6 @@
 //! `cluster_outage.rs`.
 
 mod audit;
+mod mail;
 mod nodes;
 mod secret;
