@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 
 const RESET_PASSWORD_HTML: &str = include_str!("account_pages/reset-password.html");
 const VERIFY_EMAIL_HTML: &str = include_str!("account_pages/verify-email.html");
-const SCRIPT: &str = include_str!("account_pages/account.js");
-const STYLE: &str = include_str!("account_pages/account.css");
+const SCRIPT: &str = include_str!("account_pages/recovery.js");
+const STYLE: &str = include_str!("account_pages/recovery.css");
 
 /// This origin's script, style and API only; no framing, no forms posted
 /// anywhere (the script posts with `fetch`).
@@ -61,14 +61,14 @@ pub async fn verify_email_page() -> Response {
 }
 
 /// The pages' script.
-#[utoipa::path(get, path = "/account/account.js", tag = "meta",
+#[utoipa::path(get, path = "/account/recovery.js", tag = "meta",
     responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
 pub async fn script() -> Response {
     page("text/javascript; charset=utf-8", SCRIPT)
 }
 
 /// The pages' style sheet.
-#[utoipa::path(get, path = "/account/account.css", tag = "meta",
+#[utoipa::path(get, path = "/account/recovery.css", tag = "meta",
     responses((status = 200, description = "CSS", content_type = "text/css")))]
 pub async fn style() -> Response {
     page("text/css; charset=utf-8", STYLE)

@@ -520,12 +520,12 @@ async fn the_link_pages_are_served_with_a_strict_policy() {
         assert_eq!(h["x-content-type-options"], "nosniff");
         let page = r.text().await.expect("body");
         assert!(page.contains(label), "{path}");
-        assert!(page.contains("<script src=\"/account/account.js\" defer>"));
+        assert!(page.contains("<script src=\"/account/recovery.js\" defer>"));
         assert!(!page.contains("<script>"), "no inline script");
         assert!(!page.contains("http"), "nothing from elsewhere: {path}");
         let script = s
             .http
-            .get(s.url("/account/account.js"))
+            .get(s.url("/account/recovery.js"))
             .send()
             .await
             .expect("request");
@@ -538,7 +538,7 @@ async fn the_link_pages_are_served_with_a_strict_policy() {
     }
     let css = s
         .http
-        .get(s.url("/account/account.css"))
+        .get(s.url("/account/recovery.css"))
         .send()
         .await
         .expect("request");
