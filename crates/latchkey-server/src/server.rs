@@ -240,6 +240,30 @@ impl RunningServer {
         self.authority.flush_throttled_audit().await;
     }
 
+    /// A password-reset link (30 minutes) for the account with this id (as
+    /// `/v1/me` shows it), returned rather than mailed; for tests and
+    /// operators' tooling.
+    pub async fn password_reset_link(&self, user_id: &str) -> Result<String, AuthError> {
+        let id = parse_user_id(user_id)?;
+        let link = self
+            .authority
+            .password_reset_link(id, latchkey_core::service::RESET_LINK_SECONDS)
+            .await?;
+        Ok(secrecy_expose(&link))
+    }
+
+    /// A verification link for the account's current address (`None`
+    /// without one), returned rather than mailed; for tests and operators'
+    /// tooling.
+    pub async fn email_verification_link(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<String>, AuthError> {
+        let id = parse_user_id(user_id)?;
+        let link = self.authority.email_verification_link(id).await?;
+        Ok(link.as_ref().map(secrecy_expose))
+    }
+
     /// Runs until the server stops by itself (it only does on error).
     pub async fn wait(&mut self) -> std::io::Result<()> {
         match (&mut self.serve).await {
@@ -417,4 +441,15 @@ async fn sync_revocations(
         let latest = authority.revocations_cursor();
         std::mem::replace(cursor, latest) != latest
     });
+}
+
+fn parse_user_id(user_id: &str) -> Result<uuid::Uuid, AuthError> {
+    user_id
+        .parse()
+        .map_err(|_| AuthError::InvalidRequest("not a user id".to_owned()))
+}
+
+fn secrecy_expose(link: &secrecy::SecretString) -> String {
+    use secrecy::ExposeSecret as _;
+    link.expose_secret().to_owned()
 }

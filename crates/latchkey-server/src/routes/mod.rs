@@ -5,13 +5,13 @@
 //! check that no route bypasses this).
 
 mod account_page;
-mod account_pages;
 mod accounts;
 mod feed;
 mod meta;
 mod oauth;
 pub mod openapi;
 mod recovery;
+mod recovery_pages;
 mod sessions;
 mod tokens;
 
@@ -145,10 +145,10 @@ fn api(
         .merge(token_endpoints)
         .merge(email_routes)
         .routes(routes!(recovery::forgot))
-        .routes(routes!(account_pages::reset_password_page))
-        .routes(routes!(account_pages::verify_email_page))
-        .routes(routes!(account_pages::script))
-        .routes(routes!(account_pages::style))
+        .routes(routes!(recovery_pages::reset_password_page))
+        .routes(routes!(recovery_pages::verify_email_page))
+        .routes(routes!(recovery_pages::recovery_script))
+        .routes(routes!(recovery_pages::recovery_style))
         .routes(routes!(accounts::me))
         .routes(routes!(tokens::cancel))
         .routes(routes!(sessions::list))

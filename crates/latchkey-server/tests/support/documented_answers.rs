@@ -50,7 +50,23 @@ pub struct Holder {
     /// A second account whose password changes (which ends its other
     /// sessions), with its access token.
     pub changing: (String, String),
+    /// The owner's and a third account's ids (the third's password is
+    /// reset, which ends its sessions), for the test that mints their links
+    /// (the outage test has no use for them).
+    #[allow(dead_code)]
+    pub owner_id: String,
+    #[allow(dead_code)]
+    pub resetter_id: String,
+    /// Tokens of a reset link (the third account's) and of a verification
+    /// link (the owner's address, [`OWNER_EMAIL`]). Well-formed stand-ins
+    /// until a test that can mint real ones sets them: a request with them
+    /// still reaches the store.
+    pub reset_token: String,
+    pub verify_token: String,
 }
+
+/// The address the owner's account has (set by the test that verifies it).
+pub const OWNER_EMAIL: &str = "documented-owner@example.com";
 
 impl Holder {
     pub async fn prepare(
@@ -62,7 +78,9 @@ impl Holder {
     ) -> Self {
         let username = format!("{label}-owner");
         let changer = format!("{label}-changer");
-        for name in [&username, &changer] {
+        let resetter = format!("{label}-resetter");
+        let mut ids = Vec::new();
+        for name in [&username, &changer, &resetter] {
             let r = http
                 .post(format!("{base}/v1/sign-up"))
                 .json(&json!({"username": name, "password": PASSWORD}))
@@ -70,6 +88,8 @@ impl Holder {
                 .await
                 .expect("sign-up");
             assert_eq!(r.status(), 201, "sign-up of {name}");
+            let account: Value = r.json().await.expect("account");
+            ids.push(account["id"].as_str().expect("id").to_owned());
         }
         let sign_in = |name: String| {
             let http = http.clone();
@@ -135,6 +155,10 @@ impl Holder {
             to_grant: next(&mut refresh),
             changing: (format!("{label}-changer"), changing),
             username,
+            owner_id: ids[0].clone(),
+            resetter_id: ids[2].clone(),
+            reset_token: "A".repeat(43),
+            verify_token: "A".repeat(43),
         }
     }
 
@@ -162,6 +186,18 @@ impl Holder {
             "account_page" => get("/account"),
             "account_file" => get("/account/account.js"),
             "account_client_module" => get("/account/client/index.js"),
+            "reset_password_page" => get("/account/reset-password?token=x"),
+            "verify_email_page" => get("/account/verify-email?token=x"),
+            "recovery_script" => get("/account/recovery.js"),
+            "recovery_style" => get("/account/recovery.css"),
+            "forgot" => post("/v1/password/forgot").json(&json!({"username": self.username})),
+            "reset" => post("/v1/password/reset").json(&json!({
+                "token": self.reset_token, "new_password": "documented answers 4",
+            })),
+            "set_email" => post("/v1/email")
+                .bearer_auth(&self.reader)
+                .json(&json!({"email": OWNER_EMAIL})),
+            "verify_email" => post("/v1/email/verify").json(&json!({"token": self.verify_token})),
             "healthz" => get("/healthz"),
             "readyz" => get("/readyz"),
             "render" => get("/metrics"),

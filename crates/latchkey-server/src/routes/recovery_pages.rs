@@ -10,10 +10,10 @@
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-const RESET_PASSWORD_HTML: &str = include_str!("account_pages/reset-password.html");
-const VERIFY_EMAIL_HTML: &str = include_str!("account_pages/verify-email.html");
-const SCRIPT: &str = include_str!("account_pages/recovery.js");
-const STYLE: &str = include_str!("account_pages/recovery.css");
+const RESET_PASSWORD_HTML: &str = include_str!("recovery_pages/reset-password.html");
+const VERIFY_EMAIL_HTML: &str = include_str!("recovery_pages/verify-email.html");
+const SCRIPT: &str = include_str!("recovery_pages/recovery.js");
+const STYLE: &str = include_str!("recovery_pages/recovery.css");
 
 /// This origin's script, style and API only; no framing, no forms posted
 /// anywhere (the script posts with `fetch`).
@@ -45,7 +45,7 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// The page a password-reset link opens: a form for the new password.
-#[utoipa::path(get, path = "/account/reset-password", tag = "meta",
+#[utoipa::path(get, path = "/account/reset-password", tag = "pages",
     params(("token" = Option<String>, Query, description = "The link's token (read by the page's script, not by the server)")),
     responses((status = 200, description = "An HTML page", content_type = "text/html")))]
 pub async fn reset_password_page() -> Response {
@@ -53,7 +53,7 @@ pub async fn reset_password_page() -> Response {
 }
 
 /// The page an email-verification link opens.
-#[utoipa::path(get, path = "/account/verify-email", tag = "meta",
+#[utoipa::path(get, path = "/account/verify-email", tag = "pages",
     params(("token" = Option<String>, Query, description = "The link's token (read by the page's script, not by the server)")),
     responses((status = 200, description = "An HTML page", content_type = "text/html")))]
 pub async fn verify_email_page() -> Response {
@@ -61,15 +61,15 @@ pub async fn verify_email_page() -> Response {
 }
 
 /// The pages' script.
-#[utoipa::path(get, path = "/account/recovery.js", tag = "meta",
+#[utoipa::path(get, path = "/account/recovery.js", tag = "pages",
     responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
-pub async fn script() -> Response {
+pub async fn recovery_script() -> Response {
     page("text/javascript; charset=utf-8", SCRIPT)
 }
 
 /// The pages' style sheet.
-#[utoipa::path(get, path = "/account/recovery.css", tag = "meta",
+#[utoipa::path(get, path = "/account/recovery.css", tag = "pages",
     responses((status = 200, description = "CSS", content_type = "text/css")))]
-pub async fn style() -> Response {
+pub async fn recovery_style() -> Response {
     page("text/css; charset=utf-8", STYLE)
 }
