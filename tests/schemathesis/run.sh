@@ -48,7 +48,7 @@ admin_secret="$(lk_json_field "$work/admin.json" client_secret)"
 
 # Cheap hashing, no per-address rate limits and no sign-in throttle: the run's wrong passwords would lock its own
 # user's sign-ins (hooks.py) out.
-printf '[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n[throttle]\nenabled = false\n' >"$work/config.toml"
+printf '[argon2]\nmemory_kib = 256\niterations = 1\nparallelism = 1\n[throttle]\nenabled = false\n[rate_limits]\nrecovery_per_minute = 0\n' >"$work/config.toml"
 lk_start_server --config "$work/config.toml" --sign-up-rate-limit 0 --tokens-rate-limit 0
 lk_log "server is up at $base_url"
 

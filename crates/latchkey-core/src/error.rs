@@ -15,7 +15,8 @@ pub enum AuthError {
     UsernameTaken,
 
     /// Another account has this email address.
-    #[error("email is already used by another account")]
+    /// An address another account already has.
+    #[error("email address is already in use by another account")]
     EmailTaken,
 
     /// A valid token that lacks what the operation needs (RFC 6750 §3.1):
@@ -32,6 +33,15 @@ pub enum AuthError {
     /// Sign-up is closed on this server.
     #[error("sign-up is disabled on this server")]
     SignUpDisabled,
+
+    /// A password-reset or email-verification token that is unknown, used,
+    /// expired or no longer applies: one answer for all of them.
+    #[error("the link is invalid, expired or already used")]
+    InvalidLinkToken,
+
+    /// This account was sent a mail too recently.
+    #[error("a mail was sent to this account recently; try again in {retry_after_seconds} s")]
+    TooManyMails { retry_after_seconds: i64 },
 
     /// Unknown user or wrong password: one answer for both, on purpose.
     #[error("invalid username or password")]

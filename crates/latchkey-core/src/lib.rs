@@ -19,6 +19,7 @@ pub mod email;
 pub mod error;
 pub mod key_manager;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod password;

@@ -40,6 +40,15 @@ pub const LIVE_SESSIONS: &str = "latchkey_live_sessions";
 /// How long the current signing key has been signing.
 pub const SIGNING_KEY_AGE: &str = "latchkey_signing_key_age_seconds";
 
+/// Messages (and password-reset requests) waiting in the mail outbox,
+/// store-wide.
+pub const OUTBOX_DEPTH: &str = "latchkey_mail_outbox_depth";
+/// Mails handed to the SMTP server.
+pub const MAILS_SENT: &str = "latchkey_mails_sent_total";
+/// Mails that could not be sent, by `final`: `false` (to be tried again)
+/// or `true` (given up).
+pub const MAILS_FAILED: &str = "latchkey_mails_failed_total";
+
 /// Histogram buckets of the `_seconds` histograms: 100 µs to 10 s, covering
 /// a cached bearer check as well as a sign-in queued behind Argon2.
 pub const SECONDS_BUCKETS: &[f64] = &[
@@ -52,6 +61,15 @@ pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 1
 /// Registers every description with the installed recorder; call once
 /// after installing it.
 pub fn describe() {
+    describe_gauge!(
+        OUTBOX_DEPTH,
+        "Messages and password-reset requests waiting in the mail outbox."
+    );
+    describe_counter!(MAILS_SENT, "Mails handed to the SMTP server.");
+    describe_counter!(
+        MAILS_FAILED,
+        "Mail attempts that failed, by final: false (to be retried), true (given up)."
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by route template, method and status."
@@ -140,4 +158,14 @@ pub fn refresh(outcome: RefreshOutcome) {
         }
         RefreshOutcome::Refused => counter!(REFRESHES, "outcome" => "refused").increment(1),
     }
+}
+
+/// A mail was handed to the SMTP server.
+pub fn mail_sent() {
+    counter!(MAILS_SENT).increment(1);
+}
+
+/// A mail attempt failed; `given_up`: it will not be tried again.
+pub fn mail_failed(given_up: bool) {
+    counter!(MAILS_FAILED, "final" => if given_up { "true" } else { "false" }).increment(1);
 }

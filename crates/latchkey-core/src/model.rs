@@ -76,6 +76,65 @@ impl std::fmt::Debug for StoredAccountToken {
     }
 }
 
+/// What an outbox row asks the mail worker to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// Send the message in the row.
+    Mail,
+    /// Someone asked for a password reset of the account named by
+    /// `recipient` (a username or an address): the worker finds out whether
+    /// a reset link is to be mailed, so the request itself does the same
+    /// work whether or not the account exists.
+    PasswordResetRequest,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mail => "mail",
+            Self::PasswordResetRequest => "password_reset_request",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "mail" => Some(Self::Mail),
+            "password_reset_request" => Some(Self::PasswordResetRequest),
+            _ => None,
+        }
+    }
+}
+
+/// A row of the mail outbox. A message's bodies hold the link it sends,
+/// a secret: the row is deleted once the message is sent or given up.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: Uuid,
+    pub kind: OutboxKind,
+    /// The address to send to ([`OutboxKind::Mail`]), or the account a
+    /// reset was asked for (`username:<name>` or `email:<address>`).
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub created_at: UnixTime,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Due from then on (while claimed: when the claim lapses).
+    pub next_attempt_at: UnixTime,
+}
+
+impl std::fmt::Debug for OutboxMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxMessage")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("attempts", &self.attempts)
+            .field("next_attempt_at", &self.next_attempt_at)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub id: Uuid,

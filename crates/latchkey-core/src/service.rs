@@ -18,7 +18,9 @@
 //! | `feed` | the revocation feed, and this node's copy of the set |
 //! | `introspection` | RFC 7662 introspection |
 //! | `password_attempts` | password guesses under the throttle |
-//! | `recovery` | one-time links to set a new password |
+//! | `recovery` | one-time links to set a new password, mailed on request |
+//! | `account_email` | the account's address and its verification |
+//! | `outbox` | the mail outbox the server's mail worker empties |
 //! | `administration` | operators' account management (API and CLI) |
 //! | `invites` | sign-up modes and invite codes |
 //! | `audit_log` | recording audit events |
@@ -37,6 +39,7 @@ use crate::client::Client;
 use crate::clock::{Clock, UnixTime};
 use crate::key_manager::KeyManager;
 use crate::keys::KeyRing;
+use crate::mail::{MailAllowance, MailTemplates};
 use crate::model::{Session, User};
 use crate::password::PasswordHasher;
 use crate::refresh_token::RefreshTokenCodec;
@@ -47,6 +50,7 @@ use crate::store::Store;
 use crate::throttle::ThrottlePolicy;
 use crate::AuthError;
 
+mod account_email;
 mod accounts;
 pub mod administration;
 mod audit_log;
@@ -54,6 +58,7 @@ mod clients;
 mod feed;
 mod introspection;
 pub mod invites;
+mod outbox;
 mod password_attempts;
 mod recovery;
 mod refresh;
@@ -63,9 +68,11 @@ mod sign_in;
 mod tokens;
 mod upkeep;
 
+pub use account_email::{VERIFY_EMAIL_PATH, VERIFY_LINK_SECONDS};
 pub use feed::FEED_PAGE_LIMIT;
 pub use invites::SignUpMode;
-pub use recovery::{RESET_LINK_SECONDS, RESET_PASSWORD_PATH};
+pub use outbox::OUTBOX_LEASE_SECONDS;
+pub use recovery::{ForgotBy, RESET_LINK_SECONDS, RESET_PASSWORD_PATH};
 
 /// Token and session rules, all configurable.
 #[derive(Debug, Clone)]
@@ -101,6 +108,11 @@ pub struct Policy {
     pub audit_retention_seconds: i64,
     /// Who may sign up.
     pub sign_up: SignUpMode,
+    /// Whether mail can be sent (SMTP is configured): without it nothing is
+    /// put in the outbox and recovery links are not mailed.
+    pub mail_enabled: bool,
+    /// The mails' templates.
+    pub mail_templates: MailTemplates,
 }
 
 impl Policy {
@@ -125,6 +137,8 @@ impl Policy {
             max_sessions_per_user: 50,
             audit_retention_seconds: 90 * 24 * 3600,
             sign_up: SignUpMode::Open,
+            mail_enabled: false,
+            mail_templates: MailTemplates::default(),
         }
     }
 
@@ -228,6 +242,10 @@ pub struct Authority {
     expectations: Expectations,
     /// Throttled attempts not yet in the audit log (aggregated per minute).
     throttled_attempts: AttemptTally,
+    /// Mails sent per account lately (see [`MailAllowance`]).
+    mail_allowance: MailAllowance,
+    /// Told when something was put in the outbox (wakes the mail worker).
+    outbox_listener: OnceLock<Box<dyn Fn() + Send + Sync>>,
     policy: Policy,
 }
 
@@ -276,6 +294,8 @@ impl Authority {
                 leeway: policy.leeway_seconds,
             },
             throttled_attempts: AttemptTally::default(),
+            mail_allowance: MailAllowance::default(),
+            outbox_listener: OnceLock::new(),
             policy,
         };
         Ok((authority, startup))

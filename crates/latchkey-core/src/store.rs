@@ -10,8 +10,10 @@ use uuid::Uuid;
 pub use crate::audit::{AuditEvent, AuditQuery};
 use crate::client::Client;
 use crate::clock::UnixTime;
+use crate::email::Email;
 use crate::model::{
-    AccountTokenPurpose, Session, StoredAccountToken, StoredInvite, StoredKey, User, UserQuery,
+    AccountTokenPurpose, OutboxMessage, Session, StoredAccountToken, StoredInvite, StoredKey, User,
+    UserQuery,
 };
 pub use crate::revocation::{Revocation, RevocationKind};
 pub use crate::rotation::RotationGuard;
@@ -203,6 +205,63 @@ pub trait AccountTokenStore: Send + Sync {
         before: UnixTime,
         batch: usize,
     ) -> Result<usize, StoreError>;
+}
+
+/// The email address of an account and its verification.
+#[async_trait]
+pub trait AccountEmailStore: Send + Sync {
+    /// Sets the account's address, unverified unless it is the one already
+    /// verified; `false` if another account has it (or no account has
+    /// `user_id`).
+    async fn set_email(&self, user_id: Uuid, email: &Email) -> Result<bool, StoreError>;
+
+    /// Marks the account's address verified at `at` if its key is still
+    /// `email_key`; `false` if it is not (changed since, or no account).
+    async fn mark_email_verified(
+        &self,
+        user_id: Uuid,
+        email_key: &str,
+        at: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    async fn user_by_email(&self, email_key: &str) -> Result<Option<User>, StoreError>;
+}
+
+/// The mail outbox: messages (and password-reset requests) waiting for a
+/// node's mail worker, so a request never waits for a mail server and a
+/// restart loses nothing. Several nodes may work one outbox: a claim is a
+/// lease, and a message is held by at most one claim at a time.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    async fn enqueue_outbox(&self, message: &OutboxMessage) -> Result<(), StoreError>;
+
+    /// Claims up to `batch` messages due at `now` (oldest due first) for
+    /// `claim`: they are not due again until `lease_until`, when a claim
+    /// whose holder died lapses. Concurrent claimers get disjoint messages.
+    async fn claim_outbox(
+        &self,
+        claim: Uuid,
+        now: UnixTime,
+        lease_until: UnixTime,
+        batch: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// Deletes a message `claim` holds (sent, or given up); `false` if the
+    /// claim no longer holds it.
+    async fn delete_outbox(&self, id: Uuid, claim: Uuid) -> Result<bool, StoreError>;
+
+    /// Releases a message `claim` holds for another attempt at
+    /// `next_attempt_at`, counting a failed attempt; `false` if the claim no
+    /// longer holds it.
+    async fn retry_outbox(
+        &self,
+        id: Uuid,
+        claim: Uuid,
+        next_attempt_at: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Messages in the outbox, claimed or not.
+    async fn outbox_depth(&self) -> Result<u64, StoreError>;
 }
 
 /// Sessions: the rows refresh tokens rotate on, and their ending.
@@ -461,6 +520,8 @@ pub trait Store:
     UserStore
     + AccountTokenStore
     + InviteStore
+    + AccountEmailStore
+    + OutboxStore
     + SessionStore
     + RevocationStore
     + SignInAttemptStore
@@ -475,6 +536,8 @@ impl<T> Store for T where
     T: UserStore
         + AccountTokenStore
         + InviteStore
+        + AccountEmailStore
+        + OutboxStore
         + SessionStore
         + RevocationStore
         + SignInAttemptStore

@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
     settings.rate_limits = RateLimits {
         sign_up_per_minute: 0,
         tokens_per_minute: 0,
+        recovery_per_minute: 0,
     };
     let server = RunningServer::start(settings, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", server.addr);

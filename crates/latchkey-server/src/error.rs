@@ -89,6 +89,10 @@ fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<Str
         ),
         AuthError::InvalidInvite => (StatusCode::FORBIDDEN, "invalid_invite", None),
         AuthError::SignUpDisabled => (StatusCode::FORBIDDEN, "sign_up_disabled", None),
+        // A 400, not a 401: the link's token is no credential of a session,
+        // and clients read 401 as "sign in again".
+        AuthError::InvalidLinkToken => (bad, "invalid_grant", None),
+        AuthError::TooManyMails { .. } => (StatusCode::TOO_MANY_REQUESTS, SLOW_DOWN, None),
         AuthError::WrongCurrentPassword => (bad, "invalid_grant", None),
         AuthError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
         AuthError::CursorExpired => (StatusCode::GONE, "cursor_expired", None),
@@ -168,9 +172,14 @@ impl IntoResponse for ApiError {
             ),
         };
         let retry_after = match &self {
-            ApiError::Auth(AuthError::Throttled {
-                retry_after_seconds,
-            })
+            ApiError::Auth(
+                AuthError::Throttled {
+                    retry_after_seconds,
+                }
+                | AuthError::TooManyMails {
+                    retry_after_seconds,
+                },
+            )
             | ApiError::OAuth(AuthError::Throttled {
                 retry_after_seconds,
             }) => Some(u64::try_from(*retry_after_seconds).unwrap_or(1).max(1)),

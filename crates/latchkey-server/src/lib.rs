@@ -14,6 +14,7 @@ mod detached;
 mod error;
 mod extract;
 mod hashing_pool;
+pub mod mail;
 mod metrics;
 pub mod rate_limit;
 pub mod request_id;

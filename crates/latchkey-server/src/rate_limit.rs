@@ -46,6 +46,9 @@ pub struct RateLimits {
     /// `/v1/tokens/refresh`, `/v1/tokens/revoke`, `/oauth/token`,
     /// `/oauth/revoke`, `/oauth/introspect`.
     pub tokens_per_minute: u32,
+    /// `POST /v1/password/forgot`, `/v1/password/reset`, `/v1/email` and
+    /// `/v1/email/verify` (a limited forgot still answers 202).
+    pub recovery_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -53,6 +56,7 @@ impl Default for RateLimits {
         Self {
             sign_up_per_minute: 10,
             tokens_per_minute: 600,
+            recovery_per_minute: 10,
         }
     }
 }

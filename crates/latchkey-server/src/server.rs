@@ -80,6 +80,8 @@ pub struct RunningServer {
     /// The `metrics_listen` listener's shutdown and task.
     metrics_serve: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
     background: JoinHandle<()>,
+    /// Sends what is in the outbox; `None` without SMTP settings.
+    mail_worker: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -95,6 +97,8 @@ impl RunningServer {
             None => None,
         };
         let mut policy = settings.policy.clone();
+        // Mail goes out exactly when there is a worker to send it.
+        policy.mail_enabled = settings.smtp.is_some();
         if policy.issuer == format!("http://{}", settings.listen) {
             policy.issuer = format!("http://{addr}");
         }
@@ -138,6 +142,7 @@ impl RunningServer {
             public_revocation_feed: settings.public_revocation_feed,
             sign_up_limit: RateLimiter::per_minute(settings.rate_limits.sign_up_per_minute),
             tokens_limit: RateLimiter::per_minute(settings.rate_limits.tokens_per_minute),
+            recovery_limit: RateLimiter::per_minute(settings.rate_limits.recovery_per_minute),
             serve_metrics: settings.metrics_listen.is_none(),
             browser_origins: browser_origins.clone(),
             client_addresses: Arc::new(AddressResolution {
@@ -174,6 +179,16 @@ impl RunningServer {
             rotate_every,
             browser_origins,
         ));
+        let mail_worker = match &settings.smtp {
+            Some(smtp) => Some(
+                crate::mail::spawn_worker(authority.clone(), smtp)
+                    .map_err(|e| StartError::Config(ConfigError::Invalid(e)))?,
+            ),
+            None => {
+                tracing::info!("mail is not configured: no reset or verification links are mailed");
+                None
+            }
+        };
         Ok(Self {
             authority,
             addr,
@@ -182,6 +197,7 @@ impl RunningServer {
             shutdown: Some(shutdown),
             serve,
             background,
+            mail_worker,
         })
     }
 
@@ -191,6 +207,11 @@ impl RunningServer {
             let _ = tx.send(());
         }
         self.background.abort();
+        if let Some(worker) = self.mail_worker.take() {
+            // What it had claimed is due again when the claim lapses.
+            worker.abort();
+            let _ = worker.await;
+        }
         if let Some((stop, task)) = self.metrics_serve.take() {
             let _ = stop.send(());
             let _ = task.await;
@@ -217,6 +238,30 @@ impl RunningServer {
     /// to the audit log now; for tests and operators' tooling.
     pub async fn flush_audit(&self) {
         self.authority.flush_throttled_audit().await;
+    }
+
+    /// A password-reset link (30 minutes) for the account with this id (as
+    /// `/v1/me` shows it), returned rather than mailed; for tests and
+    /// operators' tooling.
+    pub async fn password_reset_link(&self, user_id: &str) -> Result<String, AuthError> {
+        let id = parse_user_id(user_id)?;
+        let link = self
+            .authority
+            .password_reset_link(id, latchkey_core::service::RESET_LINK_SECONDS)
+            .await?;
+        Ok(secrecy_expose(&link))
+    }
+
+    /// A verification link for the account's current address (`None`
+    /// without one), returned rather than mailed; for tests and operators'
+    /// tooling.
+    pub async fn email_verification_link(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<String>, AuthError> {
+        let id = parse_user_id(user_id)?;
+        let link = self.authority.email_verification_link(id).await?;
+        Ok(link.as_ref().map(secrecy_expose))
     }
 
     /// Runs until the server stops by itself (it only does on error).
@@ -335,10 +380,16 @@ async fn maintain(
         tokio::select! {
             _ = sync.tick() => sync_revocations(&authority, &feed, &mut caught_up).await,
             _ = revoked.notified() => sync_revocations(&authority, &feed, &mut caught_up).await,
-            _ = count_sessions.tick() => match authority.count_live_sessions().await {
-                Ok(n) => gauge!(metric::LIVE_SESSIONS).set(n as f64),
-                Err(e) => tracing::debug!(error = %e, "counting live sessions failed"),
-            },
+            _ = count_sessions.tick() => {
+                match authority.count_live_sessions().await {
+                    Ok(n) => gauge!(metric::LIVE_SESSIONS).set(n as f64),
+                    Err(e) => tracing::debug!(error = %e, "counting live sessions failed"),
+                }
+                match authority.outbox_depth().await {
+                    Ok(n) => gauge!(metric::OUTBOX_DEPTH).set(n as f64),
+                    Err(e) => tracing::debug!(error = %e, "counting the mail outbox failed"),
+                }
+            }
             _ = keys.tick() => {
                 crate::metrics::upkeep();
                 match authority.keys().maintain(rotate_every, KEY_PROPAGATION_SECONDS).await {
@@ -390,4 +441,15 @@ async fn sync_revocations(
         let latest = authority.revocations_cursor();
         std::mem::replace(cursor, latest) != latest
     });
+}
+
+fn parse_user_id(user_id: &str) -> Result<uuid::Uuid, AuthError> {
+    user_id
+        .parse()
+        .map_err(|_| AuthError::InvalidRequest("not a user id".to_owned()))
+}
+
+fn secrecy_expose(link: &secrecy::SecretString) -> String {
+    use secrecy::ExposeSecret as _;
+    link.expose_secret().to_owned()
 }

@@ -220,7 +220,20 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
     };
     // Default grace (10 s): a retry of the last acknowledged token whose
     // successor was committed as the server went away yields that successor.
-    let cluster = Cluster::start(env!("CARGO_BIN_EXE_latchkey"), &server, "outage", &[], None);
+    // Mail configured (to a loopback port nothing listens on): a password
+    // reset request then queues itself in the store, and gets its 503 too.
+    let cluster = Cluster::start(
+        env!("CARGO_BIN_EXE_latchkey"),
+        &server,
+        "outage",
+        &[
+            "--smtp-url",
+            "smtp://127.0.0.1:9",
+            "--smtp-from",
+            "noreply@latchkey.test",
+        ],
+        None,
+    );
     let http = http_client();
     let bases = cluster.bases();
     let client: serde_json::Value = serde_json::from_str(&cluster.operator(&[

@@ -16,6 +16,7 @@ pub mod http;
 pub mod postgres;
 pub mod process;
 mod server;
+pub mod smtp;
 
 pub use http::{error_code, Tokens};
 pub use server::{test_settings, TestServer};

@@ -36,6 +36,7 @@ pub fn test_settings(data_dir: PathBuf) -> Settings {
     s.rate_limits = RateLimits {
         sign_up_per_minute: 0,
         tokens_per_minute: 0,
+        recovery_per_minute: 0,
     };
     s
 }
@@ -121,6 +122,33 @@ impl TestServer {
         .expect("audit")
     }
 
+    /// The token of a fresh password-reset link for the account with this
+    /// id (not mailed).
+    pub async fn reset_token(&self, user_id: &str) -> String {
+        let link = self
+            .server
+            .as_ref()
+            .expect("running")
+            .password_reset_link(user_id)
+            .await
+            .expect("reset link");
+        token_of(&link)
+    }
+
+    /// The token of a fresh verification link for the account's address
+    /// (not mailed).
+    pub async fn verification_token(&self, user_id: &str) -> String {
+        let link = self
+            .server
+            .as_ref()
+            .expect("running")
+            .email_verification_link(user_id)
+            .await
+            .expect("verification link")
+            .expect("the account has an address");
+        token_of(&link)
+    }
+
     /// Writes the tallied throttled attempts to the audit log now.
     pub async fn flush_audit(&self) {
         self.server.as_ref().expect("running").flush_audit().await;
@@ -195,4 +223,11 @@ impl TestServer {
         )
         .await
     }
+}
+
+fn token_of(link: &str) -> String {
+    link.split_once("?token=")
+        .expect("a link with a token")
+        .1
+        .to_owned()
 }

@@ -16,6 +16,9 @@ pub struct SignUp {
     /// An operator's invite code: required when sign-up is by invitation.
     #[serde(default)]
     pub invite: Option<String>,
+    /// Optional; stored unverified, and a verification link is mailed to it.
+    #[cfg_attr(feature = "openapi", schema(example = "ann@example.com"))]
+    pub email: Option<String>,
 }
 
 /// `POST /v1/sign-in`: credentials, and optionally the client (app) signing
@@ -98,6 +101,40 @@ pub struct PasswordChange {
     pub new_password: String,
 }
 
+/// `POST /v1/password/forgot`: the account by `username` or by `email`
+/// (exactly one).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Deserialize)]
+pub struct ForgotPassword {
+    pub username: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = "ann@example.com"))]
+    pub email: Option<String>,
+}
+
+/// `POST /v1/password/reset`: the token of a reset link and the new
+/// password.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Deserialize)]
+pub struct ResetPassword {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// `POST /v1/email`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Deserialize)]
+pub struct SetEmail {
+    #[cfg_attr(feature = "openapi", schema(example = "ann@example.com"))]
+    pub email: String,
+}
+
+/// `POST /v1/email/verify`: the token of a verification link.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Deserialize)]
+pub struct VerifyEmail {
+    pub token: String,
+}
+
 /// The token response of RFC 6749 §5.1, plus `expires_at` (unix seconds)
 /// so clients can refresh a little before expiry without their own clock
 /// arithmetic. Sign-in, refresh and `/oauth/token` all answer it.
@@ -125,6 +162,11 @@ pub struct Account<'a> {
     pub created_at: UnixTime,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<&'a [String]>,
+    /// The account's email address, if it has one.
+    pub email: Option<&'a str>,
+    /// Whether its owner proved they read it (followed the verification
+    /// link).
+    pub email_verified: bool,
 }
 
 /// `GET /v1/sessions`.

@@ -8,6 +8,7 @@ use super::{Authority, Origin};
 use crate::access_token::AccessClaims;
 use crate::access_token::TokenError;
 use crate::audit::{AuditKind, Outcome};
+use crate::email::Email;
 use crate::model::User;
 use crate::password::{Password, PasswordCheck};
 use crate::throttle;
@@ -16,17 +17,25 @@ use crate::AuthError;
 
 impl Authority {
     /// Sign-up as the server's [`SignUpMode`] allows: open, with an
-    /// invite code, or not at all.
+    /// invite code, or not at all. An `email` is stored unverified and a
+    /// verification link is mailed to it (when mail is configured).
     pub async fn sign_up(
         &self,
         username: &str,
         password: &str,
         invite: Option<&str>,
+        email: Option<&str>,
         from: &Origin,
     ) -> Result<User, AuthError> {
         let result = match self.policy.sign_up {
-            SignUpMode::Open => self.create_account(username, password).await,
-            SignUpMode::Invite => self.sign_up_invited(username, password, invite).await,
+            SignUpMode::Open => {
+                self.create_account(username, password, email, Vec::new())
+                    .await
+            }
+            SignUpMode::Invite => {
+                self.sign_up_invited(username, password, invite, email)
+                    .await
+            }
             SignUpMode::Closed => Err(AuthError::SignUpDisabled),
         };
         let (outcome, user_id) = match &result {
@@ -35,17 +44,39 @@ impl Authority {
         };
         self.audit(AuditKind::SignUp, outcome, user_id, None, from)
             .await;
-        if let Ok(user) = &result {
-            tracing::info!(user_id = %user.id, "account created");
+        let user = result?;
+        tracing::info!(user_id = %user.id, "account created");
+        if let Some(email) = &user.email {
+            // A new account has its whole allowance; taken so it counts.
+            let _ = self.mail_allowance.take(user.id, self.clock.now());
+            // The account exists: a failure to queue the mail is logged,
+            // and the owner can ask again (`POST /v1/email`).
+            if let Err(e) = self.send_verification(&user, email).await {
+                tracing::warn!(user_id = %user.id, error = %e, "verification mail not queued");
+            }
         }
-        result
+        Ok(user)
     }
 
-    async fn create_account(&self, username: &str, password: &str) -> Result<User, AuthError> {
+    /// A new account with `roles`: the rules of every input are checked,
+    /// and a taken address refused, before the password is hashed.
+    pub(super) async fn create_account(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+        roles: Vec<String>,
+    ) -> Result<User, AuthError> {
         let name = Username::parse(username)?;
         let password = Password::new_for_account(password)?;
+        let email = email.map(Email::parse).transpose()?;
+        if let Some(e) = &email {
+            if self.store.user_by_email(&e.key).await?.is_some() {
+                return Err(AuthError::EmailTaken);
+            }
+        }
         let phc = self.hasher.hash(password).await?;
-        self.insert_account(name, phc, Vec::new(), None).await
+        self.insert_account(name, phc, roles, email).await
     }
 
     /// The user an access token was issued to.

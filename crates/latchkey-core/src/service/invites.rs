@@ -102,9 +102,10 @@ impl Authority {
         username: &str,
         password: &str,
         invite: Option<&str>,
+        email: Option<&str>,
     ) -> Result<User, AuthError> {
-        let name = Username::parse(username)?;
-        let password = Password::new_for_account(password)?;
+        Username::parse(username)?;
+        Password::new_for_account(password)?;
         let hash = invite
             .and_then(account_token::lookup_hash)
             .ok_or(AuthError::InvalidInvite)?;
@@ -113,12 +114,9 @@ impl Authority {
             .take_invite(&hash, self.clock.now())
             .await?
             .ok_or(AuthError::InvalidInvite)?;
-        let created = async {
-            let phc = self.hasher.hash(password).await?;
-            self.insert_account(name, phc, taken.roles.clone(), None)
-                .await
-        }
-        .await;
+        let created = self
+            .create_account(username, password, email, taken.roles.clone())
+            .await;
         if created.is_err() {
             if let Err(e) = self.store.insert_invite(&taken).await {
                 tracing::warn!(error = %e, "an invite code could not be given back after a failed sign-up");

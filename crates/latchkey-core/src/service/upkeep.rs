@@ -16,7 +16,8 @@ impl Authority {
     /// Drops revocation entries whose tokens have all expired, from memory
     /// and (a batch at a time) from the store, with sessions past their
     /// absolute lifetime, stale throttling counters, expired invite codes
-    /// and audit records past their retention. Returns how many rows went from the store.
+    /// and one-time account tokens, and audit records past their retention.
+    /// Returns how many rows went from the store.
     pub async fn prune(&self) -> Result<usize, AuthError> {
         let now = self.clock.now();
         self.revocations.prune(now);
@@ -37,9 +38,12 @@ impl Authority {
             )
             .await?;
         let invites = self.store.prune_invites(now, PRUNE_BATCH).await?;
+        // Reset and verification links nobody followed.
+        let account_tokens = self.store.prune_account_tokens(now, PRUNE_BATCH).await?;
         Ok(counters
             + audit
             + invites
+            + account_tokens
             + self
                 .store
                 .prune(PruneBefore {

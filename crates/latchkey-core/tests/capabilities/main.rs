@@ -7,6 +7,7 @@ mod accounts;
 mod administration;
 mod introspection;
 mod keys;
+mod recovery;
 mod refresh;
 mod revocation;
 mod sessions;

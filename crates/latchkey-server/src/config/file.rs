@@ -20,6 +20,11 @@ pub(super) struct FileConfig {
     pub(super) data_dir: Option<PathBuf>,
     pub(super) issuer: Option<String>,
     pub(super) public_url: Option<String>,
+    /// Prefer `LATCHKEY_SMTP_URL`: it may hold the mail server's password.
+    pub(super) smtp_url: Option<Secret>,
+    pub(super) smtp_from: Option<String>,
+    #[serde(default, with = "humantime_opt")]
+    pub(super) smtp_timeout: Option<Duration>,
     pub(super) audience: Option<String>,
     pub(super) client_id: Option<String>,
     #[serde(default, with = "humantime_opt")]
@@ -127,6 +132,7 @@ impl ThrottleFile {
 pub(super) struct RateLimitsFile {
     pub(super) sign_up_per_minute: Option<u32>,
     pub(super) tokens_per_minute: Option<u32>,
+    pub(super) recovery_per_minute: Option<u32>,
 }
 
 /// A `[[clients]]` entry: clients declared here are (re)written to the

@@ -10,6 +10,8 @@ use clap::Args;
 use latchkey_core::access_token::Algorithm;
 use latchkey_core::service::SignUpMode;
 
+use latchkey_core::secret::Secret;
+
 use super::{
     parse_algorithm, parse_duration, parse_listen, parse_sign_up, ConfigError, DatabaseUrl,
     Settings,
@@ -33,6 +35,14 @@ pub struct ServeArgs {
     /// in reset and verification emails [default: the issuer]
     #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Mail server for reset and verification links: `smtps://user:pass@host`,
+    /// `smtp://host:587?tls=starttls`, or plain `smtp://host:port` (loopback
+    /// only) [default: no mail]
+    #[arg(long, env = "LATCHKEY_SMTP_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub smtp_url: Option<Secret>,
+    /// Sender of those mails, e.g. `Latchkey <noreply@example.com>`
+    #[arg(long, env = "LATCHKEY_SMTP_FROM")]
+    pub smtp_from: Option<String>,
     /// Access-token lifetime, e.g. `10m` or `600` (seconds) [default: 10m]
     #[arg(long, env = "LATCHKEY_ACCESS_TTL", value_parser = parse_duration)]
     pub access_ttl: Option<Duration>,
@@ -146,4 +156,9 @@ impl DataArgs {
             ..ServeArgs::default()
         })
     }
+}
+
+/// A secret flag's value, kept out of `Debug` from the start.
+fn parse_secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::from(s))
 }

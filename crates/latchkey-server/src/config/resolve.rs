@@ -13,6 +13,7 @@ use super::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 use crate::client_address::TrustedProxies;
+use crate::mail::{SmtpSettings, DEFAULT_SMTP_TIMEOUT};
 
 impl Settings {
     /// The settings `args` (flags and environment) and the config file they
@@ -38,6 +39,21 @@ impl Settings {
             p.issuer = issuer;
         }
         p.public_url = args.public_url.clone().or(file.public_url);
+        if let Some(url) = args.smtp_url.clone().or(file.smtp_url) {
+            s.smtp = Some(SmtpSettings {
+                url,
+                from: args
+                    .smtp_from
+                    .clone()
+                    .or(file.smtp_from)
+                    .unwrap_or_default(),
+                timeout: file.smtp_timeout.unwrap_or(DEFAULT_SMTP_TIMEOUT),
+            });
+        }
+        s.policy.mail_enabled = s.smtp.is_some();
+        let config_dir = args.config.as_deref().and_then(std::path::Path::parent);
+        s.policy.mail_templates = crate::mail::load_templates(config_dir)?;
+        let p = &mut s.policy;
         if let Some(aud) = file.audience {
             p.audience = aud;
         }
@@ -105,6 +121,9 @@ impl Settings {
         }
         if let Some(n) = args.tokens_rate_limit.or(limits.tokens_per_minute) {
             s.rate_limits.tokens_per_minute = n;
+        }
+        if let Some(n) = limits.recovery_per_minute {
+            s.rate_limits.recovery_per_minute = n;
         }
         if let Some(n) = args.hashing_threads.or(file.hashing_threads) {
             s.hashing_threads = n;

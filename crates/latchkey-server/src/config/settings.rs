@@ -12,6 +12,7 @@ use latchkey_core::Policy;
 use super::DatabaseUrl;
 use crate::client_address::{NetworkPrefixes, TrustedProxies};
 use crate::hashing_pool::DEFAULT_QUEUE_PER_THREAD;
+pub use crate::mail::SmtpSettings;
 use crate::rate_limit::RateLimits;
 
 /// Everything the server needs to start, fully resolved.
@@ -66,6 +67,8 @@ pub struct Settings {
     /// Networks per-address limits and the sign-in address throttle count
     /// clients under.
     pub network_prefixes: NetworkPrefixes,
+    /// The mail server for reset and verification links; `None`: no mail.
+    pub smtp: Option<SmtpSettings>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -122,6 +125,7 @@ impl Settings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             network_prefixes: NetworkPrefixes::default(),
             metrics_listen: None,
+            smtp: None,
         }
     }
 }

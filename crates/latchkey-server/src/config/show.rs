@@ -108,6 +108,14 @@ impl Settings {
         if self.password_pepper.is_some() {
             put("password_pepper", REDACTED.into());
         }
+        if let Some(smtp) = &self.smtp {
+            put(
+                "smtp_url",
+                crate::mail::redacted_url(smtp.url.expose()).into(),
+            );
+            put("smtp_from", smtp.from.clone().into());
+            put("smtp_timeout", duration(smtp.timeout));
+        }
         put("header_read_timeout", duration(self.header_read_timeout));
         put("idle_timeout", duration(self.idle_timeout));
         put("max_connections", count(self.max_connections));
@@ -148,6 +156,10 @@ impl Settings {
         limits.insert(
             "tokens_per_minute".into(),
             count(self.rate_limits.tokens_per_minute),
+        );
+        limits.insert(
+            "recovery_per_minute".into(),
+            count(self.rate_limits.recovery_per_minute),
         );
         put("rate_limits", Value::Table(limits));
         if !self.clients.is_empty() {

@@ -524,3 +524,65 @@ fn unspecified_listen_address_without_issuer_is_warned_about() {
     let s = Settings::resolve(&ServeArgs::default()).expect("resolve");
     assert!(s.unusable_issuer_warning().is_none());
 }
+
+#[test]
+fn smtp_settings_come_from_the_file_or_flags_and_their_password_never_shows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &path,
+        "smtp_url = \"smtps://mailer:PLANTED-smtp@smtp.example.com\"\n\
+         smtp_from = \"Latchkey <noreply@example.com>\"\n\
+         smtp_timeout = \"30s\"\n\
+         [rate_limits]\nrecovery_per_minute = 3\n",
+    )
+    .expect("write");
+    let args = ServeArgs {
+        config: Some(path.clone()),
+        ..ServeArgs::default()
+    };
+    let s = Settings::resolve(&args).expect("resolve");
+    let smtp = s.smtp.as_ref().expect("smtp");
+    assert_eq!(
+        smtp.url.expose(),
+        "smtps://mailer:PLANTED-smtp@smtp.example.com"
+    );
+    assert_eq!(smtp.from, "Latchkey <noreply@example.com>");
+    assert_eq!(smtp.timeout, Duration::from_secs(30));
+    assert!(s.policy.mail_enabled);
+    assert_eq!(s.rate_limits.recovery_per_minute, 3);
+    for shown in [format!("{s:#?}"), s.to_toml()] {
+        assert!(!shown.contains("PLANTED"), "{shown}");
+    }
+    assert!(s
+        .to_toml()
+        .contains("smtp_url = \"smtps://mailer:[redacted]@smtp.example.com\""));
+
+    // Flags win; a URL without a sender, or a bad one, is refused.
+    let args = ServeArgs {
+        config: Some(path),
+        smtp_url: Some(Secret::from("smtp://127.0.0.1:2525")),
+        smtp_from: Some("ops@example.com".to_owned()),
+        ..ServeArgs::default()
+    };
+    let s = Settings::resolve(&args).expect("resolve");
+    let smtp = s.smtp.as_ref().expect("smtp");
+    assert_eq!(
+        (smtp.url.expose(), smtp.from.as_str()),
+        ("smtp://127.0.0.1:2525", "ops@example.com")
+    );
+    assert!(!format!("{args:?}").contains("PLANTED"));
+    for (url, from) in [
+        ("smtp://127.0.0.1:2525", None),
+        ("http://mail.example.com", Some("a@example.com")),
+    ] {
+        let args = ServeArgs {
+            smtp_url: Some(Secret::from(url)),
+            smtp_from: from.map(str::to_owned),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::resolve(&args).is_err(), "{url} {from:?}");
+    }
+    let none = Settings::resolve(&ServeArgs::default()).expect("resolve");
+    assert!(none.smtp.is_none() && !none.policy.mail_enabled);
+}

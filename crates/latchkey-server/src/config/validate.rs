@@ -39,6 +39,9 @@ impl Settings {
                 return invalid("public_url must be an http(s) URL without a query or fragment");
             }
         }
+        if let Some(smtp) = &self.smtp {
+            crate::mail::validate(smtp).map_err(ConfigError::Invalid)?;
+        }
         for c in &self.clients {
             validate_client_ttl(c, p)?;
         }

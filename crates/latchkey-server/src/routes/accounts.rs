@@ -14,12 +14,14 @@ use super::AuthState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody, RequestOrigin};
 
-fn account(user: &User, with_roles: bool) -> Account<'_> {
+pub(super) fn account(user: &User, with_roles: bool) -> Account<'_> {
     Account {
         id: user.id.to_string(),
         username: &user.username,
         created_at: user.created_at,
         roles: with_roles.then_some(user.roles.as_slice()),
+        email: user.email.as_ref().map(|e| e.address.as_str()),
+        email_verified: user.email.is_some() && user.email_verified_at.is_some(),
     }
 }
 
@@ -33,7 +35,7 @@ fn account(user: &User, with_roles: bool) -> Account<'_> {
                 request_body = json!({"username": "$request.body#/username", "password": "$request.body#/password"}))))),
         (status = 400, description = "`invalid_request`: malformed body or a username/password rule broken", body = ErrorBody),
         (status = 403, description = "`invalid_invite` (by invitation: the code is missing, unknown, used or expired) or `sign_up_disabled`", body = ErrorBody),
-        (status = 409, description = "`username_taken`", body = ErrorBody),
+        (status = 409, description = "`username_taken`, or `email_taken`: another account has the address", body = ErrorBody),
         TooLarge,
         NotJson,
         Throttled,
@@ -49,6 +51,7 @@ pub async fn sign_up(
             &body.username,
             &body.password,
             body.invite.as_deref(),
+            body.email.as_deref(),
             &origin,
         )
         .await?;

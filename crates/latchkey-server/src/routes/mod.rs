@@ -11,6 +11,8 @@ mod feed;
 mod meta;
 mod oauth;
 pub mod openapi;
+mod recovery;
+mod recovery_pages;
 mod sessions;
 mod tokens;
 
@@ -64,6 +66,9 @@ pub struct App {
     /// Per-address limits of this node; `None`: unlimited.
     pub sign_up_limit: Option<Arc<RateLimiter>>,
     pub tokens_limit: Option<Arc<RateLimiter>>,
+    /// Password recovery and email routes; a limited forgot still answers
+    /// 202 (the handler checks it), the others 429.
+    pub recovery_limit: Option<Arc<RateLimiter>>,
     /// Whether `/metrics` is on this router (else on `--metrics-listen`).
     pub serve_metrics: bool,
     /// Whose `X-Forwarded-For` is believed, and the network lengths
@@ -98,14 +103,26 @@ impl FromRef<App> for AuthState {
 fn api(
     sign_up_limit: Option<Arc<RateLimiter>>,
     tokens_limit: Option<Arc<RateLimiter>>,
+    recovery_limit: Option<Arc<RateLimiter>>,
     serve_metrics: bool,
 ) -> OpenApiRouter<App> {
     let sign_up = limited(
         OpenApiRouter::new().routes(routes!(accounts::sign_up)),
         sign_up_limit,
     );
+    let reset = limited(
+        OpenApiRouter::new().routes(routes!(recovery::reset)),
+        recovery_limit.clone(),
+    );
+    let email_routes = limited(
+        OpenApiRouter::new()
+            .routes(routes!(recovery::set_email))
+            .routes(routes!(recovery::verify_email)),
+        recovery_limit,
+    );
     let password_routes = OpenApiRouter::new()
         .merge(sign_up)
+        .merge(reset)
         .routes(routes!(accounts::sign_in))
         .routes(routes!(sessions::change_password))
         .route_layer(DefaultBodyLimit::max(MAX_PASSWORD_BODY_BYTES));
@@ -127,6 +144,12 @@ fn api(
         .merge(metrics)
         .merge(password_routes)
         .merge(token_endpoints)
+        .merge(email_routes)
+        .routes(routes!(recovery::forgot))
+        .routes(routes!(recovery_pages::reset_password_page))
+        .routes(routes!(recovery_pages::verify_email_page))
+        .routes(routes!(recovery_pages::recovery_script))
+        .routes(routes!(recovery_pages::recovery_style))
         .routes(routes!(accounts::me))
         .routes(routes!(tokens::cancel))
         .routes(routes!(sessions::list))
@@ -157,13 +180,14 @@ fn api(
 
 /// The OpenAPI document of [`router`]'s routes, as served.
 pub fn openapi_document() -> serde_json::Value {
-    openapi::finish(api(None, None, true).into_openapi())
+    openapi::finish(api(None, None, None, true).into_openapi())
 }
 
 pub fn router(app: App) -> Router {
     let (routes, _) = api(
         app.sign_up_limit.clone(),
         app.tokens_limit.clone(),
+        app.recovery_limit.clone(),
         app.serve_metrics,
     )
     .split_for_parts();

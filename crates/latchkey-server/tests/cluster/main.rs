@@ -5,5 +5,6 @@
 
 mod admin;
 mod audit;
+mod mail;
 mod nodes;
 mod secret;

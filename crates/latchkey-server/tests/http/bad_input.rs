@@ -59,6 +59,10 @@ const JSON_ROUTES: &[(&str, bool)] = &[
     ("/v1/tokens/revoke", false),
     ("/v1/sign-out", true),
     ("/v1/password", true),
+    ("/v1/password/forgot", false),
+    ("/v1/password/reset", false),
+    ("/v1/email", true),
+    ("/v1/email/verify", false),
 ];
 
 const FORM_ROUTES: &[&str] = &["/oauth/token", "/oauth/revoke", "/oauth/introspect"];
@@ -156,9 +160,11 @@ async fn password_routes_refuse_long_passwords_precisely_and_large_bodies_with_4
         ("/v1/sign-up", "password", false),
         ("/v1/sign-in", "password", false),
         ("/v1/password", "new_password", true),
+        ("/v1/password/reset", "new_password", false),
     ] {
         let body = |password: &str| {
             json!({
+                "token": "not a token",
                 "username": "someone",
                 "password": password,
                 "current_password": "correct horse battery",

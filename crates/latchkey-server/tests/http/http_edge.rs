@@ -34,6 +34,7 @@ async fn ipv6_addresses_of_one_64_share_a_limit() {
         s.rate_limits = RateLimits {
             sign_up_per_minute: 2,
             tokens_per_minute: 0,
+            recovery_per_minute: 0,
         };
     })
     .await;

@@ -17,6 +17,7 @@ mod metrics;
 mod oauth;
 mod openapi;
 mod password_policy;
+mod recovery;
 mod sessions;
 mod slow_clients;
 mod throttle;

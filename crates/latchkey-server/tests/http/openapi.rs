@@ -11,7 +11,7 @@ use latchkey_testkit::TestServer;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::documented_answers::{documented_pairs, Holder, PASSWORD};
+use crate::documented_answers::{documented_pairs, Holder, OWNER_EMAIL, PASSWORD};
 
 async fn document(s: &TestServer) -> Value {
     let r = s
@@ -262,11 +262,24 @@ async fn every_documented_answer_is_given() {
         settings.rate_limits = RateLimits {
             sign_up_per_minute: 1,
             tokens_per_minute: 2,
+            recovery_per_minute: 2,
         };
     })
     .await;
     let doc = document(&s).await;
-    let h = Holder::prepare(&s.http, &s.url(""), "answers", "answers", &secret).await;
+    let mut h = Holder::prepare(&s.http, &s.url(""), "answers", "answers", &secret).await;
+    // The owner's address (unverified: no mail here) and real link tokens.
+    let r = s
+        .http
+        .post(s.url("/v1/email"))
+        .bearer_auth(&h.reader)
+        .json(&json!({ "email": OWNER_EMAIL }))
+        .send()
+        .await
+        .expect("set email");
+    assert_eq!(r.status(), 200);
+    h.verify_token = s.verification_token(&h.owner_id).await;
+    h.reset_token = s.reset_token(&h.resetter_id).await;
     let mut wrong = Vec::new();
     let mut given = 0;
     for (op, status) in documented_pairs(&doc) {
@@ -406,6 +419,17 @@ async fn error_answer(
         (400, "token") => client(at(path)).form(&[("grant_type", "password")]),
         (400, "oauth_revoke" | "introspect") => client(at(path)).form(&[("token_type_hint", "x")]),
         (400, "revocations") => client(at("/v1/revocations?page=1&after=1")),
+        (400, "forgot") => at(path).json(&json!({})),
+        (400, "reset" | "verify_email") => {
+            at(path).json(&json!({"token": "x", "new_password": "documented answers 5"}))
+        }
+        (400, "set_email") => at(path)
+            .bearer_auth(&h.reader)
+            .json(&json!({"email": "not an address"})),
+        // The owner has the address.
+        (409, "set_email") => at(path)
+            .bearer_auth(&h.changing.1)
+            .json(&json!({ "email": OWNER_EMAIL })),
         (401, "sign_in") => {
             at(path).json(&json!({"username": h.username, "password": "wrong password"}))
         }

@@ -309,6 +309,7 @@ async fn sign_up_and_token_endpoints_are_rate_limited_per_address() {
         s.rate_limits = RateLimits {
             sign_up_per_minute: 3,
             tokens_per_minute: 5,
+            recovery_per_minute: 0,
         };
     })
     .await;

@@ -191,3 +191,69 @@ async fn disabled_and_passwordless_accounts_are_refused_in_a_wrong_passwords_tim
         );
     }
 }
+async fn timed_forgot(t: &TestServer, body: serde_json::Value) -> Duration {
+    let started = Instant::now();
+    let r = t.post("/v1/password/forgot", body).await;
+    let took = started.elapsed();
+    assert_eq!(r.status(), 202);
+    took
+}
+
+/// `POST /v1/password/forgot` for an account with a verified address and
+/// for no account at all: the request only queues itself, the same store
+/// write on both paths, so the medians are within 5 %. (The mail worker
+/// answers both in the background; the account's mail allowance keeps it
+/// from mailing more than one link.) A request takes well under a
+/// millisecond, so other tests running at once in this binary can swamp a
+/// round: up to [`FORGOT_ROUNDS`] rounds of 200 each, and one within 5 %
+/// passes; a real difference between the paths fails every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_takes_the_same_time_for_known_and_unknown_accounts() {
+    use latchkey_testkit::smtp::SmtpSink;
+    if !SmtpSink::available("forgot timing") {
+        return;
+    }
+    let sink = SmtpSink::start();
+    let t = super::recovery::server_with_mail(&sink).await;
+    super::recovery::verified_account(&t, &sink, "alice", "alice@example.com", 0).await;
+
+    let mut ratios = Vec::new();
+    for round in 0..FORGOT_ROUNDS {
+        let mut unknown = Vec::with_capacity(PER_KIND);
+        let mut known = Vec::with_capacity(PER_KIND);
+        for i in 0..(WARM_UP + PER_KIND) {
+            let ghost = serde_json::json!({ "username": format!("ghost{round}-{i}") });
+            let alice = serde_json::json!({ "username": "alice" });
+            let (u, k) = if i % 2 == 0 {
+                let u = timed_forgot(&t, ghost).await;
+                (u, timed_forgot(&t, alice).await)
+            } else {
+                let k = timed_forgot(&t, alice).await;
+                (timed_forgot(&t, ghost).await, k)
+            };
+            if i >= WARM_UP {
+                unknown.push(u);
+                known.push(k);
+            }
+        }
+        let (mu, mk) = (median(&mut unknown), median(&mut known));
+        let ratio = mu.as_secs_f64() / mk.as_secs_f64();
+        eprintln!(
+            "forgot over HTTP, round {round}, {PER_KIND} each: unknown account median {mu:?} \
+             (p10 {:?}, p90 {:?}), verified account median {mk:?} (p10 {:?}, p90 {:?}); \
+             ratio {ratio:.4}",
+            unknown[PER_KIND / 10],
+            unknown[PER_KIND * 9 / 10],
+            known[PER_KIND / 10],
+            known[PER_KIND * 9 / 10],
+        );
+        if (0.95..=1.0 / 0.95).contains(&ratio) {
+            return;
+        }
+        ratios.push(ratio);
+    }
+    panic!("medians differ by more than 5 % in every round: ratios {ratios:?}");
+}
+
+/// Rounds of the forgot timing test at most.
+const FORGOT_ROUNDS: usize = 3;

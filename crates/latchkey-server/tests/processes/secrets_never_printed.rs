@@ -66,6 +66,8 @@ struct Setup {
     data_dir: PathBuf,
     config: PathBuf,
     server_secret: String,
+    /// More environment for every command (the mail settings).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Setup {
@@ -85,6 +87,7 @@ impl Setup {
             data_dir,
             config,
             server_secret: secret,
+            env: Vec::new(),
         }
     }
 
@@ -103,6 +106,7 @@ impl Setup {
             )
             .env("LATCHKEY_PASSWORD_PEPPER", PEPPER)
             .env_remove("LATCHKEY_DATABASE_URL")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
     }
@@ -693,6 +697,110 @@ async fn no_access_token_from_a_query_string_in_the_debug_log() {
     };
     evidence.secret("an access token in a query string", &at);
     evidence.secret("a refresh token in a query string", &rt);
+    evidence.output("latchkey serve", &server.stop());
+    assert_no_leaks(&evidence);
+}
+
+const SMTP_PASSWORD: &str = "PLANTED-smtp-password";
+
+/// The recovery links: the tokens of the verification and reset links the
+/// real binary mails (over SMTP with a planted password, to a loopback
+/// aiosmtpd sink) and that are then followed (the reset page with the
+/// token in its query string, the two API calls) never show in its log at
+/// `trace`, nor the SMTP password there or in `check-config`.
+#[tokio::test]
+async fn no_recovery_link_or_smtp_password_in_any_output() {
+    use latchkey_testkit::smtp::{link_token, SmtpSink};
+    if !SmtpSink::available("recovery secrets") {
+        return;
+    }
+    let sink = SmtpSink::start_with_auth(Some(&format!("mailer:{SMTP_PASSWORD}")));
+    let mut setup = Setup::new();
+    let smtp_url = format!("smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:{}", sink.port);
+    setup.env.push(("LATCHKEY_SMTP_URL", smtp_url));
+    setup
+        .env
+        .push(("LATCHKEY_SMTP_FROM", "noreply@latchkey.test".to_owned()));
+    let mut evidence = Evidence {
+        outputs: Vec::new(),
+        secrets: Vec::new(),
+    };
+    evidence.secret("the SMTP password", SMTP_PASSWORD);
+    evidence.secret("the user's password", PASSWORD);
+    evidence.secret("the user's new password", NEW_PASSWORD);
+
+    let shown = setup.run(&["check-config"]);
+    let table: toml::Table = stdout_json_text(&shown).parse().expect("TOML");
+    assert_eq!(
+        table["smtp_url"].as_str().map(str::to_owned),
+        Some(format!("smtp://mailer:[redacted]@127.0.0.1:{}", sink.port))
+    );
+    evidence.output("latchkey check-config", &shown);
+
+    let server = Server::start(&setup, setup.data_dir.with_extension("log"));
+    let mut c = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        tokens: Vec::new(),
+    };
+    let sign_up = json!({"username": "alice", "password": PASSWORD, "email": "alice@example.com"});
+    assert_eq!(c.json("/v1/sign-up", None, sign_up).await.0, 201);
+    let mails = sink.wait_for(1, Duration::from_secs(20)).await;
+    let verify = link_token(&mails[0], "/account/verify-email");
+    evidence.secret("the verification token", &verify);
+    let page = format!("/account/verify-email?token={verify}");
+    assert_eq!(
+        c.http
+            .get(format!("{}{page}", c.base))
+            .send()
+            .await
+            .expect("page")
+            .status(),
+        200
+    );
+    let (status, _) = c
+        .json("/v1/email/verify", None, json!({"token": verify}))
+        .await;
+    assert_eq!(status, 204);
+    // Once more: the refusal logs nothing of it either.
+    assert_eq!(
+        c.json("/v1/email/verify", None, json!({"token": verify}))
+            .await
+            .0,
+        400
+    );
+
+    // The reset link, a minute after the last mail (the server's own clock:
+    // asked for at once, it is not sent, so wait out the allowance).
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let (status, _) = c
+        .json(
+            "/v1/password/forgot",
+            None,
+            json!({"email": "alice@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let mails = sink.wait_for(2, Duration::from_secs(20)).await;
+    let reset = link_token(&mails[1], "/account/reset-password");
+    evidence.secret("the reset token", &reset);
+    let page = format!("/account/reset-password?token={reset}");
+    assert_eq!(
+        c.http
+            .get(format!("{}{page}", c.base))
+            .send()
+            .await
+            .expect("page")
+            .status(),
+        200
+    );
+    let body = json!({"token": reset, "new_password": NEW_PASSWORD});
+    assert_eq!(
+        c.json("/v1/password/reset", None, body.clone()).await.0,
+        204
+    );
+    assert_eq!(c.json("/v1/password/reset", None, body).await.0, 400);
+    c.sign_in(NEW_PASSWORD).await;
     evidence.output("latchkey serve", &server.stop());
     assert_no_leaks(&evidence);
 }

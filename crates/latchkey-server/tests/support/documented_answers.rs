@@ -58,7 +58,21 @@ pub struct Holder {
     pub owner_id: String,
     pub managed_id: String,
     pub doomed_id: String,
+    /// A third account's id (its password is reset, which ends its
+    /// sessions), for the test that mints its link (the outage test has no
+    /// use for it).
+    #[allow(dead_code)]
+    pub resetter_id: String,
+    /// Tokens of a reset link (the third account's) and of a verification
+    /// link (the owner's address, [`OWNER_EMAIL`]). Well-formed stand-ins
+    /// until a test that can mint real ones sets them: a request with them
+    /// still reaches the store.
+    pub reset_token: String,
+    pub verify_token: String,
 }
+
+/// The address the owner's account has (set by the test that verifies it).
+pub const OWNER_EMAIL: &str = "documented-owner@example.com";
 
 impl Holder {
     pub async fn prepare(
@@ -70,12 +84,14 @@ impl Holder {
     ) -> Self {
         let username = format!("{label}-owner");
         let changer = format!("{label}-changer");
+        let resetter = format!("{label}-resetter");
         let mut ids = Vec::new();
         for name in [
             username.clone(),
             changer.clone(),
             format!("{label}-managed"),
             format!("{label}-doomed"),
+            resetter,
         ] {
             let r = http
                 .post(format!("{base}/v1/sign-up"))
@@ -169,6 +185,9 @@ impl Holder {
             owner_id: ids[0].clone(),
             managed_id: ids[2].clone(),
             doomed_id: ids[3].clone(),
+            resetter_id: ids[4].clone(),
+            reset_token: "A".repeat(43),
+            verify_token: "A".repeat(43),
         }
     }
 
@@ -196,6 +215,18 @@ impl Holder {
             "account_page" => get("/account"),
             "account_file" => get("/account/account.js"),
             "account_client_module" => get("/account/client/index.js"),
+            "reset_password_page" => get("/account/reset-password?token=x"),
+            "verify_email_page" => get("/account/verify-email?token=x"),
+            "recovery_script" => get("/account/recovery.js"),
+            "recovery_style" => get("/account/recovery.css"),
+            "forgot" => post("/v1/password/forgot").json(&json!({"username": self.username})),
+            "reset" => post("/v1/password/reset").json(&json!({
+                "token": self.reset_token, "new_password": "documented answers 4",
+            })),
+            "set_email" => post("/v1/email")
+                .bearer_auth(&self.reader)
+                .json(&json!({"email": OWNER_EMAIL})),
+            "verify_email" => post("/v1/email/verify").json(&json!({"token": self.verify_token})),
             "healthz" => get("/healthz"),
             "readyz" => get("/readyz"),
             "render" => get("/metrics"),

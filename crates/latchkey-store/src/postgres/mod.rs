@@ -48,6 +48,7 @@ mod clients;
 pub mod connection_string;
 mod invites;
 mod migrations;
+mod outbox;
 mod revocations;
 mod sessions;
 mod sign_in_attempts;

@@ -9,6 +9,7 @@ pub(crate) mod account_tokens;
 pub(crate) mod audit;
 pub(crate) mod clients;
 pub(crate) mod invites;
+pub(crate) mod outbox;
 pub(crate) mod revocations;
 pub(crate) mod schema;
 pub(crate) mod sessions;

@@ -220,4 +220,22 @@ const MIGRATIONS: &[&str] = &[
     ){keyed_table};
     CREATE INDEX invites_by_expiry ON invites(expires_at);
     "#,
+    // 14: the mail outbox. A row is a message waiting for a node's mail
+    // worker (its bodies hold a link, a secret: deleted once sent) or a
+    // password-reset request the worker resolves. `claim` is the worker holding it, until `next_attempt_at`.
+    r#"
+    CREATE TABLE outbox (
+        id              {uuid} PRIMARY KEY,
+        kind            TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        subject         TEXT NOT NULL,
+        text_body       TEXT NOT NULL,
+        html_body       TEXT NOT NULL,
+        created_at      {int} NOT NULL,
+        attempts        {int} NOT NULL,
+        next_attempt_at {int} NOT NULL,
+        claim           {uuid}
+    ){keyed_table};
+    CREATE INDEX outbox_by_due ON outbox(next_attempt_at);
+    "#,
 ];

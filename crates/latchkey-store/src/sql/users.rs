@@ -25,6 +25,25 @@ pub(crate) const BY_KEY: Sql = statement!(
 pub(crate) const BY_ID: Sql =
     statement!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?1");
 
+pub(crate) const BY_EMAIL: Sql = statement!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users u WHERE u.email_key = ?1"
+);
+
+/// Sets an address unless another account has it; an unchanged address
+/// keeps its verification. (On PostgreSQL a concurrent writer of the same
+/// address can still meet the unique index: the backend reads that as
+/// taken.)
+pub(crate) const SET_EMAIL: Sql = statement!(
+    "UPDATE users SET email = ?2, email_key = ?3, \
+         email_verified_at = CASE WHEN email_key = ?3 THEN email_verified_at ELSE NULL END \
+     WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email_key = ?3 AND o.id <> ?1)"
+);
+
+pub(crate) const MARK_EMAIL_VERIFIED: Sql =
+    statement!("UPDATE users SET email_verified_at = ?3 WHERE id = ?1 AND email_key = ?2");
+
 pub(crate) const SET_PASSWORD_HASH: Sql =
     statement!("UPDATE users SET password_hash = ?2 WHERE id = ?1");
 

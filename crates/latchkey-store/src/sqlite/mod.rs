@@ -7,6 +7,7 @@ mod audit;
 mod clients;
 mod invites;
 mod migrations;
+mod outbox;
 mod revocations;
 mod sessions;
 mod sign_in_attempts;

@@ -29,7 +29,8 @@ use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::email::Email;
 use latchkey_core::model::{
-    AccountTokenPurpose, KeyState, Session, StoredAccountToken, StoredKey, User,
+    AccountTokenPurpose, KeyState, OutboxKind, OutboxMessage, Session, StoredAccountToken,
+    StoredKey, User,
 };
 use latchkey_core::rotation::RefreshRules;
 use latchkey_core::store::{
@@ -107,6 +108,9 @@ macro_rules! store_conformance_tests {
             update_user_writes_roles_email_and_disabled_and_refuses_a_taken_email,
             delete_user_ends_sessions_then_removes_the_account_and_its_rows,
             invites_are_taken_once_before_they_expire_can_be_given_back_and_are_pruned,
+            email_addresses_are_unique_and_verified_only_while_unchanged,
+            outbox_claims_are_leases_and_deleted_or_retried_by_their_holder,
+            concurrent_outbox_claimers_get_disjoint_messages,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -3947,4 +3951,211 @@ pub async fn account_tokens_are_single_use_expire_and_void_older_ones(backend: &
     assert_eq!(store.prune_account_tokens(T0, 2).await.expect("prune"), 1);
     assert_eq!(store.prune_account_tokens(T0, 2).await.expect("prune"), 0);
     assert_eq!(take(6, PasswordReset, T0).await, Some(live));
+}
+
+// ---------------------------------------------------------------------------
+// Email addresses and the mail outbox
+// ---------------------------------------------------------------------------
+
+pub async fn email_addresses_are_unique_and_verified_only_while_unchanged(backend: &impl Backend) {
+    let store = backend.open().await;
+    let (ann, bob) = (user("ann"), user("bob"));
+    must_insert_user(&*store, &ann).await;
+    must_insert_user(&*store, &bob).await;
+    let ann_mail = Email::parse("Ann@Example.com").expect("email");
+    assert!(store.set_email(ann.id, &ann_mail).await.expect("set"));
+    let found = store
+        .user_by_email("ann@example.com")
+        .await
+        .expect("read")
+        .expect("found by key");
+    assert_eq!(found.id, ann.id);
+    assert_eq!(found.email.as_ref(), Some(&ann_mail));
+    assert_eq!(found.email_verified_at, None);
+    // Another account cannot take it, in any case.
+    let upper = Email::parse("ANN@example.COM").expect("email");
+    assert!(!store.set_email(bob.id, &upper).await.expect("set"));
+    assert_eq!(
+        store
+            .user_by_id(bob.id)
+            .await
+            .expect("read")
+            .and_then(|u| u.email),
+        None
+    );
+    assert!(!store
+        .set_email(Uuid::new_v4(), &Email::parse("x@example.com").expect("e"))
+        .await
+        .expect("set"));
+
+    // Verified only while the key is the one proved.
+    assert!(!store
+        .mark_email_verified(ann.id, "other@example.com", T0)
+        .await
+        .expect("verify"));
+    assert!(store
+        .mark_email_verified(ann.id, "ann@example.com", T0)
+        .await
+        .expect("verify"));
+    let read = |id| {
+        let store = store.clone();
+        async move { store.user_by_id(id).await.expect("read").expect("user") }
+    };
+    assert_eq!(read(ann.id).await.email_verified_at, Some(T0));
+    // The same address again keeps its verification; a new one drops it.
+    assert!(store.set_email(ann.id, &upper).await.expect("set"));
+    assert_eq!(read(ann.id).await.email_verified_at, Some(T0));
+    let new = Email::parse("ann@example.org").expect("email");
+    assert!(store.set_email(ann.id, &new).await.expect("set"));
+    let after = read(ann.id).await;
+    assert_eq!(after.email, Some(new));
+    assert_eq!(after.email_verified_at, None);
+    // The old address is free again.
+    assert!(store.set_email(bob.id, &ann_mail).await.expect("set"));
+    assert_eq!(
+        store
+            .user_by_email("nobody@example.com")
+            .await
+            .expect("read"),
+        None
+    );
+}
+
+fn outbox_message(recipient: &str, due: UnixTime) -> OutboxMessage {
+    OutboxMessage {
+        id: Uuid::new_v4(),
+        kind: OutboxKind::Mail,
+        recipient: recipient.to_owned(),
+        subject: format!("Hello {recipient}"),
+        text_body: "Follow https://id.example.com/x?token=abc".to_owned(),
+        html_body: "<p>Zoë</p>".to_owned(),
+        created_at: T0,
+        attempts: 0,
+        next_attempt_at: due,
+    }
+}
+
+pub async fn outbox_claims_are_leases_and_deleted_or_retried_by_their_holder(
+    backend: &impl Backend,
+) {
+    let store = backend.open().await;
+    assert_eq!(store.outbox_depth().await.expect("depth"), 0);
+    let first = outbox_message("a@example.com", T0);
+    let mut request = outbox_message("ann", T0 + 1);
+    request.kind = OutboxKind::PasswordResetRequest;
+    let later = outbox_message("c@example.com", T0 + 100);
+    for m in [&later, &request, &first] {
+        store.enqueue_outbox(m).await.expect("enqueue");
+    }
+    assert_eq!(store.outbox_depth().await.expect("depth"), 3);
+
+    // Due ones only, oldest due first, each field as written.
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut claimed = store
+        .claim_outbox(a, T0 + 1, T0 + 61, 10)
+        .await
+        .expect("claim");
+    // In no particular order (RETURNING has none).
+    claimed.sort_by(|x, y| x.recipient.cmp(&y.recipient));
+    let mut expected_first = first.clone();
+    expected_first.next_attempt_at = T0 + 61;
+    let mut expected_request = request.clone();
+    expected_request.next_attempt_at = T0 + 61;
+    assert_eq!(claimed, vec![expected_first, expected_request]); // "a@…" < "ann"
+                                                                 // Held: nobody else gets them while the lease runs.
+    assert!(store
+        .claim_outbox(b, T0 + 60, T0 + 120, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    // Only the holder deletes or retries.
+    assert!(!store.delete_outbox(first.id, b).await.expect("delete"));
+    assert!(!store.retry_outbox(first.id, b, T0).await.expect("retry"));
+    assert!(store.delete_outbox(first.id, a).await.expect("delete"));
+    assert!(
+        !store.delete_outbox(first.id, a).await.expect("delete"),
+        "once"
+    );
+    assert!(store
+        .retry_outbox(request.id, a, T0 + 30)
+        .await
+        .expect("retry"));
+    assert!(
+        !store
+            .retry_outbox(request.id, a, T0 + 30)
+            .await
+            .expect("retry"),
+        "released"
+    );
+    let retried = store
+        .claim_outbox(b, T0 + 30, T0 + 90, 10)
+        .await
+        .expect("claim");
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].id, request.id);
+    assert_eq!(retried[0].attempts, 1);
+    assert_eq!(retried[0].kind, OutboxKind::PasswordResetRequest);
+    // A lapsed lease (its holder died) is claimed again by another.
+    let c = Uuid::new_v4();
+    let again = store
+        .claim_outbox(c, T0 + 100, T0 + 160, 1)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, request.id, "oldest due first, batch bounded");
+    assert!(
+        !store.delete_outbox(request.id, b).await.expect("delete"),
+        "b lost it"
+    );
+    assert!(store.delete_outbox(request.id, c).await.expect("delete"));
+    assert_eq!(store.outbox_depth().await.expect("depth"), 1);
+
+    // Durable: a reopened store still has the waiting message.
+    drop(store);
+    let store = backend.open().await;
+    let left = store
+        .claim_outbox(a, T0 + 100, T0 + 160, 10)
+        .await
+        .expect("claim");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, later.id);
+    assert_eq!(left[0].text_body, later.text_body);
+}
+
+pub async fn concurrent_outbox_claimers_get_disjoint_messages(backend: &impl Backend) {
+    let store = backend.open().await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let m = outbox_message(&format!("u{i}@example.com"), T0);
+        ids.push(m.id);
+        store.enqueue_outbox(&m).await.expect("enqueue");
+    }
+    let barrier = Arc::new(Barrier::new(8));
+    let claimers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let claim = Uuid::new_v4();
+                let mut got = Vec::new();
+                loop {
+                    let batch = store
+                        .claim_outbox(claim, T0, T0 + 60, 3)
+                        .await
+                        .expect("claim");
+                    if batch.is_empty() {
+                        break got;
+                    }
+                    got.extend(batch.into_iter().map(|m| m.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.expect("join"));
+    }
+    all.sort();
+    ids.sort();
+    assert_eq!(all, ids, "every message claimed exactly once");
 }
