@@ -3,7 +3,7 @@
 // loopback ports (other origins of the same site), Debian's Chromium driven
 // by playwright-core, and the server's own counters read from /metrics.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -84,6 +84,13 @@ export async function startLatchkey(flags = []) {
   return {
     base,
     log,
+    /** Runs `latchkey ARGS…` on this server's data; its stdout as JSON. */
+    operator(args) {
+      const out = execFileSync(bin, [...args, "--data-dir", join(work, "data"), "--config", config], {
+        env: { ...env, LATCHKEY_LOG: "error" },
+      });
+      return JSON.parse(out.toString());
+    },
     async stop() {
       child.kill();
       await new Promise((ok) => child.once("exit", ok).once("close", ok));

@@ -12,7 +12,7 @@ async fn sign_up_stores_the_normalised_name_and_an_argon2id_hash() {
     // Fullwidth "Ａ" is NFKC-normalised for display; the key is case-folded.
     let user = w
         .authority
-        .sign_up("Ａlice", PASSWORD, None, &from(HOME))
+        .sign_up("Ａlice", PASSWORD, None, None, &from(HOME))
         .await
         .expect("sign up");
     assert_eq!(user.username, "Alice");
@@ -41,7 +41,7 @@ async fn a_name_differing_only_in_case_or_width_is_taken() {
     for look_alike in ["ALICE", "ａｌｉｃｅ", "Alice"] {
         let taken = w
             .authority
-            .sign_up(look_alike, PASSWORD, None, &from(HOME))
+            .sign_up(look_alike, PASSWORD, None, None, &from(HOME))
             .await;
         assert!(
             matches!(taken, Err(AuthError::UsernameTaken)),
@@ -74,7 +74,7 @@ async fn passwords_against_the_policy_and_bad_names_store_nothing() {
     ] {
         let refused = w
             .authority
-            .sign_up(username, password, None, &from(HOME))
+            .sign_up(username, password, None, None, &from(HOME))
             .await;
         assert!(
             matches!(refused, Err(AuthError::InvalidRequest(_))),

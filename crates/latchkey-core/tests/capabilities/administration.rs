@@ -163,7 +163,7 @@ async fn an_invite_is_given_back_when_its_account_cannot_be_created() {
         let w = &w;
         async move {
             w.authority
-                .sign_up(name, PASSWORD, code.as_deref(), &from(HOME))
+                .sign_up(name, PASSWORD, code.as_deref(), None, &from(HOME))
                 .await
         }
     };

@@ -143,7 +143,7 @@ impl World {
 
     async fn sign_up(&self, username: &str) -> latchkey_core::model::User {
         self.authority
-            .sign_up(username, PASSWORD, None, &from(HOME))
+            .sign_up(username, PASSWORD, None, None, &from(HOME))
             .await
             .expect("sign up")
     }

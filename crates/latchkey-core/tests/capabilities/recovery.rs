@@ -51,7 +51,7 @@ async fn forgot_queues_alike_and_only_verified_addresses_get_a_link() {
     let w = mail_world().await;
     let ann = w
         .authority
-        .sign_up_with_email("ann", PASSWORD, Some("Ann@Example.com"), &from(HOME))
+        .sign_up("ann", PASSWORD, None, Some("Ann@Example.com"), &from(HOME))
         .await
         .expect("sign up");
     let mails = deliver(&w).await;
@@ -104,7 +104,7 @@ async fn forgot_queues_alike_and_only_verified_addresses_get_a_link() {
 async fn without_mail_nothing_is_queued() {
     let w = World::new().await;
     w.authority
-        .sign_up_with_email("ann", PASSWORD, Some("ann@example.com"), &from(HOME))
+        .sign_up("ann", PASSWORD, None, Some("ann@example.com"), &from(HOME))
         .await
         .expect("sign up");
     w.authority
@@ -156,7 +156,7 @@ async fn a_reset_checks_the_password_first_and_ends_every_session() {
 async fn a_failing_mail_backs_off_and_is_given_up_after_ten_attempts() {
     let w = mail_world().await;
     w.authority
-        .sign_up_with_email("ann", PASSWORD, Some("ann@example.com"), &from(HOME))
+        .sign_up("ann", PASSWORD, None, Some("ann@example.com"), &from(HOME))
         .await
         .expect("sign up");
     let mut waits = Vec::new();

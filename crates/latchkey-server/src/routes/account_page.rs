@@ -1,9 +1,14 @@
-//! The account page, `/account`: a person signs in, sees who they are and
-//! where they are signed in, ends sessions and changes their password. Its
-//! files are in the binary (`assets/account/`, with the compiled
-//! `@latchkey/client` from `clients/js` under `client/`), so it needs no
-//! build step and no other server; it uses cookie delivery, so the refresh
-//! token never reaches its scripts.
+//! The account pages, from the binary's own files (`assets/account/`), so
+//! they need no build step and no other server:
+//! - `/account`: a person signs in, sees who they are and where they are
+//!   signed in, ends sessions and changes their password, through the
+//!   compiled `@latchkey/client` (`client/`, from `clients/js`) with cookie
+//!   delivery, so the refresh token never reaches its scripts;
+//! - `/account/reset-password?token=…` and `/account/verify-email?token=…`,
+//!   where the links in our mails lead. Their script takes the token out of
+//!   the address bar as it reads it and posts only when the person presses
+//!   the button, so a mail scanner that opens the link consumes nothing;
+//!   `Referrer-Policy: no-referrer` keeps the token from leaking.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue};
@@ -36,6 +41,9 @@ const FILES: &[(&str, &str, &str)] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("account.js", "text/javascript; charset=utf-8"),
     asset!("account.css", "text/css; charset=utf-8"),
+    asset!("reset-password.html", "text/html; charset=utf-8"),
+    asset!("verify-email.html", "text/html; charset=utf-8"),
+    asset!("recovery.js", "text/javascript; charset=utf-8"),
     asset!("client/index.js", "text/javascript; charset=utf-8"),
     asset!("client/client.js", "text/javascript; charset=utf-8"),
     asset!("client/errors.js", "text/javascript; charset=utf-8"),
@@ -79,7 +87,23 @@ pub async fn account_page() -> Response {
     serve("index.html")
 }
 
-/// The page's script and style.
+/// The page a password-reset link opens: a form for the new password.
+#[utoipa::path(get, path = "/account/reset-password", tag = "pages",
+    params(("token" = Option<String>, Query, description = "The link's token (read by the page's script, not by the server)")),
+    responses((status = 200, description = "An HTML page", content_type = "text/html")))]
+pub async fn reset_password_page() -> Response {
+    serve("reset-password.html")
+}
+
+/// The page an email-verification link opens.
+#[utoipa::path(get, path = "/account/verify-email", tag = "pages",
+    params(("token" = Option<String>, Query, description = "The link's token (read by the page's script, not by the server)")),
+    responses((status = 200, description = "An HTML page", content_type = "text/html")))]
+pub async fn verify_email_page() -> Response {
+    serve("verify-email.html")
+}
+
+/// The pages' scripts and style.
 #[utoipa::path(get, path = "/account/{file}", tag = "pages",
     params(("file" = String, Path, description = "A file name", example = "account.js")),
     responses(
@@ -87,8 +111,8 @@ pub async fn account_page() -> Response {
         (status = 404, description = "No such file", body = ErrorBody),
     ))]
 pub async fn account_file(Path(file): Path<String>) -> Response {
-    // `/account` serves the index itself; one URL for the page.
-    if file == "index.html" {
+    // Each page has one URL: its own route.
+    if file.ends_with(".html") {
         return ApiError::NotFound.into_response();
     }
     serve(&file)

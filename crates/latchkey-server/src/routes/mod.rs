@@ -12,7 +12,6 @@ mod meta;
 mod oauth;
 pub mod openapi;
 mod recovery;
-mod recovery_pages;
 mod sessions;
 mod tokens;
 
@@ -146,10 +145,8 @@ fn api(
         .merge(token_endpoints)
         .merge(email_routes)
         .routes(routes!(recovery::forgot))
-        .routes(routes!(recovery_pages::reset_password_page))
-        .routes(routes!(recovery_pages::verify_email_page))
-        .routes(routes!(recovery_pages::recovery_script))
-        .routes(routes!(recovery_pages::recovery_style))
+        .routes(routes!(account_page::reset_password_page))
+        .routes(routes!(account_page::verify_email_page))
         .routes(routes!(accounts::me))
         .routes(routes!(tokens::cancel))
         .routes(routes!(sessions::list))

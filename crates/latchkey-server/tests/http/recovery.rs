@@ -538,7 +538,7 @@ async fn the_link_pages_are_served_with_a_strict_policy() {
     }
     let css = s
         .http
-        .get(s.url("/account/recovery.css"))
+        .get(s.url("/account/account.css"))
         .send()
         .await
         .expect("request");

@@ -217,8 +217,6 @@ impl Holder {
             "account_client_module" => get("/account/client/index.js"),
             "reset_password_page" => get("/account/reset-password?token=x"),
             "verify_email_page" => get("/account/verify-email?token=x"),
-            "recovery_script" => get("/account/recovery.js"),
-            "recovery_style" => get("/account/recovery.css"),
             "forgot" => post("/v1/password/forgot").json(&json!({"username": self.username})),
             "reset" => post("/v1/password/reset").json(&json!({
                 "token": self.reset_token, "new_password": "documented answers 4",
