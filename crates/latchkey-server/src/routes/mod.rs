@@ -189,7 +189,7 @@ pub fn router(app: App) -> Router {
     )
     .split_for_parts();
     let client_addresses = app.client_addresses.clone();
-    let cors = browser::cors_layer(app.browser_origins.clone());
+    let cors = browser::BrowserCorsLayer::new(app.browser_origins.clone());
     routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -214,10 +214,6 @@ pub fn router(app: App) -> Router {
                         .on_response(access_log)
                         .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
                 )
-                // Preflights are answered here, before any route; every
-                // answer to an allowed origin (errors too) is readable.
-                .layer(middleware::from_fn(browser::finish_cors))
-                .layer(cors)
                 // Responses carry personal data or tokens unless the handler
                 // says otherwise (JWKS and metadata set their public
                 // caching); errors and timeouts too, hence outside
@@ -238,7 +234,11 @@ pub fn router(app: App) -> Router {
                 .layer(middleware::from_fn_with_state(
                     client_addresses,
                     client_address::resolve,
-                )),
+                ))
+                // Innermost, so a browser's preflight is answered before
+                // any route and every answer to an allowed origin (errors
+                // too) is readable.
+                .layer(cors),
         )
 }
 
