@@ -30,10 +30,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(1);
     responses((status = 200, description = "The key set", body = KeySet)))]
 pub async fn jwks(State(auth): State<AuthState>) -> impl IntoResponse {
     (
-        [(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=60"),
-        )],
+        [
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            ),
+            // Cacheable, and its CORS headers depend on the asker's origin.
+            (header::VARY, HeaderValue::from_static("origin")),
+        ],
         Json(auth.jwks()),
     )
 }

@@ -247,7 +247,11 @@ pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
     algs.dedup();
     let client_auth = ["client_secret_basic", "client_secret_post", "none"];
     (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
+        // Cacheable, and its CORS headers depend on the asker's origin.
+        [
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::VARY, "origin"),
+        ],
         Json(json!({
             "issuer": issuer,
             "token_endpoint": format!("{base}/oauth/token"),

@@ -287,6 +287,32 @@ async fn cors_answers_allowed_origins_only() {
         .headers()
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
         .is_none());
+    // Requests without an Origin skip CORS; the cacheable answers still
+    // say they vary by it, so no cache hands a browser an answer without
+    // its CORS headers.
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let r = s.http.get(s.url(path)).send().await.expect("cacheable");
+        assert_eq!(r.headers()[header::VARY], "origin", "{path}");
+        assert!(r
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none());
+        let r = s
+            .http
+            .get(s.url(path))
+            .header(header::ORIGIN, APP)
+            .send()
+            .await
+            .expect("cors");
+        assert_eq!(
+            r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            APP,
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
