@@ -51,10 +51,16 @@ pub enum AuditKind {
     AdminResetLink,
     /// An operator issued an invite code (no user yet).
     AdminInviteCreated,
+    /// A password was set with a reset link's token: every session ended.
+    PasswordReset,
+    /// An account's owner set a new email address (unverified).
+    EmailChanged,
+    /// An address was proved with a verification link's token.
+    EmailVerified,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 21] = [
         AuditKind::SignUp,
         AuditKind::SignIn,
         AuditKind::Refresh,
@@ -73,6 +79,9 @@ impl AuditKind {
         AuditKind::AdminSessionsEnded,
         AuditKind::AdminResetLink,
         AuditKind::AdminInviteCreated,
+        AuditKind::PasswordReset,
+        AuditKind::EmailChanged,
+        AuditKind::EmailVerified,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +104,9 @@ impl AuditKind {
             AuditKind::AdminSessionsEnded => "admin_sessions_ended",
             AuditKind::AdminResetLink => "admin_reset_link",
             AuditKind::AdminInviteCreated => "admin_invite_created",
+            AuditKind::PasswordReset => "password_reset",
+            AuditKind::EmailChanged => "email_changed",
+            AuditKind::EmailVerified => "email_verified",
         }
     }
 

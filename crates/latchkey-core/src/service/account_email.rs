@@ -5,10 +5,11 @@
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::tokens::subject;
-use super::Authority;
+use super::tokens::{session_of, subject};
+use super::{Authority, Origin};
 use crate::access_token::AccessClaims;
 use crate::account_token;
+use crate::audit::{AuditKind, Outcome};
 use crate::email::Email;
 use crate::mail::MailValues;
 use crate::model::{AccountTokenPurpose, StoredAccountToken, User};
@@ -24,7 +25,12 @@ impl Authority {
     /// already) and mails a verification link to it. Refused with
     /// `TooManyMails` before anything changes if the account was sent a
     /// mail too recently, and with `EmailTaken` if another account has it.
-    pub async fn set_email(&self, caller: &AccessClaims, raw: &str) -> Result<User, AuthError> {
+    pub async fn set_email(
+        &self,
+        caller: &AccessClaims,
+        raw: &str,
+        from: &Origin,
+    ) -> Result<User, AuthError> {
         let email = Email::parse(raw)?;
         let user_id = subject(caller)?;
         let user = self
@@ -49,6 +55,14 @@ impl Authority {
         if !self.store.set_email(user.id, &email).await? {
             return Err(AuthError::EmailTaken);
         }
+        self.audit(
+            AuditKind::EmailChanged,
+            Outcome::Success,
+            Some(user.id),
+            session_of(caller).ok(),
+            from,
+        )
+        .await;
         self.send_verification(&user, &email).await?;
         tracing::info!(user_id = %user.id, "email address set; verification sent");
         Ok(User {
@@ -122,7 +136,19 @@ impl Authority {
 
     /// Marks an address verified with a verification link's token (single
     /// use), if the account's address is still the one it proves.
-    pub async fn verify_email(&self, token: &str) -> Result<(), AuthError> {
+    pub async fn verify_email(&self, token: &str, from: &Origin) -> Result<(), AuthError> {
+        let result = self.verify_with_token(token).await;
+        let (outcome, user_id) = match &result {
+            Ok(user_id) => (Outcome::Success, Some(*user_id)),
+            Err(_) => (Outcome::Failure, None),
+        };
+        self.audit(AuditKind::EmailVerified, outcome, user_id, None, from)
+            .await;
+        result.map(drop)
+    }
+
+    /// [`Self::verify_email`]'s work; the account's id.
+    async fn verify_with_token(&self, token: &str) -> Result<Uuid, AuthError> {
         let hash = account_token::lookup_hash(token).ok_or(AuthError::InvalidLinkToken)?;
         let now = self.clock.now();
         let taken = self
@@ -139,6 +165,6 @@ impl Authority {
             return Err(AuthError::InvalidLinkToken);
         }
         tracing::info!(user_id = %taken.user_id, "email address verified");
-        Ok(())
+        Ok(taken.user_id)
     }
 }

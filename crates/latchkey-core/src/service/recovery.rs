@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Authority, Origin};
 use crate::account_token;
+use crate::audit::{AuditKind, Outcome};
 use crate::email::{Email, MAX_EMAIL_BYTES};
 use crate::mail::MailValues;
 use crate::model::{AccountTokenPurpose, OutboxKind, StoredAccountToken, User};
@@ -171,8 +172,20 @@ impl Authority {
         &self,
         token: &str,
         new_password: &str,
-        _from: &Origin,
+        from: &Origin,
     ) -> Result<(), AuthError> {
+        let result = self.reset_with_token(token, new_password).await;
+        let (outcome, user_id) = match &result {
+            Ok(user_id) => (Outcome::Success, Some(*user_id)),
+            Err(_) => (Outcome::Failure, None),
+        };
+        self.audit(AuditKind::PasswordReset, outcome, user_id, None, from)
+            .await;
+        result.map(drop)
+    }
+
+    /// [`Self::reset_password`]'s work; the account's id.
+    async fn reset_with_token(&self, token: &str, new_password: &str) -> Result<Uuid, AuthError> {
         let new_password = Password::new_for_account(new_password)?;
         let hash = account_token::lookup_hash(token).ok_or(AuthError::InvalidLinkToken)?;
         let taken = self
@@ -194,7 +207,7 @@ impl Authority {
             .clear_sign_in_failures(&throttle::user_key(&user.username_key))
             .await?;
         tracing::info!(user_id = %user.id, "password reset through a link; every session ended");
-        Ok(())
+        Ok(user.id)
     }
 }
 

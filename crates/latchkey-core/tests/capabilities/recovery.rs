@@ -68,7 +68,7 @@ async fn forgot_queues_alike_and_only_verified_addresses_get_a_link() {
         .expect("forgot");
     assert!(deliver(&w).await.is_empty());
     w.authority
-        .verify_email(&token_in(&mails[0]))
+        .verify_email(&token_in(&mails[0]), &from(HOME))
         .await
         .expect("verify");
     let stored = w

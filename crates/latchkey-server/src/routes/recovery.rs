@@ -95,9 +95,10 @@ pub async fn reset(
     ))]
 pub async fn set_email(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     CallerWithBody(caller, JsonBody(body)): CallerWithBody<JsonBody<SetEmail>>,
 ) -> Result<Response, ApiError> {
-    let user = auth.set_email(&caller, &body.email).await?;
+    let user = auth.set_email(&caller, &body.email, &origin).await?;
     Ok(Json(account(&user, true)).into_response())
 }
 
@@ -114,8 +115,9 @@ pub async fn set_email(
     ))]
 pub async fn verify_email(
     State(auth): State<AuthState>,
+    RequestOrigin(origin): RequestOrigin,
     JsonBody(body): JsonBody<VerifyEmail>,
 ) -> Result<StatusCode, ApiError> {
-    auth.verify_email(&body.token).await?;
+    auth.verify_email(&body.token, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -171,6 +171,18 @@ async fn sign_up_verify_forget_and_reset_through_mailed_links() {
     assert_eq!(s.sign_in("ann", PASSWORD).await.status(), 401);
     let new = sign_in(&s, "ann", NEW_PASSWORD).await;
     assert_eq!(me(&s, &new.access).await["username"], "ann");
+    // The verification and the reset are in ann's audit trail.
+    s.flush_audit().await;
+    let kinds: Vec<String> = s
+        .audit_events(Some("ann"), None, 100)
+        .await
+        .iter()
+        .filter(|e| e["outcome"] == "success")
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for kind in ["email_verified", "password_reset"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
 
     // Unknown accounts and addresses get the same 202, and no mail.
     for body in [
