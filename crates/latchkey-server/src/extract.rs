@@ -151,16 +151,28 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let caller = Caller::from_request_parts(&mut parts, state).await;
-        let req = Request::from_parts(parts, body);
-        match caller {
-            Ok(Caller(claims)) => Ok(Self(claims, B::from_request(req, state).await?)),
-            Err(refused) => {
-                // Read, never parsed; the answer is the refusal either way.
-                let _ = read_body(req, state).await;
-                Err(refused)
-            }
+        let (Caller(claims), body) = caller_then_body(req, state).await?;
+        Ok(Self(claims, body))
+    }
+}
+
+/// The caller `C` from the request's head, then the body `B`; a refused
+/// caller's body is still read to its end (see [`CallerWithBody`]).
+async fn caller_then_body<S, C, B>(req: Request, state: &S) -> Result<(C, B), ApiError>
+where
+    S: Send + Sync,
+    C: FromRequestParts<S, Rejection = ApiError>,
+    B: FromRequest<S, Rejection = ApiError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let caller = C::from_request_parts(&mut parts, state).await;
+    let req = Request::from_parts(parts, body);
+    match caller {
+        Ok(caller) => Ok((caller, B::from_request(req, state).await?)),
+        Err(refused) => {
+            // Read, never parsed; the answer is the refusal either way.
+            let _ = read_body(req, state).await;
+            Err(refused)
         }
     }
 }
@@ -199,16 +211,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let caller = AdminCaller::from_request_parts(&mut parts, state).await;
-        let req = Request::from_parts(parts, body);
-        match caller {
-            Ok(AdminCaller(actor)) => Ok(Self(actor, B::from_request(req, state).await?)),
-            Err(refused) => {
-                let _ = read_body(req, state).await;
-                Err(refused)
-            }
-        }
+        let (AdminCaller(actor), body) = caller_then_body(req, state).await?;
+        Ok(Self(actor, body))
     }
 }
 

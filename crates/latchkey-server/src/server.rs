@@ -106,17 +106,7 @@ impl RunningServer {
         for client in &settings.clients {
             store.upsert_client(client).await?;
         }
-        let hasher = Arc::new(HashingPool::new(
-            Argon2Hashing::with_pepper(
-                settings.argon2,
-                settings
-                    .password_pepper
-                    .as_ref()
-                    .map(|p| p.expose().as_bytes()),
-            )?,
-            settings.hashing_threads,
-            settings.hashing_queue(),
-        ));
+        let hasher = password_hasher(&settings, settings.hashing_threads)?;
         let (authority, startup) =
             Authority::open(store, clock, hasher, &dir.secret, policy.clone()).await?;
         for what in &dir.created {
@@ -352,6 +342,23 @@ pub(crate) async fn open_data(
         .into());
     }
     Ok((dir, store))
+}
+
+/// A hashing pool of `threads` threads with the settings' Argon2 cost,
+/// pepper and queue.
+pub(crate) fn password_hasher(
+    settings: &Settings,
+    threads: usize,
+) -> Result<Arc<HashingPool>, StartError> {
+    let pepper = settings
+        .password_pepper
+        .as_ref()
+        .map(|p| p.expose().as_bytes());
+    Ok(Arc::new(HashingPool::new(
+        Argon2Hashing::with_pepper(settings.argon2, pepper)?,
+        threads,
+        settings.hashing_queue(),
+    )))
 }
 
 /// Background upkeep: keep the revocation set in step with the store (and

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use latchkey_core::clock::SystemClock;
-use latchkey_core::password::Argon2Hashing;
 use latchkey_core::service::administration::{AccountChange, NewAccount, CLI_ACTOR};
 use latchkey_core::service::Origin;
 use latchkey_core::Authority;
@@ -23,9 +22,8 @@ use serde_json::{json, Value};
 
 use super::{table, CommandError};
 use crate::config::{parse_duration, whole_seconds, DataArgs};
-use crate::hashing_pool::HashingPool;
 use crate::routes::admin::admin_user;
-use crate::server::{open_data, IfMissing};
+use crate::server::{open_data, password_hasher, IfMissing};
 
 #[derive(Debug, Args)]
 pub struct UsersArgs {
@@ -116,17 +114,8 @@ pub fn render(format: Format, answer: &Value) -> String {
 pub async fn run(args: UsersArgs) -> Result<Value, CommandError> {
     let settings = args.location.settings()?;
     let (dir, store) = open_data(&settings, IfMissing::Refuse).await?;
-    let hasher = Arc::new(HashingPool::new(
-        Argon2Hashing::with_pepper(
-            settings.argon2,
-            settings
-                .password_pepper
-                .as_ref()
-                .map(|p| p.expose().as_bytes()),
-        )?,
-        1,
-        settings.hashing_queue(),
-    ));
+    // One thread: a command hashes at most one password.
+    let hasher = password_hasher(&settings, 1)?;
     let (auth, _) = Authority::open(
         store.clone(),
         Arc::new(SystemClock),
