@@ -213,7 +213,9 @@ pub fn json_bodies(data: &[u8]) {
         account_fields(&body.username, &body.password);
     }
     if let Ok(body) = serde_json::from_slice::<RefreshRequest>(data) {
-        let _ = refresh_codec().decode(&body.refresh_token);
+        if let Some(token) = body.refresh_token {
+            let _ = refresh_codec().decode(&token);
+        }
     }
     // The administration bodies (read after the caller is authorised, but
     // still nobody's input to trust).
