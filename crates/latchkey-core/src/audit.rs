@@ -57,10 +57,20 @@ pub enum AuditKind {
     EmailChanged,
     /// An address was proved with a verification link's token.
     EmailVerified,
+    /// An authorization code was exchanged for tokens (`success`: its
+    /// session opened) or refused (`failure`).
+    CodeExchange,
+    /// An authorization code was presented a second time: the session its
+    /// first use opened was ended (RFC 6749 §4.1.2).
+    CodeReuse,
+    /// A user consented to a third-party client's scopes.
+    ConsentGranted,
+    /// A user withdrew a client's consent; its sessions ended with it.
+    ConsentWithdrawn,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 21] = [
+    pub const ALL: [AuditKind; 25] = [
         AuditKind::SignUp,
         AuditKind::SignIn,
         AuditKind::Refresh,
@@ -82,6 +92,10 @@ impl AuditKind {
         AuditKind::PasswordReset,
         AuditKind::EmailChanged,
         AuditKind::EmailVerified,
+        AuditKind::CodeExchange,
+        AuditKind::CodeReuse,
+        AuditKind::ConsentGranted,
+        AuditKind::ConsentWithdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +121,10 @@ impl AuditKind {
             AuditKind::PasswordReset => "password_reset",
             AuditKind::EmailChanged => "email_changed",
             AuditKind::EmailVerified => "email_verified",
+            AuditKind::CodeExchange => "code_exchange",
+            AuditKind::CodeReuse => "code_reuse",
+            AuditKind::ConsentGranted => "consent_granted",
+            AuditKind::ConsentWithdrawn => "consent_withdrawn",
         }
     }
 

@@ -67,6 +67,14 @@ pub struct Client {
     /// with credentials and use the refresh cookie (CORS), besides the
     /// server-wide list.
     pub allowed_origins: Vec<String>,
+    /// Where the authorization endpoint may send its answers (exact
+    /// match, RFC 9700 §2.1); none: the code flow is closed to it.
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Another party's app: the user is asked to consent to the scopes it
+    /// wants (once, remembered); first-party apps are not asked.
+    pub third_party: bool,
     pub created_at: UnixTime,
 }
 
@@ -92,6 +100,9 @@ impl Client {
             session_lifetime_seconds: None,
             introspect_any: false,
             allowed_origins: Vec::new(),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            third_party: false,
             created_at: 0,
         }
     }
@@ -228,9 +239,76 @@ pub fn validate_client_id(id: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// A redirect URI as a client may register it (RFC 9700 §2.1, RFC 8252
+/// §7): absolute, without a fragment, and either `https`, `http` to a
+/// loopback address (a native app's local listener), or a private-use
+/// scheme with a dot (`com.example.app:/callback`). Plain `http` elsewhere
+/// would hand codes to anyone on the path.
+pub fn validate_redirect_uri(uri: &str) -> Result<(), AuthError> {
+    let refuse = |why: &str| Err(AuthError::InvalidRequest(format!("redirect URI {why}")));
+    if uri.len() > 2048 {
+        return refuse("is longer than 2048 bytes");
+    }
+    let Ok(parsed) = url::Url::parse(uri) else {
+        return refuse("must be an absolute URI");
+    };
+    if parsed.fragment().is_some() {
+        return refuse("must not have a fragment");
+    }
+    let loopback = matches!(
+        parsed.host(),
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+    ) || matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || parsed.host_str() == Some("localhost");
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => refuse("may use http only for a loopback address (127.0.0.1, [::1], localhost)"),
+        "https" => refuse("must name a host"),
+        "javascript" | "data" | "file" | "vbscript" => refuse("has a scheme that is never allowed"),
+        scheme if scheme.contains('.') => Ok(()),
+        _ => refuse("must be https, http to a loopback address, or a private-use scheme such as com.example.app:/callback"),
+    }
+}
+
+/// Every URI of a registration's list, each by [`validate_redirect_uri`].
+pub fn validate_redirect_uris(uris: &[String]) -> Result<(), AuthError> {
+    for uri in uris {
+        validate_redirect_uri(uri)
+            .map_err(|e| AuthError::InvalidRequest(format!("{uri:?}: {e}")))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_uris_are_https_loopback_or_private_use() {
+        for good in [
+            "https://app.example.com/callback",
+            "https://app.example.com/cb?x=1",
+            "http://127.0.0.1:8080/cb",
+            "http://[::1]:5000/cb",
+            "http://localhost:3000/auth/callback",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert!(validate_redirect_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "/callback",
+            "app.example.com/cb",
+            "http://app.example.com/cb",
+            "https://app.example.com/cb#frag",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "myapp:/cb",
+            &format!("https://a.example/{}", "x".repeat(2048)),
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn client_ids_need_no_form_encoding() {

@@ -180,3 +180,10 @@ impl KeyManager {
         Ok(done)
     }
 }
+
+// TEMPORARY until the ID-token key lineage lands: signs with the access key.
+impl KeyManager {
+    pub async fn id_token_key(&self) -> Result<Arc<crate::access_token::SigningKey>, AuthError> {
+        Ok(self.ring().signing.clone())
+    }
+}

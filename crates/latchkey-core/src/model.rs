@@ -241,3 +241,64 @@ pub struct UserQuery {
     /// At most this many.
     pub limit: usize,
 }
+
+/// An authorization code as stored (RFC 6749 §4.1): only its hash. It is
+/// kept a while after it is redeemed, so a second use is recognised and
+/// the tokens of the first can be revoked (§4.1.2).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredAuthorizationCode {
+    /// SHA-256 of the code as sent.
+    pub code_hash: [u8; 32],
+    pub client_id: String,
+    /// The redirect URI of the request; the token request must repeat it.
+    pub redirect_uri: String,
+    /// PKCE S256 challenge: base64url SHA-256 of the client's verifier.
+    pub code_challenge: String,
+    pub user_id: Uuid,
+    /// The session its tokens open, chosen when the code is issued so that
+    /// a second use of the code can end it.
+    pub session_id: Uuid,
+    /// Granted scopes (space-separated) and the access tokens' audience.
+    pub scope: String,
+    pub audience: String,
+    /// The client's `nonce`, repeated in the ID token.
+    pub nonce: Option<String>,
+    /// When the user last typed their password (OpenID `auth_time`).
+    pub auth_time: UnixTime,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// When it was exchanged; `None` until then.
+    pub redeemed_at: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for StoredAuthorizationCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAuthorizationCode")
+            .field("client_id", &self.client_id)
+            .field("user_id", &self.user_id)
+            .field("session_id", &self.session_id)
+            .field("expires_at", &self.expires_at)
+            .field("redeemed_at", &self.redeemed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What presenting an authorization code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// Not redeemed before: it is now, by this request alone.
+    First(StoredAuthorizationCode),
+    /// Redeemed already: a replay (or a stolen copy).
+    Again(StoredAuthorizationCode),
+    Unknown,
+}
+
+/// A user's consent to what a third-party client may ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub user_id: Uuid,
+    pub client_id: String,
+    /// Consented scopes, space-separated; a later request for more asks again.
+    pub scope: String,
+    pub granted_at: UnixTime,
+}

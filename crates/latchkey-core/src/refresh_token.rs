@@ -29,19 +29,43 @@ pub struct RefreshTokenClaims {
     pub counter: u64,
 }
 
+/// The cookie of a browser sign-in session (the hosted sign-in page's) is
+/// the same construction under its own prefix and MAC key, so neither kind
+/// of token is ever accepted as the other.
+pub const BROWSER_SESSION_PREFIX: &str = "lkb_";
+
 pub struct RefreshTokenCodec {
     /// (secret version, MAC key); the last one mints new tokens.
     keys: Vec<(u8, hmac::Key)>,
+    /// Four characters.
+    prefix: &'static str,
 }
 
 impl RefreshTokenCodec {
     pub fn new(secret: &ServerSecret) -> Result<Self, AuthError> {
+        Self::with_purpose(secret, b"latchkey refresh-token mac v1", PREFIX)
+    }
+
+    /// The codec of browser sign-in session cookies.
+    pub fn browser_sessions(secret: &ServerSecret) -> Result<Self, AuthError> {
+        Self::with_purpose(
+            secret,
+            b"latchkey browser-session mac v1",
+            BROWSER_SESSION_PREFIX,
+        )
+    }
+
+    fn with_purpose(
+        secret: &ServerSecret,
+        purpose: &'static [u8],
+        prefix: &'static str,
+    ) -> Result<Self, AuthError> {
         let keys = secret
             .versions()
             .iter()
-            .map(|v| Ok((v.version, v.hmac_key(b"latchkey refresh-token mac v1")?)))
+            .map(|v| Ok((v.version, v.hmac_key(purpose)?)))
             .collect::<Result<Vec<_>, AuthError>>()?;
-        Ok(Self { keys })
+        Ok(Self { keys, prefix })
     }
 
     pub fn encode(&self, session_id: Uuid, counter: u64) -> String {
@@ -54,7 +78,7 @@ impl RefreshTokenCodec {
         let tag = hmac::sign(key, &raw[..BODY_LEN]);
         raw[BODY_LEN..].copy_from_slice(tag.as_ref());
         let mut out = String::with_capacity(TOKEN_LEN);
-        out.push_str(PREFIX);
+        out.push_str(self.prefix);
         URL_SAFE_NO_PAD.encode_string(raw, &mut out);
         out
     }
@@ -62,7 +86,7 @@ impl RefreshTokenCodec {
     /// The session and counter a token names, if and only if its MAC is
     /// valid under a known secret version (checked in constant time).
     pub fn decode(&self, token: &str) -> Option<RefreshTokenClaims> {
-        let body = token.strip_prefix(PREFIX)?;
+        let body = token.strip_prefix(self.prefix)?;
         if token.len() != TOKEN_LEN {
             return None;
         }
@@ -105,6 +129,21 @@ mod tests {
                 counter: 42
             })
         );
+    }
+
+    #[test]
+    fn browser_session_cookies_and_refresh_tokens_never_pass_for_each_other() {
+        let secret = ServerSecret::generate().expect("rng");
+        let refresh = RefreshTokenCodec::new(&secret).expect("codec");
+        let browser = RefreshTokenCodec::browser_sessions(&secret).expect("codec");
+        let sid = Uuid::new_v4();
+        let cookie = browser.encode(sid, 0);
+        assert!(cookie.starts_with(BROWSER_SESSION_PREFIX));
+        assert_eq!(browser.decode(&cookie).map(|c| c.session_id), Some(sid));
+        assert_eq!(refresh.decode(&cookie), None);
+        // Same body under the other prefix: the MAC key differs too.
+        assert_eq!(refresh.decode(&cookie.replacen("lkb_", "lkr_", 1)), None);
+        assert_eq!(browser.decode(&refresh.encode(sid, 0)), None);
     }
 
     #[test]

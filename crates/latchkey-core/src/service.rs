@@ -23,6 +23,9 @@
 //! | `outbox` | the mail outbox the server's mail worker empties |
 //! | `administration` | operators' account management (API and CLI) |
 //! | `invites` | sign-up modes and invite codes |
+//! | `browser_session` | the hosted sign-in page's session and its cookie |
+//! | `authorization` | the authorization-code flow: codes, PKCE, consent |
+//! | `openid` | ID tokens, userinfo, RP-initiated logout |
 //! | `audit_log` | recording audit events |
 //! | `upkeep` | pruning and other periodic work |
 //!
@@ -54,10 +57,13 @@ mod account_email;
 mod accounts;
 pub mod administration;
 mod audit_log;
+mod authorization;
+mod browser_session;
 mod clients;
 mod feed;
 mod introspection;
 pub mod invites;
+mod openid;
 mod outbox;
 mod password_attempts;
 mod recovery;
@@ -69,8 +75,13 @@ mod tokens;
 mod upkeep;
 
 pub use account_email::{VERIFY_EMAIL_PATH, VERIFY_LINK_SECONDS};
+pub use authorization::{
+    is_s256_challenge, AuthorizationGrant, CodeRequest, CODE_LIFETIME_SECONDS,
+};
+pub use browser_session::{BrowserSignIn, BROWSER_CLIENT_ID};
 pub use feed::FEED_PAGE_LIMIT;
 pub use invites::SignUpMode;
+pub use openid::{IdClaims, UserInfo, OPENID_SCOPES};
 pub use outbox::OUTBOX_LEASE_SECONDS;
 pub use recovery::{ForgotBy, RESET_LINK_SECONDS, RESET_PASSWORD_PATH};
 
@@ -90,6 +101,9 @@ pub struct Policy {
     pub refresh: RefreshRules,
     /// Absolute session lifetime, from sign-in.
     pub session_lifetime_seconds: i64,
+    /// How long the hosted sign-in page's browser session lets a person
+    /// through without their password.
+    pub browser_session_seconds: i64,
     /// Clock skew tolerated when verifying `exp`/`nbf`.
     pub leeway_seconds: i64,
     /// Longest access-token lifetime any client may have; `None`: the
@@ -130,6 +144,7 @@ impl Policy {
                 idle_timeout_seconds: 14 * 24 * 3600,
             },
             session_lifetime_seconds: 90 * 24 * 3600,
+            browser_session_seconds: 12 * 3600,
             leeway_seconds: 30,
             max_access_ttl_seconds: None,
             signing_algorithm: access_token::Algorithm::EdDsa,
@@ -171,6 +186,8 @@ pub struct TokenResponse {
     pub session_expires_at: Option<UnixTime>,
     /// Granted scopes, space-separated; empty for none.
     pub scope: String,
+    /// The OpenID Connect ID token, for a code exchanged with scope `openid`.
+    pub id_token: Option<String>,
 }
 
 /// What a client asks for besides the grant itself.
@@ -231,6 +248,8 @@ pub struct Authority {
     clock: Arc<dyn Clock>,
     hasher: Arc<dyn PasswordHasher>,
     refresh_codec: RefreshTokenCodec,
+    /// Browser session cookies: the same construction, its own key.
+    browser_codec: RefreshTokenCodec,
     keys: KeyManager,
     revocations: RevocationSet,
     /// Feed cursor up to which `revocations` has caught up with the store.
@@ -281,6 +300,7 @@ impl Authority {
             clock,
             hasher,
             refresh_codec: RefreshTokenCodec::new(secret)?,
+            browser_codec: RefreshTokenCodec::browser_sessions(secret)?,
             keys,
             revocations,
             revocations_cursor: AtomicI64::new(cursor),

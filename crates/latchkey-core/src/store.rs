@@ -12,8 +12,8 @@ use crate::client::Client;
 use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::model::{
-    AccountTokenPurpose, OutboxMessage, Session, StoredAccountToken, StoredInvite, StoredKey, User,
-    UserQuery,
+    AccountTokenPurpose, CodeRedemption, Consent, OutboxMessage, Session, StoredAccountToken,
+    StoredAuthorizationCode, StoredInvite, StoredKey, User, UserQuery,
 };
 pub use crate::revocation::{Revocation, RevocationKind};
 pub use crate::rotation::RotationGuard;
@@ -503,6 +503,35 @@ pub trait SigningKeyStore: Send + Sync {
     async fn delete_retired_keys_before(&self, before: UnixTime) -> Result<usize, StoreError>;
 }
 
+/// The authorization-code flow's records: codes (hashes only) and users'
+/// consents to third-party clients.
+#[async_trait]
+pub trait AuthorizationStore: Send + Sync {
+    async fn insert_authorization_code(
+        &self,
+        code: &StoredAuthorizationCode,
+    ) -> Result<(), StoreError>;
+    /// Marks the code redeemed at `now` in one atomic step: of two requests
+    /// presenting it, exactly one gets [`CodeRedemption::First`].
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<CodeRedemption, StoreError>;
+    /// Deletes up to `batch` codes that expired before `before`.
+    async fn prune_authorization_codes(
+        &self,
+        before: UnixTime,
+        batch: usize,
+    ) -> Result<usize, StoreError>;
+    async fn consent(&self, user_id: Uuid, client_id: &str) -> Result<Option<Consent>, StoreError>;
+    /// Inserts or replaces the user's consent to the client.
+    async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError>;
+    /// Ordered by client id.
+    async fn consents_of_user(&self, user_id: Uuid) -> Result<Vec<Consent>, StoreError>;
+    async fn withdraw_consent(&self, user_id: Uuid, client_id: &str) -> Result<bool, StoreError>;
+}
+
 /// Whether the database can serve requests, for the readiness probe.
 #[async_trait]
 pub trait HealthStore: Send + Sync {
@@ -528,6 +557,7 @@ pub trait Store:
     + AuditStore
     + ClientStore
     + SigningKeyStore
+    + AuthorizationStore
     + HealthStore
 {
 }
@@ -544,6 +574,7 @@ impl<T> Store for T where
         + AuditStore
         + ClientStore
         + SigningKeyStore
+        + AuthorizationStore
         + HealthStore
 {
 }

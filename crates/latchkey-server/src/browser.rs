@@ -32,6 +32,11 @@ use crate::extract::media_type;
 /// or shadow it.
 pub const REFRESH_COOKIE: &str = "__Host-latchkey_refresh";
 
+/// The hosted sign-in page's session: `SameSite=Lax`, so it comes along
+/// when a client's page sends the browser to the authorization endpoint
+/// (a top-level navigation) and on no cross-site subrequest or POST.
+pub const BROWSER_SESSION_COOKIE: &str = "__Host-latchkey_session";
+
 /// How long a browser may cache a preflight's answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -79,6 +84,20 @@ impl BrowserOrigins {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .contains(origin)
+    }
+
+    /// Whether a form post came from this service's own pages: its
+    /// `Origin` is ours, or the browser says `Sec-Fetch-Site: same-origin`.
+    /// A request with neither is refused: another site's page could have
+    /// posted it (login CSRF, forced consent).
+    pub fn is_same_origin_post(&self, headers: &HeaderMap) -> bool {
+        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        match (origin, fetch_site) {
+            (Some(o), _) if self.own.as_deref() == Some(o) => true,
+            (_, Some(site)) => site == "same-origin",
+            _ => false,
+        }
     }
 
     /// Whether `origin` is this service or an allowed origin.
@@ -266,7 +285,7 @@ impl RefreshCookie {
 
 /// The value of cookie `name` in the request's `Cookie` headers (the first
 /// if there are several).
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -286,6 +305,22 @@ pub fn set_refresh_cookie(token: &str, max_age_seconds: i64) -> Option<HeaderVal
         max_age_seconds.max(0)
     ))
     .ok()
+}
+
+/// `Set-Cookie` for a browser session's cookie.
+pub fn set_session_cookie(value: &str, max_age_seconds: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{BROWSER_SESSION_COOKIE}={value}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=Lax",
+        max_age_seconds.max(0)
+    ))
+    .ok()
+}
+
+/// `Set-Cookie` that removes the browser session's cookie.
+pub fn clear_session_cookie() -> HeaderValue {
+    HeaderValue::from_static(
+        "__Host-latchkey_session=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax",
+    )
 }
 
 /// `Set-Cookie` that removes the refresh cookie.

@@ -27,7 +27,7 @@ pub enum ApiError {
     /// The request itself is malformed (bad JSON, wrong types, bad header).
     #[error("{0}")]
     BadRequest(String),
-    #[error("grant_type is not supported (supported: refresh_token, client_credentials)")]
+    #[error("grant_type is not supported (supported: authorization_code, refresh_token, client_credentials)")]
     UnsupportedGrantType,
     #[error("request body is larger than the limit")]
     PayloadTooLarge,

@@ -151,6 +151,10 @@ pub struct TokenBody {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// OpenID Connect ID token: an authorization code exchanged with scope
+    /// `openid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// An account, as sign-up (without roles) and `/v1/me` (with) show it.

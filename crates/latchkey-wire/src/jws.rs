@@ -19,6 +19,7 @@ use thiserror::Error;
 use crate::clock::UnixTime;
 
 mod checked;
+pub mod id_token;
 /// How many checked tokens a key set remembers.
 pub use checked::CAPACITY as CHECKED_TOKENS_CAPACITY;
 
@@ -294,6 +295,22 @@ pub fn verify(
 
 /// The header, the signature and the payload's form.
 fn check_signature(token: &str, keys: &VerifyingKeys) -> Result<AccessClaims, TokenError> {
+    let access_typ = |typ: Option<&str>| {
+        typ.is_some_and(|t| {
+            t.eq_ignore_ascii_case(TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
+        })
+    };
+    let payload = signed_payload(token, keys, access_typ)?;
+    serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims)
+}
+
+/// The payload of a compact JWS that a key of `keys` signed, whose header
+/// has a `typ` that `typ_ok` accepts and no `crit`.
+fn signed_payload(
+    token: &str,
+    keys: &VerifyingKeys,
+    typ_ok: impl Fn(Option<&str>) -> bool,
+) -> Result<Vec<u8>, TokenError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -305,10 +322,7 @@ fn check_signature(token: &str, keys: &VerifyingKeys) -> Result<AccessClaims, To
         .map_err(|_| TokenError::Malformed)?;
     let header: HeaderIn =
         serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-    let typ_ok = header.typ.as_deref().is_some_and(|t| {
-        t.eq_ignore_ascii_case(TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
-    });
-    if !typ_ok || header.crit.is_some() {
+    if !typ_ok(header.typ.as_deref()) || header.crit.is_some() {
         return Err(TokenError::UnsupportedHeader);
     }
     let kid = header.kid.ok_or(TokenError::UnknownKey)?;
@@ -323,11 +337,7 @@ fn check_signature(token: &str, keys: &VerifyingKeys) -> Result<AccessClaims, To
     let signed_len = h.len() + 1 + p.len();
     key.verify_sig(&token.as_bytes()[..signed_len], &sig)
         .map_err(|_| TokenError::BadSignature)?;
-
-    let payload = URL_SAFE_NO_PAD
-        .decode(p)
-        .map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&payload).map_err(|_| TokenError::InvalidClaims)
+    URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)
 }
 
 /// Issuer, audience and times.

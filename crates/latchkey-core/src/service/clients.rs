@@ -18,7 +18,17 @@ impl Authority {
         client_id: Option<&str>,
         secret: Option<&str>,
     ) -> Result<Client, AuthError> {
-        let id = client_id.unwrap_or(&self.policy.client_id);
+        let client = self
+            .known_client(client_id.unwrap_or(&self.policy.client_id))
+            .await?;
+        client.authenticate(secret)?;
+        Ok(client)
+    }
+
+    /// The client called `id` (the default client is known without being
+    /// registered), not authenticated: for the authorization endpoint,
+    /// where the browser names the client and no secret comes along.
+    pub async fn known_client(&self, id: &str) -> Result<Client, AuthError> {
         let now = self.clock.now();
         let cached = self
             .clients
@@ -44,7 +54,6 @@ impl Authority {
                 client
             }
         };
-        client.authenticate(secret)?;
         Ok(client)
     }
 
@@ -80,6 +89,7 @@ impl Authority {
             refresh_token: None,
             session_expires_at: None,
             scope: grant.scope,
+            id_token: None,
         })
     }
 }

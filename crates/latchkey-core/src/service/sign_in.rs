@@ -13,12 +13,20 @@ use super::{Authority, GrantRequest, Origin, TokenResponse};
 use crate::audit::{AuditKind, Outcome};
 use crate::client::Client;
 use crate::metrics::{self, SignInOutcome};
-use crate::model::Session;
+use crate::model::{Session, User};
 use crate::password::{Password, PasswordCheck};
 use crate::store::SessionOpening;
 use crate::throttle;
 use crate::username::Username;
 use crate::AuthError;
+
+/// The session a checked password opens.
+pub(super) struct NewSession {
+    pub client_id: String,
+    pub audience: String,
+    pub scope: String,
+    pub lifetime_seconds: i64,
+}
 
 impl Authority {
     /// Unknown user, invalid username and wrong password all cost one
@@ -32,9 +40,37 @@ impl Authority {
         request: &GrantRequest<'_>,
         from: Origin,
     ) -> Result<TokenResponse, AuthError> {
-        let result = self
-            .check_and_open(username, password, client, request, from)
-            .await;
+        let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
+        let new = NewSession {
+            client_id: client.client_id.clone(),
+            audience: grant.audience,
+            scope: grant.scope,
+            lifetime_seconds: client
+                .session_lifetime_seconds
+                .unwrap_or(self.policy.session_lifetime_seconds),
+        };
+        let (session, user) = self.password_sign_in(username, password, new, from).await?;
+        Ok(self.issue(
+            &session,
+            &user,
+            client,
+            session.counter,
+            &session.scope,
+            session.created_at,
+        ))
+    }
+
+    /// Checks the password and opens `new` for its user; every sign-in
+    /// (the password grant, the hosted sign-in page) goes through here, so
+    /// all have the same throttle, timing and audit.
+    pub(super) async fn password_sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        new: NewSession,
+        from: Origin,
+    ) -> Result<(Session, User), AuthError> {
+        let result = self.check_and_open(username, password, new, from).await;
         // Bad requests, overload and outages are no sign-in outcome: the
         // HTTP metrics count them by status.
         match &result {
@@ -50,11 +86,9 @@ impl Authority {
         &self,
         username: &str,
         password: &str,
-        client: &Client,
-        request: &GrantRequest<'_>,
+        new: NewSession,
         from: Origin,
-    ) -> Result<TokenResponse, AuthError> {
-        let grant = client.grant(request.scope, request.audience, &self.policy.audience)?;
+    ) -> Result<(Session, User), AuthError> {
         let password = Password::for_check(password)?;
         let user = match Username::parse(username) {
             Ok(name) => self.store.user_by_key(&name.key).await?,
@@ -97,19 +131,16 @@ impl Authority {
         }
 
         let now = self.clock.now();
-        let lifetime = client
-            .session_lifetime_seconds
-            .unwrap_or(self.policy.session_lifetime_seconds);
         let session = Session {
             id: Uuid::new_v4(),
             user_id: user.id,
-            client_id: client.client_id.clone(),
-            audience: grant.audience,
-            scope: grant.scope,
+            client_id: new.client_id,
+            audience: new.audience,
+            scope: new.scope,
             counter: 0,
             created_at: now,
             last_refreshed_at: now,
-            expires_at: now.saturating_add(lifetime),
+            expires_at: now.saturating_add(new.lifetime_seconds),
             user_agent: from.user_agent.clone(),
             ip: from.ip.clone(),
             revoked_at: None,
@@ -131,7 +162,6 @@ impl Authority {
         opening.audit.emit();
         self.sessions_evicted(user.id, &ended, &opening.limit, &from)
             .await;
-        let session = &opening.session;
-        Ok(self.issue(session, &user, client, session.counter, &session.scope, now))
+        Ok((opening.session, user))
     }
 }

@@ -65,6 +65,7 @@ impl Authority {
             refresh_token: Some(self.refresh_codec.encode(session.id, counter)),
             session_expires_at: Some(session.expires_at),
             scope: scope.to_owned(),
+            id_token: None,
         }
     }
 

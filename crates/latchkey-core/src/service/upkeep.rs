@@ -16,7 +16,7 @@ impl Authority {
     /// Drops revocation entries whose tokens have all expired, from memory
     /// and (a batch at a time) from the store, with sessions past their
     /// absolute lifetime, stale throttling counters, expired invite codes
-    /// and one-time account tokens, and audit records past their retention.
+    /// one-time account tokens and authorization codes, and audit records past their retention.
     /// Returns how many rows went from the store.
     pub async fn prune(&self) -> Result<usize, AuthError> {
         let now = self.clock.now();
@@ -40,7 +40,15 @@ impl Authority {
         let invites = self.store.prune_invites(now, PRUNE_BATCH).await?;
         // Reset and verification links nobody followed.
         let account_tokens = self.store.prune_account_tokens(now, PRUNE_BATCH).await?;
+        let codes = self
+            .store
+            .prune_authorization_codes(
+                now.saturating_sub(super::authorization::CODE_KEPT_SECONDS),
+                PRUNE_BATCH,
+            )
+            .await?;
         Ok(counters
+            + codes
             + audit
             + invites
             + account_tokens

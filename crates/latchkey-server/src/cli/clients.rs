@@ -3,7 +3,9 @@
 //! its next request.
 
 use clap::{Args, Subcommand, ValueEnum};
-use latchkey_core::client::{generate_secret, validate_client_id, Client, ClientKind};
+use latchkey_core::client::{
+    generate_secret, validate_client_id, validate_redirect_uris, Client, ClientKind,
+};
 use latchkey_core::clock::{Clock, SystemClock};
 use latchkey_core::secret::Secret;
 use serde_json::json;
@@ -74,6 +76,18 @@ pub struct CreateArgs {
     /// refresh cookie, e.g. `https://app.example.com` (repeat)
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Where the authorization endpoint may send the browser back with a
+    /// code, matched exactly: https, http to a loopback address, or a
+    /// private-use scheme like `com.example.app:/callback` (repeat)
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to (repeat)
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Another party's app: people are asked to consent to the scopes it
+    /// asks for (once; they can withdraw it). First-party apps are not asked
+    #[arg(long)]
+    pub third_party: bool,
 }
 
 /// A new client secret (held as a [`Secret`] until it is printed, the one
@@ -94,6 +108,9 @@ fn describe(c: &Client) -> serde_json::Value {
         "session_lifetime": c.session_lifetime_seconds,
         "introspect_any": c.introspect_any,
         "allowed_origins": c.allowed_origins,
+        "redirect_uris": c.redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "third_party": c.third_party,
         "created_at": c.created_at,
     })
 }
@@ -136,9 +153,15 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, CommandError> {
                 session_lifetime_seconds: a.session_lifetime.map(whole_seconds),
                 introspect_any: a.introspect_any,
                 allowed_origins,
+                redirect_uris: a.redirect_uris,
+                post_logout_redirect_uris: a.post_logout_redirect_uris,
+                third_party: a.third_party,
                 created_at: SystemClock.now(),
             };
             validate_client_ttl(&client, &settings.policy).map_err(|e| refused(e.to_string()))?;
+            validate_redirect_uris(&client.redirect_uris)
+                .and_then(|()| validate_redirect_uris(&client.post_logout_redirect_uris))
+                .map_err(|e| refused(e.to_string()))?;
             if !store.insert_client(&client).await? {
                 return Err(refused(format!("client {} exists", client.client_id)));
             }

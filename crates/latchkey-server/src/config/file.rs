@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use latchkey_core::client::{validate_client_id, Client, ClientKind};
+use latchkey_core::client::{validate_client_id, validate_redirect_uris, Client, ClientKind};
 use latchkey_core::secret::Secret;
 use latchkey_core::throttle::{ThrottlePolicy, ThrottleRule};
 use serde::Deserialize;
@@ -164,6 +164,15 @@ pub(super) struct ClientFile {
     /// Web origins whose pages may call the API with credentials.
     #[serde(default)]
     allowed_origins: Vec<String>,
+    /// Where the authorization endpoint may send codes (exact match).
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to.
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    /// People are asked to consent to its scopes.
+    #[serde(default)]
+    third_party: bool,
 }
 
 impl ClientFile {
@@ -198,6 +207,9 @@ impl ClientFile {
             .map(|o| crate::browser::parse_origin(o.trim()))
             .collect::<Result<_, _>>()
             .map_err(&invalid)?;
+        validate_redirect_uris(&self.redirect_uris)
+            .and_then(|()| validate_redirect_uris(&self.post_logout_redirect_uris))
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(Client {
             client_id: self.client_id,
             kind,
@@ -209,6 +221,9 @@ impl ClientFile {
             session_lifetime_seconds: self.session_lifetime.map(whole_seconds),
             introspect_any: self.introspect_any,
             allowed_origins,
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            third_party: self.third_party,
             created_at: 0,
         })
     }

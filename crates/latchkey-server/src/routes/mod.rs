@@ -7,10 +7,13 @@
 mod account_page;
 mod accounts;
 pub mod admin;
+mod authorize;
 mod feed;
+mod hosted_pages;
 mod meta;
 mod oauth;
 pub mod openapi;
+mod openid;
 mod recovery;
 mod sessions;
 mod tokens;
@@ -123,6 +126,7 @@ fn api(
         .merge(sign_up)
         .merge(reset)
         .routes(routes!(accounts::sign_in))
+        .routes(routes!(authorize::sign_in_form))
         .routes(routes!(sessions::change_password))
         .route_layer(DefaultBodyLimit::max(MAX_PASSWORD_BODY_BYTES));
     let token_endpoints = limited(
@@ -153,6 +157,12 @@ fn api(
         .routes(routes!(sessions::end))
         .routes(routes!(sessions::sign_out))
         .routes(routes!(feed::revocations))
+        .routes(routes!(authorize::authorize_get, authorize::authorize_post))
+        .routes(routes!(authorize::consent_form))
+        .routes(routes!(openid::userinfo, openid::userinfo_post))
+        .routes(routes!(openid::logout_get, openid::logout_post))
+        .routes(routes!(openid::consents))
+        .routes(routes!(openid::withdraw_consent))
         .routes(routes!(oauth::metadata))
         .routes(routes!(oauth::openid_configuration))
         .routes(routes!(meta::jwks))

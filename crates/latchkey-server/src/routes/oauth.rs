@@ -1,6 +1,7 @@
-//! The OAuth 2.0 surface: token (RFC 6749 §5–6, refresh_token and
-//! client_credentials grants), revocation (RFC 7009), introspection
-//! (RFC 7662) and server metadata (RFC 8414). Form bodies in, JSON out.
+//! The OAuth 2.0 surface: token (RFC 6749 §4–6: authorization_code,
+//! refresh_token and client_credentials grants), revocation (RFC 7009),
+//! introspection (RFC 7662) and server metadata (RFC 8414, also served as
+//! OpenID Connect Discovery). Form bodies in, JSON out.
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -8,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::access_token::Algorithm;
 use latchkey_core::client::Client;
-use latchkey_core::service::{GrantRequest, Introspection};
+use latchkey_core::service::{GrantRequest, Introspection, OPENID_SCOPES};
 use latchkey_core::AuthError;
 use latchkey_wire::authorization::BasicCredentials;
 use latchkey_wire::body::TokenBody;
@@ -24,7 +25,7 @@ use crate::routes::openapi::{IntrospectionAnswer, ServerMetadata, TokenCheckForm
 
 /// An `application/x-www-form-urlencoded` body, parsed by the wire crate's
 /// rules.
-pub struct FormBody(Form);
+pub struct FormBody(pub Form);
 
 impl<S: Send + Sync> FromRequest<S> for FormBody {
     type Rejection = ApiError;
@@ -84,8 +85,8 @@ async fn authenticate_client(
         .map_err(ApiError::OAuth)
 }
 
-/// RFC 6749 token endpoint: `refresh_token` and `client_credentials`
-/// grants.
+/// RFC 6749 token endpoint: `authorization_code` (with PKCE),
+/// `refresh_token` and `client_credentials` grants.
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = [])),
@@ -116,6 +117,16 @@ pub async fn token(
         .map_err(ApiError::OAuth)?;
     let scope = form.get("scope");
     let tokens = match grant_type {
+        "authorization_code" => auth
+            .exchange_code(
+                form.require("code")?,
+                &client,
+                form.require("redirect_uri")?,
+                form.require("code_verifier")?,
+                &origin,
+            )
+            .await
+            .map_err(ApiError::OAuth)?,
         "refresh_token" => auth
             .refresh(form.require("refresh_token")?, &client, scope, &origin)
             .await
@@ -224,27 +235,29 @@ pub async fn introspect(
 
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
     responses((status = 200, description = "RFC 8414 metadata", body = ServerMetadata)))]
-/// RFC 8414 metadata; also served as `openid-configuration` for libraries
-/// that only look there (we are not an OpenID Provider: no ID tokens, no
-/// authorization endpoint, no userinfo).
+/// RFC 8414 metadata, which is also the OpenID Provider's configuration
+/// (OpenID Connect Discovery §3).
 pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
     let issuer = auth.policy().issuer.clone();
     let base = issuer.trim_end_matches('/');
     // An Ed25519 key's tokens verify under either name of the scheme
     // (RFC 8037's EdDSA, RFC 9864's Ed25519), so both are supported.
-    let mut algs: Vec<String> = auth.jwks()["keys"]
+    let access_algorithm = auth.keys().algorithm();
+    let mut algs: Vec<&str> = match access_algorithm.is_ed25519() {
+        true => vec![Algorithm::EdDsa.as_str(), Algorithm::Ed25519.as_str()],
+        false => vec![access_algorithm.as_str()],
+    };
+    for alg in auth.jwks()["keys"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|k| k["alg"].as_str().and_then(Algorithm::parse))
-        .flat_map(|alg| match alg.is_ed25519() {
-            true => vec![Algorithm::EdDsa.as_str(), Algorithm::Ed25519.as_str()],
-            false => vec![alg.as_str()],
-        })
-        .map(str::to_owned)
-        .collect();
-    algs.sort();
-    algs.dedup();
+    {
+        if !algs.contains(&alg.as_str()) {
+            algs.push(alg.as_str());
+        }
+    }
+    algs.sort_unstable();
     let client_auth = ["client_secret_basic", "client_secret_post", "none"];
     (
         // Cacheable, and its CORS headers depend on the asker's origin.
@@ -254,12 +267,24 @@ pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
         ],
         Json(json!({
             "issuer": issuer,
+            "authorization_endpoint": format!("{base}/oauth/authorize"),
             "token_endpoint": format!("{base}/oauth/token"),
+            "userinfo_endpoint": format!("{base}/userinfo"),
+            "end_session_endpoint": format!("{base}/oauth/logout"),
             "revocation_endpoint": format!("{base}/oauth/revoke"),
             "introspection_endpoint": format!("{base}/oauth/introspect"),
             "jwks_uri": format!("{base}/.well-known/jwks.json"),
-            "grant_types_supported": ["refresh_token", "client_credentials"],
-            "response_types_supported": [],
+            "scopes_supported": OPENID_SCOPES,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "code_challenge_methods_supported": ["S256"],
+            "subject_types_supported": ["public"],
+            // RS256 is what OpenID requires every provider to offer.
+            "id_token_signing_alg_values_supported": [Algorithm::Rs256.as_str()],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "preferred_username", "email", "email_verified"],
+            "prompt_values_supported": ["none", "login", "consent"],
+            "authorization_response_iss_parameter_supported": true,
             "token_endpoint_auth_methods_supported": client_auth,
             "revocation_endpoint_auth_methods_supported": client_auth,
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -268,9 +293,9 @@ pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
     )
 }
 
-/// The same document for libraries that only look here.
+/// The same document, where OpenID Connect Discovery looks for it.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
-    responses((status = 200, description = "RFC 8414 metadata (we are not an OpenID Provider)", body = ServerMetadata)))]
+    responses((status = 200, description = "OpenID Provider configuration (the RFC 8414 metadata)", body = ServerMetadata)))]
 pub async fn openid_configuration(auth: State<AuthState>) -> impl IntoResponse {
     metadata(auth).await
 }

@@ -24,6 +24,7 @@ pub fn token_body(t: TokenResponse) -> TokenBody {
         expires_at: t.expires_at,
         refresh_token: t.refresh_token,
         scope: t.scope,
+        id_token: t.id_token,
     }
 }
 

@@ -414,6 +414,9 @@ async fn a_clients_allowed_origins_are_allowed_too_and_new_ones_arrive_within_se
             session_lifetime: None,
             introspect_any: false,
             allowed_origins: vec![format!("{registered}/")],
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            third_party: false,
         }),
     })
     .await

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod attacks;
 mod audit;
+mod authorize;
 mod bad_input;
 mod browser;
 #[path = "../support/documented_answers.rs"]

@@ -777,6 +777,9 @@ async fn clients_cli_registers_introspect_any() {
             session_lifetime: None,
             introspect_any,
             allowed_origins: Vec::new(),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            third_party: false,
         }),
     };
     assert!(client_admin::run(create("spa", Kind::Public, true))

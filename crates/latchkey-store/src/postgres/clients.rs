@@ -42,7 +42,10 @@ impl ClientStore for PostgresStore {
                  refresh_idle_timeout = EXCLUDED.refresh_idle_timeout,
                  session_lifetime = EXCLUDED.session_lifetime, created_at = EXCLUDED.created_at,
                  introspect_any = EXCLUDED.introspect_any,
-                 allowed_origins = EXCLUDED.allowed_origins",
+                 allowed_origins = EXCLUDED.allowed_origins,
+                 redirect_uris = EXCLUDED.redirect_uris,
+                 post_logout_redirect_uris = EXCLUDED.post_logout_redirect_uris,
+                 third_party = EXCLUDED.third_party",
         )
         .await
         .map(drop)
@@ -75,7 +78,7 @@ impl PostgresStore {
             &format!(
                 "INSERT INTO clients ({})
                  VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10,
-                         $11::text::jsonb)
+                         $11::text::jsonb, $12::text::jsonb, $13::text::jsonb, $14)
                  {on_conflict}",
                 client_fields!()
             ),
@@ -91,6 +94,9 @@ impl PostgresStore {
                 &client.created_at,
                 &client.introspect_any,
                 &json(&client.allowed_origins)?,
+                &json(&client.redirect_uris)?,
+                &json(&client.post_logout_redirect_uris)?,
+                &client.third_party,
             ],
         )
         .await

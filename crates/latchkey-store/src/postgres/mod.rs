@@ -44,6 +44,7 @@
 
 mod account_tokens;
 mod audit;
+mod authorization;
 mod clients;
 pub mod connection_string;
 mod invites;

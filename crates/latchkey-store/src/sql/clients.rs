@@ -10,7 +10,8 @@ use super::{statement, Columns, Sql};
 macro_rules! client_fields {
     () => {
         "client_id, kind, secret_hash, audiences, scopes, access_ttl, refresh_idle_timeout, \
-         session_lifetime, created_at, introspect_any, allowed_origins"
+         session_lifetime, created_at, introspect_any, allowed_origins, redirect_uris, \
+         post_logout_redirect_uris, third_party"
     };
 }
 pub(crate) use client_fields;
@@ -21,7 +22,9 @@ macro_rules! client_columns {
     () => {
         "client_id, kind, secret_hash, CAST(audiences AS TEXT) AS audiences, \
          CAST(scopes AS TEXT) AS scopes, access_ttl, refresh_idle_timeout, session_lifetime, \
-         created_at, introspect_any, CAST(allowed_origins AS TEXT) AS allowed_origins"
+         created_at, introspect_any, CAST(allowed_origins AS TEXT) AS allowed_origins, \
+         CAST(redirect_uris AS TEXT) AS redirect_uris, \
+         CAST(post_logout_redirect_uris AS TEXT) AS post_logout_redirect_uris, third_party"
     };
 }
 
@@ -55,6 +58,9 @@ pub(crate) fn client<R: Columns>(row: &R) -> Result<Client, R::Error> {
         session_lifetime_seconds: row.value("session_lifetime")?,
         introspect_any: row.value("introspect_any")?,
         allowed_origins: row.string_list("allowed_origins")?,
+        redirect_uris: row.string_list("redirect_uris")?,
+        post_logout_redirect_uris: row.string_list("post_logout_redirect_uris")?,
+        third_party: row.value("third_party")?,
         created_at: row.value("created_at")?,
     })
 }

@@ -7,6 +7,7 @@
 
 pub(crate) mod account_tokens;
 pub(crate) mod audit;
+pub(crate) mod authorization;
 pub(crate) mod clients;
 pub(crate) mod invites;
 pub(crate) mod outbox;

@@ -238,4 +238,36 @@ const MIGRATIONS: &[&str] = &[
     ){keyed_table};
     CREATE INDEX outbox_by_due ON outbox(next_attempt_at);
     "#,
+    // 16: the authorization-code flow: codes (hashes only, kept a while
+    // after use so a replay is recognised), users' consents to third-party
+    // clients, and the clients' redirect URIs and whether they are
+    // third-party.
+    r#"
+    CREATE TABLE authorization_codes (
+        code_hash      {bytes} PRIMARY KEY,
+        client_id      TEXT NOT NULL,
+        redirect_uri   TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        user_id        {uuid} NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        session_id     {uuid} NOT NULL,
+        scope          TEXT NOT NULL,
+        audience       TEXT NOT NULL,
+        nonce          TEXT,
+        auth_time      {int} NOT NULL,
+        created_at     {int} NOT NULL,
+        expires_at     {int} NOT NULL,
+        redeemed_at    {int}
+    ){keyed_table};
+    CREATE INDEX authorization_codes_by_expiry ON authorization_codes(expires_at);
+    CREATE TABLE consents (
+        user_id    {uuid} NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        client_id  TEXT NOT NULL,
+        scope      TEXT NOT NULL,
+        granted_at {int} NOT NULL,
+        PRIMARY KEY (user_id, client_id)
+    ){keyed_table};
+    ALTER TABLE clients ADD COLUMN redirect_uris {json} NOT NULL DEFAULT '[]';
+    ALTER TABLE clients ADD COLUMN post_logout_redirect_uris {json} NOT NULL DEFAULT '[]';
+    ALTER TABLE clients ADD COLUMN third_party {bool} NOT NULL DEFAULT {false};
+    "#,
 ];

@@ -72,7 +72,7 @@ macro_rules! write_client {
             $verb,
             " INTO clients (",
             client_fields!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
         )
     };
 }
@@ -97,7 +97,10 @@ fn write_client(c: &Connection, client: &Client, statement: &str) -> rusqlite::R
         client.session_lifetime_seconds,
         client.created_at,
         client.introspect_any,
-        json(&client.allowed_origins)?
+        json(&client.allowed_origins)?,
+        json(&client.redirect_uris)?,
+        json(&client.post_logout_redirect_uris)?,
+        client.third_party
     ])?;
     Ok(n == 1)
 }

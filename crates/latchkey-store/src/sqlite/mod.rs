@@ -4,6 +4,7 @@
 
 mod account_tokens;
 mod audit;
+mod authorization;
 mod clients;
 mod invites;
 mod migrations;

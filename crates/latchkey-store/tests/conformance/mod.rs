@@ -41,7 +41,9 @@ use tokio::sync::Barrier;
 use uuid::Uuid;
 
 mod admin;
+mod authorization;
 pub use admin::*;
+pub use authorization::*;
 
 /// One isolated database for one test.
 pub trait Backend {
@@ -111,6 +113,8 @@ macro_rules! store_conformance_tests {
             email_addresses_are_unique_and_verified_only_while_unchanged,
             outbox_claims_are_leases_and_deleted_or_retried_by_their_holder,
             concurrent_outbox_claimers_get_disjoint_messages,
+            authorization_codes_are_redeemed_once_and_replays_recognised,
+            consents_are_per_user_and_client_and_go_with_the_account,
         );
     };
     (@each $backend:expr; $($contract:ident),* $(,)?) => {
@@ -3547,6 +3551,9 @@ pub async fn clients_round_trip_every_field(backend: &impl Backend) {
         session_lifetime_seconds: Some(30 * DAY),
         introspect_any: true,
         allowed_origins: Vec::new(),
+        redirect_uris: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
+        third_party: false,
         created_at: T0,
     };
     let web = Client {
@@ -3555,6 +3562,12 @@ pub async fn clients_round_trip_every_field(backend: &impl Backend) {
             "https://app.example.com".to_owned(),
             "http://127.0.0.1:5173".to_owned(),
         ],
+        redirect_uris: vec![
+            "https://app.example.com/cb?from=zoë".to_owned(),
+            "com.example.app:/oauth".to_owned(),
+        ],
+        post_logout_redirect_uris: vec!["https://app.example.com/".to_owned()],
+        third_party: true,
         ..Client::default_public("web")
     };
     for c in [&resource_server, &web] {
