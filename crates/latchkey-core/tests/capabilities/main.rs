@@ -5,6 +5,7 @@
 
 mod accounts;
 mod administration;
+mod authorization;
 mod introspection;
 mod keys;
 mod recovery;

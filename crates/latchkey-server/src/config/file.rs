@@ -36,6 +36,8 @@ pub(super) struct FileConfig {
     #[serde(default, with = "humantime_opt")]
     pub(super) session_lifetime: Option<Duration>,
     #[serde(default, with = "humantime_opt")]
+    pub(super) browser_session_lifetime: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
     pub(super) leeway: Option<Duration>,
     pub(super) signing_algorithm: Option<String>,
     pub(super) sign_up: Option<String>,

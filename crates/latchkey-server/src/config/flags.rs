@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// A session ends this long after sign-in, however active [default: 90d]
     #[arg(long, env = "LATCHKEY_SESSION_LIFETIME", value_parser = parse_duration)]
     pub session_lifetime: Option<Duration>,
+    /// The hosted sign-in page lets a signed-in person through without
+    /// their password for this long [default: 12h]
+    #[arg(long, env = "LATCHKEY_BROWSER_SESSION_LIFETIME", value_parser = parse_duration)]
+    pub browser_session_lifetime: Option<Duration>,
     /// Algorithm of new signing keys: EdDSA, Ed25519 (the same keys under RFC 9864's name), ES256 or RS256; a change takes
     /// effect through key rotation [default: EdDSA]
     #[arg(long, env = "LATCHKEY_SIGNING_ALGORITHM", value_parser = parse_algorithm)]

@@ -80,6 +80,12 @@ impl Settings {
         if let Some(d) = args.session_lifetime.or(file.session_lifetime) {
             p.session_lifetime_seconds = whole_seconds(d);
         }
+        if let Some(d) = args
+            .browser_session_lifetime
+            .or(file.browser_session_lifetime)
+        {
+            p.browser_session_seconds = whole_seconds(d);
+        }
         if let Some(d) = file.leeway {
             p.leeway_seconds = whole_seconds(d);
         }

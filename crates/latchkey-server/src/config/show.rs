@@ -76,6 +76,10 @@ impl Settings {
             seconds(p.refresh.idle_timeout_seconds),
         );
         put("session_lifetime", seconds(p.session_lifetime_seconds));
+        put(
+            "browser_session_lifetime",
+            seconds(p.browser_session_seconds),
+        );
         put("leeway", seconds(p.leeway_seconds));
         if let Some(s) = p.max_access_ttl_seconds {
             put("max_access_ttl", seconds(s));

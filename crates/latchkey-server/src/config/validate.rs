@@ -26,7 +26,10 @@ impl Settings {
             // A long grace window lets a thief and the owner share a session.
             return invalid("refresh_grace must be at most 60s");
         }
-        if p.refresh.idle_timeout_seconds < 1 || p.session_lifetime_seconds < 1 {
+        if p.refresh.idle_timeout_seconds < 1
+            || p.session_lifetime_seconds < 1
+            || p.browser_session_seconds < 1
+        {
             return invalid("session timeouts must be at least 1s");
         }
         if p.issuer.is_empty() || p.audience.is_empty() {

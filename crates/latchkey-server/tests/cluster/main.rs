@@ -7,4 +7,5 @@ mod admin;
 mod audit;
 mod mail;
 mod nodes;
+mod oidc;
 mod secret;
