@@ -90,20 +90,26 @@ struct Checked {
 
 /// Step one: the client and a redirect URI registered for it (exactly).
 async fn trusted_answer(auth: &AuthState, request: &Form) -> Result<(Client, Answer), Response> {
-    let refuse = |text: &str| Err(pages::problem(StatusCode::BAD_REQUEST, text));
+    let refuse = |text: &str| pages::problem(StatusCode::BAD_REQUEST, text);
     let Some(client_id) = request.get("client_id") else {
-        return refuse("The request names no client (client_id is missing).");
+        return Err(refuse(
+            "The request names no client (client_id is missing).",
+        ));
     };
     let client = match auth.known_client(client_id).await {
         Ok(c) => c,
-        Err(AuthError::InvalidClient) => return refuse("The request names an unknown client."),
+        Err(AuthError::InvalidClient) => {
+            return Err(refuse("The request names an unknown client."))
+        }
         Err(e) => return Err(unavailable(&e)),
     };
     let Some(redirect_uri) = request.get("redirect_uri") else {
-        return refuse("The request has no redirect_uri.");
+        return Err(refuse("The request has no redirect_uri."));
     };
     if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
-        return refuse("The redirect_uri is not registered for this client.");
+        return Err(refuse(
+            "The redirect_uri is not registered for this client.",
+        ));
     }
     let state = request.get("state").map(str::to_owned);
     let answer = Answer {
@@ -117,13 +123,13 @@ async fn trusted_answer(auth: &AuthState, request: &Form) -> Result<(Client, Ans
 /// Step two: everything else, answered to the client when wrong.
 async fn check(auth: &AuthState, request: &Form) -> Result<Checked, Response> {
     let (client, answer) = trusted_answer(auth, request).await?;
-    let invalid = |answer: &Answer, text: &str| Err(answer.error("invalid_request", text));
+    let invalid = |answer: &Answer, text: &str| answer.error("invalid_request", text);
     if answer
         .state
         .as_ref()
         .is_some_and(|s| s.len() > MAX_ECHOED_BYTES)
     {
-        return invalid(&answer, "state is longer than 512 bytes");
+        return Err(invalid(&answer, "state is longer than 512 bytes"));
     }
     match request.get("response_type") {
         Some("code") => {}
@@ -133,10 +139,10 @@ async fn check(auth: &AuthState, request: &Form) -> Result<Checked, Response> {
                 "only response_type=code is supported",
             ))
         }
-        None => return invalid(&answer, "response_type is required"),
+        None => return Err(invalid(&answer, "response_type is required")),
     }
     if request.get("response_mode").is_some_and(|m| m != "query") {
-        return invalid(&answer, "only response_mode=query is supported");
+        return Err(invalid(&answer, "only response_mode=query is supported"));
     }
     if request.get("request").is_some() {
         return Err(answer.error("request_not_supported", "request objects are not supported"));
@@ -147,30 +153,33 @@ async fn check(auth: &AuthState, request: &Form) -> Result<Checked, Response> {
     // RFC 9700 §2.1.1: PKCE with S256, always; `plain` would hand the
     // verifier to whoever sees the request.
     let Some(code_challenge) = request.get("code_challenge") else {
-        return invalid(&answer, "code_challenge is required (PKCE)");
+        return Err(invalid(&answer, "code_challenge is required (PKCE)"));
     };
     if request.get("code_challenge_method") != Some("S256") {
-        return invalid(&answer, "code_challenge_method must be S256");
+        return Err(invalid(&answer, "code_challenge_method must be S256"));
     }
     if !is_s256_challenge(code_challenge) {
-        return invalid(
+        return Err(invalid(
             &answer,
             "code_challenge must be 43 base64url characters (S256)",
-        );
+        ));
     }
     let nonce = request.get("nonce");
     if nonce.is_some_and(|n| n.len() > MAX_ECHOED_BYTES) {
-        return invalid(&answer, "nonce is longer than 512 bytes");
+        return Err(invalid(&answer, "nonce is longer than 512 bytes"));
     }
     let prompts: Vec<&str> = request.get("prompt").unwrap_or("").split(' ').collect();
     let prompt_none = prompts.contains(&"none");
     if prompt_none && prompts.len() > 1 {
-        return invalid(&answer, "prompt=none cannot be combined with other values");
+        return Err(invalid(
+            &answer,
+            "prompt=none cannot be combined with other values",
+        ));
     }
     let max_age = match request.get("max_age").map(str::parse::<i64>) {
         None => None,
         Some(Ok(age)) if age >= 0 => Some(age),
-        Some(_) => return invalid(&answer, "max_age must be a non-negative integer"),
+        Some(_) => return Err(invalid(&answer, "max_age must be a non-negative integer")),
     };
     let grant = match auth.authorization_grant(&client, request.get("scope")) {
         Ok(g) => g,
