@@ -398,6 +398,13 @@ pub async fn sign_in_form(
         Ok(s) => s,
         Err(e) => return sign_in_refused(&request, &checked.client.client_id, e),
     };
+    // Signing in again (`prompt=login`, `max_age`) replaces the browser's
+    // session; the old one must not live on unseen.
+    if let Some(old) = browser::cookie_value(&headers, BROWSER_SESSION_COOKIE) {
+        if let Err(e) = auth.end_browser_session(old).await {
+            tracing::warn!(error = %e, "ending the replaced browser session failed");
+        }
+    }
     let mut response = approve(
         auth,
         &request,

@@ -352,10 +352,19 @@ async fn the_code_flow_signs_in_once_and_passes_through_after() {
 
     // prompt=login and an exceeded max_age ask for the password again;
     // prompt=none without a session answers login_required.
-    let r = b
-        .authorize(&t, &request("web", CALLBACK, &p2, &[("prompt", "login")]))
-        .await;
+    let login = request("web", CALLBACK, &p2, &[("prompt", "login")]);
+    let r = b.authorize(&t, &login).await;
     assert_eq!(r.status(), 200);
+    let old_cookie = b.cookie.clone();
+    let r = b.sign_in(&t, &login, "correct horse battery").await;
+    assert_eq!(r.status(), 303);
+    assert_ne!(b.cookie, old_cookie, "a new browser session");
+    let mut replaced = Browser::new();
+    replaced.cookie = old_cookie;
+    let r = replaced
+        .authorize(&t, &request("web", CALLBACK, &p2, &[]))
+        .await;
+    assert_eq!(r.status(), 200, "the replaced session ended");
     t.clock.advance(5);
     let r = b
         .authorize(&t, &request("web", CALLBACK, &p2, &[("max_age", "3")]))
@@ -526,6 +535,23 @@ async fn forms_from_other_sites_are_refused() {
     let mut form = params.clone();
     form.push(("username".into(), "alice".into()));
     form.push(("password".into(), "correct horse battery".into()));
+    // The largest hostile form: over the password routes' 16 KiB, unread.
+    let mut huge = form.clone();
+    huge.push(("password".into(), "p".repeat(20 * 1024)));
+    huge.retain(|(k, v)| k != "password" || v.len() > 100);
+    let mut b = Browser::new();
+    let r = b
+        .post_form(&t, "/oauth/authorize/sign-in", &huge, Some(ISSUER))
+        .await;
+    assert_eq!(r.status(), 413);
+    // A password over the rule's 1024 bytes: its precise refusal, no hashing.
+    let mut long = form.clone();
+    long.retain(|(k, _)| k != "password");
+    long.push(("password".into(), "p".repeat(1025)));
+    let r = b
+        .post_form(&t, "/oauth/authorize/sign-in", &long, Some(ISSUER))
+        .await;
+    assert_eq!(r.status(), 400);
     for origin in [None, Some("https://evil.example"), Some("null")] {
         let mut b = Browser::new();
         let r = b
