@@ -21,8 +21,7 @@ use latchkey_core::AuthError;
 use latchkey_wire::form::Form;
 use secrecy::ExposeSecret as _;
 
-use super::hosted_pages as pages;
-use super::oauth::FormBody;
+use super::hosted_pages::{self as pages, PageForm};
 use super::{App, AuthState};
 use crate::browser::{self, BROWSER_SESSION_COOKIE};
 use crate::extract::RequestOrigin;
@@ -273,7 +272,7 @@ pub async fn authorize_get(
 pub async fn authorize_post(
     State(auth): State<AuthState>,
     headers: HeaderMap,
-    FormBody(request): FormBody,
+    PageForm(request): PageForm,
 ) -> Response {
     authorize(&auth, &headers, &request).await
 }
@@ -366,15 +365,17 @@ fn refuse_cross_site() -> Response {
     responses(
         (status = 303, description = "Signed in: to the client's redirect URI (or the consent page)"),
         (status = 200, description = "The consent page", content_type = "text/html"),
+        (status = 400, description = "A page: not a form, a parameter repeated, or a password the rules refuse", content_type = "text/html"),
         (status = 401, description = "The sign-in page again: wrong username or password", content_type = "text/html"),
         (status = 403, description = "Not posted from our own page", content_type = "text/html"),
+        (status = 413, description = "A page: the form is over 16 KiB", content_type = "text/html"),
         (status = 429, description = "Too many failed sign-ins", content_type = "text/html"),
     ))]
 pub async fn sign_in_form(
     State(app): State<App>,
     headers: HeaderMap,
     RequestOrigin(origin): RequestOrigin,
-    FormBody(request): FormBody,
+    PageForm(request): PageForm,
 ) -> Response {
     if !app.browser_origins.is_same_origin_post(&headers) {
         return refuse_cross_site();
@@ -446,13 +447,14 @@ fn sign_in_refused(request: &Form, client_id: &str, e: AuthError) -> Response {
     responses(
         (status = 303, description = "To the client's redirect URI: `code`, or `error=access_denied`"),
         (status = 200, description = "The sign-in page: no browser session", content_type = "text/html"),
+        (status = 400, description = "A page: not a form, or a parameter repeated", content_type = "text/html"),
         (status = 403, description = "Not posted from our own page", content_type = "text/html"),
     ))]
 pub async fn consent_form(
     State(app): State<App>,
     headers: HeaderMap,
     RequestOrigin(origin): RequestOrigin,
-    FormBody(request): FormBody,
+    PageForm(request): PageForm,
 ) -> Response {
     if !app.browser_origins.is_same_origin_post(&headers) {
         return refuse_cross_site();

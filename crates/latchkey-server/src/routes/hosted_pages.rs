@@ -7,9 +7,33 @@
 //! request travels between the pages as hidden fields (only the
 //! parameters the endpoint knows, each checked again when posted).
 
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use latchkey_wire::form::Form;
+
+use super::oauth::FormBody;
+use crate::error::ApiError;
+
+/// A form posted to one of these pages' routes. What cannot be read as a
+/// form is answered with a page too (a person's browser made the request),
+/// with the status the JSON API would give.
+pub struct PageForm(pub Form);
+
+impl<S: Send + Sync> FromRequest<S> for PageForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match FormBody::from_request(req, state).await {
+            Ok(FormBody(form)) => Ok(PageForm(form)),
+            Err(ApiError::PayloadTooLarge) => Err(problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is too large.",
+            )),
+            Err(e) => Err(problem(StatusCode::BAD_REQUEST, &e.to_string())),
+        }
+    }
+}
 
 /// No script, styles from here only, never framed (a framed sign-in or
 /// consent page invites clickjacking). No `form-action`: the consent form

@@ -13,8 +13,7 @@ use latchkey_wire::form::Form;
 use serde::Serialize;
 
 use super::authorize::redirect_with;
-use super::hosted_pages as pages;
-use super::oauth::FormBody;
+use super::hosted_pages::{self as pages, PageForm};
 use super::openapi::Unavailable;
 use super::{App, AuthState};
 use crate::browser::{self, BROWSER_SESSION_COOKIE};
@@ -131,7 +130,7 @@ pub async fn logout_get(
 pub async fn logout_post(
     State(app): State<App>,
     headers: HeaderMap,
-    FormBody(request): FormBody,
+    PageForm(request): PageForm,
 ) -> Response {
     let confirmed =
         request.get("confirm") == Some("yes") && app.browser_origins.is_same_origin_post(&headers);
