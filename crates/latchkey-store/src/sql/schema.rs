@@ -238,4 +238,12 @@ const MIGRATIONS: &[&str] = &[
     ){keyed_table};
     CREATE INDEX outbox_by_due ON outbox(next_attempt_at);
     "#,
+    // 15: a second signing-key lineage, for OpenID Connect ID tokens (RS256),
+    // beside the access-token one that every existing key belongs to. Each
+    // lineage has its own current and next key and rotates apart; writes
+    // stay serialised as before (SQLite's writer, PostgreSQL's keys lock),
+    // so no constraint is needed to keep one current key per lineage.
+    r#"
+    ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'access';
+    "#,
 ];
