@@ -116,18 +116,6 @@ impl SigningKey {
         })
     }
 
-    /// TEMPORARY until the ID-token key lineage lands.
-    pub fn sign_jwt<T: serde::Serialize>(&self, claims: &T) -> String {
-        let header = serde_json::json!({"alg": self.alg.as_str(), "kid": self.kid, "typ": "JWT"});
-        let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
-        out.push('.');
-        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims).unwrap_or_default(), &mut out);
-        let sig = self.signature(out.as_bytes());
-        out.push('.');
-        URL_SAFE_NO_PAD.encode_string(&sig, &mut out);
-        out
-    }
-
     pub fn sign(&self, claims: &AccessClaims) -> String {
         // Serialising a struct of strings and integers cannot fail.
         let payload = serde_json::to_vec(claims).unwrap_or_default();
@@ -135,6 +123,40 @@ impl SigningKey {
         out.push_str(&self.header_b64);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
+        let sig = self.signature(out.as_bytes());
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(&sig, &mut out);
+        out
+    }
+
+    /// Any other JWT this key signs (an OpenID Connect ID token): header
+    /// `{"alg","kid","typ":"JWT"}`. Not `at+jwt`, so access-token
+    /// verification (here and in resource servers) refuses it: such a token
+    /// can never be used as an access token.
+    pub fn sign_jwt<T: serde::Serialize>(&self, claims: &T) -> String {
+        #[derive(serde::Serialize)]
+        struct Header<'a> {
+            alg: &'a str,
+            kid: &'a str,
+            typ: &'a str,
+        }
+        let header = Header {
+            alg: self.alg.as_str(),
+            kid: &self.kid,
+            typ: "JWT",
+        };
+        let json = |value: Result<Vec<u8>, serde_json::Error>| {
+            value.unwrap_or_else(|e| {
+                // Only a caller's claims type that serde cannot write as
+                // JSON (a map with non-string keys); no verifier parses the
+                // empty payload that results.
+                tracing::error!(kid = %self.kid, error = %e, "JWT claims are not JSON");
+                Vec::new()
+            })
+        };
+        let mut out = URL_SAFE_NO_PAD.encode(json(serde_json::to_vec(&header)));
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(json(serde_json::to_vec(claims)), &mut out);
         let sig = self.signature(out.as_bytes());
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(&sig, &mut out);
@@ -237,6 +259,26 @@ mod tests {
             v,
             serde_json::json!({"alg":"EdDSA","typ":"at+jwt","kid":"k1"})
         );
+    }
+
+    /// An ID token's header says `JWT`, so no access-token verifier takes
+    /// it, whatever its claims and whichever key signed it.
+    #[test]
+    fn a_jwt_is_never_an_access_token() {
+        for alg in Algorithm::ALL {
+            let k = key_of(alg, "id1");
+            let t = k.sign_jwt(&claims(1000));
+            let h = t.split('.').next().expect("header");
+            let v: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).expect("b64")).expect("json");
+            let expected = serde_json::json!({"alg": alg.as_str(), "kid": "id1", "typ": "JWT"});
+            assert_eq!(v, expected);
+            assert_eq!(
+                verify(&t, &keys_for(&k), &expect(), 1000),
+                Err(TokenError::UnsupportedHeader),
+                "{alg}"
+            );
+        }
     }
 
     #[test]

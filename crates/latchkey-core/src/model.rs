@@ -187,6 +187,34 @@ impl KeyState {
     }
 }
 
+/// What a signing key signs. Each purpose is its own lineage (next →
+/// current → retired → removed), rotated by its own compare-and-set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyPurpose {
+    /// Access tokens, in the server's configured algorithm.
+    Access,
+    /// OpenID Connect ID tokens, always RS256 (the one algorithm every
+    /// relying party must accept); created on first need.
+    IdToken,
+}
+
+impl KeyPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyPurpose::Access => "access",
+            KeyPurpose::IdToken => "id_token",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "access" => Some(KeyPurpose::Access),
+            "id_token" => Some(KeyPurpose::IdToken),
+            _ => None,
+        }
+    }
+}
+
 /// A signing key as stored: the private key is sealed under a key derived
 /// from the server secret, so the database alone does not reveal it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +222,8 @@ pub struct StoredKey {
     pub kid: String,
     pub alg: String,
     pub state: KeyState,
+    /// The lineage it belongs to.
+    pub purpose: KeyPurpose,
     pub sealed_private_key: Vec<u8>,
     pub public_key: Vec<u8>,
     pub created_at: UnixTime,

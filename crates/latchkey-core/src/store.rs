@@ -475,23 +475,29 @@ pub trait ClientStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// Signing keys and their rotation.
+/// Signing keys and their rotation, in two lineages (`StoredKey::purpose`)
+/// whose states are kept apart.
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
+    /// Every key of both lineages.
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
 
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), StoreError>;
 
-    /// Inserts the key unless a key in the same state already exists (so
-    /// nodes starting at once create one current and one next key between
-    /// them); `false` if one did.
+    /// Inserts the key unless its lineage (`purpose`) already has a key in
+    /// the same state (so nodes starting at once, or creating the ID-token
+    /// lineage at once, create one current and one next key of it between
+    /// them); `false` if it had.
     async fn insert_signing_key_if_none(&self, key: &StoredKey) -> Result<bool, StoreError>;
 
-    /// Key rotation as one compare-and-set: only if `expected_current_kid`
-    /// is still current and a next key exists, every current key becomes
-    /// retired (`retired_at = now`), the oldest next key becomes current
-    /// (`activated_at = now`) and `new_next` is inserted as next. `false`,
-    /// changing nothing, if the expectation failed (someone else rotated).
+    /// Rotation of `new_next`'s lineage (`purpose`) as one compare-and-set:
+    /// only if `expected_current_kid` is still that lineage's current key
+    /// and the lineage has a next key, every current key of the lineage
+    /// becomes retired (`retired_at = now`), its oldest next key becomes
+    /// current (`activated_at = now`) and `new_next` is inserted as next.
+    /// The other lineage is untouched. `false`, changing nothing, if the
+    /// expectation failed (someone else rotated, or the kid is not a
+    /// current key of this lineage).
     async fn rotate_signing_keys(
         &self,
         expected_current_kid: &str,
@@ -499,7 +505,8 @@ pub trait SigningKeyStore: Send + Sync {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes retired keys retired before `before`; returns how many went.
+    /// Deletes retired keys (of either lineage) retired before `before`;
+    /// returns how many went.
     async fn delete_retired_keys_before(&self, before: UnixTime) -> Result<usize, StoreError>;
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::metrics::gauge;
+use latchkey_core::access_token::SigningKey;
 use latchkey_core::clock::Clock;
 use latchkey_core::key_manager::KeyMaintenance;
 use latchkey_core::keys::KeySealer;
@@ -224,6 +225,12 @@ impl RunningServer {
             .await
     }
 
+    /// The ID-token signing key, creating that lineage on first need (see
+    /// `KeyManager::id_token_key`); for tests and operators' tooling.
+    pub async fn id_token_key(&self) -> Result<Arc<SigningKey>, AuthError> {
+        self.authority.keys().id_token_key().await
+    }
+
     /// Writes the throttled attempts tallied since the last minute's flush
     /// to the audit log now; for tests and operators' tooling.
     pub async fn flush_audit(&self) {
@@ -401,8 +408,8 @@ async fn maintain(
                 crate::metrics::upkeep();
                 match authority.keys().maintain(rotate_every, KEY_PROPAGATION_SECONDS).await {
                     Ok(done) => {
-                        if let Some(r) = done.rotated {
-                            tracing::info!(retired = %r.retired, current = %r.current, next = %r.next, "scheduled key rotation");
+                        for r in done.rotated.iter().chain(&done.id_token_rotated) {
+                            tracing::info!(purpose = r.purpose.as_str(), retired = %r.retired, current = %r.current, next = %r.next, "scheduled key rotation");
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "signing-key maintenance failed"),

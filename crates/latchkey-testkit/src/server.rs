@@ -98,6 +98,17 @@ impl TestServer {
             .expect("key maintenance")
     }
 
+    /// The running node's ID-token signing key (RS256), creating that
+    /// lineage in the store on first call.
+    pub async fn id_token_key(&self) -> std::sync::Arc<latchkey_core::access_token::SigningKey> {
+        self.server
+            .as_ref()
+            .expect("server running")
+            .id_token_key()
+            .await
+            .expect("ID-token key")
+    }
+
     /// `latchkey audit` on this server's data: the newest `limit` events
     /// (of `user`, since `since` seconds ago), oldest first.
     pub async fn audit_events(

@@ -1,4 +1,5 @@
-//! The key lifecycle against a store that keeps only signing keys.
+//! The key lifecycle against a store that keeps only signing keys; the
+//! ID-token lineage beside the access-token one in [`id_token`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,8 +11,10 @@ use super::*;
 use crate::access_token::{verify, AccessClaims, Audience, Expectations};
 use crate::clock::{ManualClock, UnixTime};
 use crate::keys::generate_key;
-use crate::model::StoredKey;
+use crate::model::{KeyPurpose, StoredKey};
 use crate::store::StoreError;
+
+mod id_token;
 
 /// Just enough of a store for the key lifecycle: the key table, with the
 /// same conditional-write semantics as the real stores.
@@ -33,6 +36,14 @@ impl KeyStore {
     fn count(&self, state: KeyState) -> usize {
         self.states().iter().filter(|(_, s)| *s == state).count()
     }
+
+    /// How many keys of lineage `purpose` are in `state`.
+    fn count_of(&self, purpose: KeyPurpose, state: KeyState) -> usize {
+        let keys = self.keys.lock().expect("lock");
+        keys.values()
+            .filter(|k| k.purpose == purpose && k.state == state)
+            .count()
+    }
 }
 
 #[async_trait]
@@ -52,7 +63,10 @@ impl SigningKeyStore for KeyStore {
 
     async fn insert_signing_key_if_none(&self, key: &StoredKey) -> Result<bool, StoreError> {
         let mut keys = self.keys.lock().expect("lock");
-        if keys.values().any(|k| k.state == key.state) {
+        if keys
+            .values()
+            .any(|k| k.state == key.state && k.purpose == key.purpose)
+        {
             return Ok(false);
         }
         keys.insert(key.kid.clone(), key.clone());
@@ -66,19 +80,20 @@ impl SigningKeyStore for KeyStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let mut keys = self.keys.lock().expect("lock");
+        let lineage = new_next.purpose;
         let current_ok = keys
             .get(expected_current_kid)
-            .is_some_and(|k| k.state == KeyState::Current);
+            .is_some_and(|k| k.state == KeyState::Current && k.purpose == lineage);
         let next = keys
             .values()
-            .filter(|k| k.state == KeyState::Next)
+            .filter(|k| k.state == KeyState::Next && k.purpose == lineage)
             .min_by(|a, b| a.created_at.cmp(&b.created_at).then(a.kid.cmp(&b.kid)))
             .map(|k| k.kid.clone());
         let Some(next) = next.filter(|_| current_ok) else {
             return Ok(false);
         };
         for k in keys.values_mut() {
-            if k.state == KeyState::Current {
+            if k.state == KeyState::Current && k.purpose == lineage {
                 k.state = KeyState::Retired;
                 k.retired_at = Some(now);
             }
@@ -114,6 +129,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 const TTL: i64 = 600;
+const ACCESS: KeyPurpose = KeyPurpose::Access;
 const LEEWAY: i64 = 30;
 const PROPAGATION: i64 = 5;
 
@@ -216,7 +232,14 @@ fn first_start_creates_current_and_next_and_publishes_both() {
 fn a_database_with_only_a_current_key_gets_a_next_key() {
     block_on(async {
         let f = Fixture::new();
-        let old = generate_key(&f.sealer(), Algorithm::EdDsa, KeyState::Current, 5).expect("key");
+        let old = generate_key(
+            &f.sealer(),
+            Algorithm::EdDsa,
+            KeyPurpose::Access,
+            KeyState::Current,
+            5,
+        )
+        .expect("key");
         f.store.insert_signing_key(&old).await.expect("insert");
         let (m, created) = f.node(Algorithm::EdDsa).await;
         assert_eq!(created.len(), 1);
@@ -235,7 +258,7 @@ fn rotation_walks_the_lifecycle_and_old_tokens_keep_verifying() {
         let next = published(&m)[1].clone();
         let old_token = token(&m, t0);
 
-        let r = m.rotate().await.expect("rotate").expect("rotated");
+        let r = m.rotate().await.expect("rotate").access.expect("rotated");
         assert_eq!(r.retired, first);
         assert_eq!(r.current, next, "the pre-published key starts signing");
         assert_eq!(kid_of(&token(&m, t0)), next);
@@ -269,12 +292,26 @@ fn concurrent_rotations_rotate_once() {
         let kid = a.ring().signing.kid().to_owned();
         // Both saw the same current key; only the first compare-and-set wins.
         let now = f.clock.now();
-        let first = rotate_from(f.store.as_ref(), &sealer, Algorithm::EdDsa, &kid, now)
-            .await
-            .expect("rotate");
-        let second = rotate_from(f.store.as_ref(), &sealer, Algorithm::EdDsa, &kid, now)
-            .await
-            .expect("rotate");
+        let first = rotate_from(
+            f.store.as_ref(),
+            &sealer,
+            Algorithm::EdDsa,
+            ACCESS,
+            &kid,
+            now,
+        )
+        .await
+        .expect("rotate");
+        let second = rotate_from(
+            f.store.as_ref(),
+            &sealer,
+            Algorithm::EdDsa,
+            ACCESS,
+            &kid,
+            now,
+        )
+        .await
+        .expect("rotate");
         assert!(first.is_some());
         assert_eq!(second, None);
         assert_eq!(f.store.count(KeyState::Current), 1);
@@ -343,10 +380,10 @@ fn switching_algorithm_is_a_rotation() {
         assert!(created.is_empty());
         assert_eq!(es.ring().signing.alg(), Algorithm::EdDsa);
         // First rotation: the EdDSA next key signs, an ES256 key is next.
-        let r1 = es.rotate().await.expect("rotate").expect("rotated");
+        let r1 = es.rotate().await.expect("rotate").access.expect("rotated");
         assert_eq!(es.ring().signing.alg(), Algorithm::EdDsa);
         // Second: the ES256 key signs.
-        let r2 = es.rotate().await.expect("rotate").expect("rotated");
+        let r2 = es.rotate().await.expect("rotate").access.expect("rotated");
         assert_eq!(r2.current, r1.next);
         assert_eq!(es.ring().signing.alg(), Algorithm::Es256);
         let new_token = token(&es, f.clock.now());
@@ -371,7 +408,7 @@ fn every_algorithm_can_run_the_whole_lifecycle() {
             let (m, _) = f.node(alg).await;
             let t = token(&m, f.clock.now());
             assert_eq!(m.ring().signing.alg(), alg);
-            m.rotate().await.expect("rotate").expect("rotated");
+            m.rotate().await.expect("rotate").access.expect("rotated");
             assert!(verifies(&m, &t, f.clock.now()));
             assert_eq!(m.ring().signing.alg(), alg);
             assert_ne!(kid_of(&token(&m, f.clock.now())), kid_of(&t));

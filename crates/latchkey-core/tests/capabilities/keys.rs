@@ -19,6 +19,7 @@ async fn rotation_switches_the_signing_key_and_earlier_tokens_still_verify() {
         .rotate()
         .await
         .expect("rotate")
+        .access
         .expect("rotated");
     assert_eq!(rotation.retired, old_kid);
 
@@ -66,6 +67,7 @@ async fn another_node_signs_with_the_new_key_after_its_maintenance_pass() {
         .rotate()
         .await
         .expect("rotate")
+        .access
         .expect("rotated");
 
     let stale = other

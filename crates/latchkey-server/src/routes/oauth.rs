@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::access_token::Algorithm;
 use latchkey_core::client::Client;
+use latchkey_core::model::KeyPurpose;
 use latchkey_core::service::{GrantRequest, Introspection, OPENID_SCOPES};
 use latchkey_core::AuthError;
 use latchkey_wire::authorization::BasicCredentials;
@@ -247,14 +248,11 @@ pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
         true => vec![Algorithm::EdDsa.as_str(), Algorithm::Ed25519.as_str()],
         false => vec![access_algorithm.as_str()],
     };
-    for alg in auth.jwks()["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|k| k["alg"].as_str().and_then(Algorithm::parse))
-    {
-        if !algs.contains(&alg.as_str()) {
-            algs.push(alg.as_str());
+    // Keys of the configured algorithm's past (a change takes effect
+    // through rotation) still verify; the ID-token keys sign no access token.
+    for key in auth.keys().ring().keys.iter() {
+        if key.purpose == KeyPurpose::Access && !algs.contains(&key.alg.as_str()) {
+            algs.push(key.alg.as_str());
         }
     }
     algs.sort_unstable();

@@ -295,7 +295,37 @@ async fn the_code_flow_signs_in_once_and_passes_through_after() {
     assert_eq!(tokens["scope"], "openid profile orders:read");
     let access = tokens["access_token"].as_str().expect("access");
     let refresh = tokens["refresh_token"].as_str().expect("refresh");
-    let id = id_claims(&t, tokens["id_token"].as_str().expect("id_token")).await;
+    let id_token = tokens["id_token"].as_str().expect("id_token");
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(id_token.split('.').next().expect("header"))
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(
+        (header["alg"].as_str(), header["typ"].as_str()),
+        (Some("RS256"), Some("JWT"))
+    );
+    assert_eq!(
+        t.get_bearer("/v1/me", id_token).await.status(),
+        401,
+        "no access token"
+    );
+    let metadata: Value = t
+        .http
+        .get(t.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        metadata["access_token_signing_alg_values_supported"],
+        serde_json::json!(["Ed25519", "EdDSA"]),
+        "the ID-token key signs no access token"
+    );
+    let id = id_claims(&t, id_token).await;
     assert_eq!(id.aud, "web");
     assert_eq!(id.nonce.as_deref(), Some("n-456"));
     assert_eq!(id.preferred_username.as_deref(), Some("alice"));

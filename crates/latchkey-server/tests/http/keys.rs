@@ -1,14 +1,15 @@
 //! Signing keys over HTTP: the JWKS pre-publishes the next key; a rotation
 //! (by the same function `latchkey keys rotate` calls) switches new tokens
 //! to it while tokens of the retired key keep verifying until they expire,
-//! after which the retired key leaves the JWKS; ES256 and RS256 servers.
+//! after which the retired key leaves the JWKS; ES256 and RS256 servers;
+//! the ID-token lineage (RS256) published and rotated beside the access one.
 
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use latchkey_core::access_token::Algorithm;
-use latchkey_server::cli::keys::{list_keys, rotate_keys};
+use latchkey_server::cli::keys::{list_keys, rotate_keys, rotated_answer};
 use latchkey_testkit::TestServer;
 use serde_json::{json, Value};
 
@@ -63,6 +64,7 @@ async fn jwks_prepublishes_the_next_key_and_rotation_keeps_old_tokens_valid() {
     let r = rotate_keys(&s.settings, s.clock.as_ref())
         .await
         .expect("rotate")
+        .access
         .expect("rotated");
     assert_eq!(r.retired, first);
     assert_eq!(r.current, next, "the pre-published key starts signing");
@@ -139,6 +141,7 @@ async fn nodes_pick_up_a_rotation_by_themselves() {
     let r = rotate_keys(&s.settings, s.clock.as_ref())
         .await
         .expect("rotate")
+        .access
         .expect("rotated");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -164,7 +167,7 @@ async fn concurrent_rotations_rotate_once() {
     let done = [a.expect("rotate"), b.expect("rotate")];
     s.maintain_keys().await;
     let published = jwks(&s).await;
-    let rotations = done.iter().flatten().count();
+    let rotations = done.iter().filter(|r| r.access.is_some()).count();
     assert!(rotations >= 1);
     // Each successful rotation retires one key: 2 + rotations keys in all,
     // exactly one of them signing.
@@ -205,6 +208,7 @@ async fn es256_and_rs256_servers_issue_tokens_that_verify() {
         rotate_keys(&s.settings, s.clock.as_ref())
             .await
             .expect("rotate")
+            .access
             .expect("rotated");
         s.maintain_keys().await;
         let t2 = s.new_session("erin").await;
@@ -258,6 +262,7 @@ async fn switching_algorithm_is_a_rotation() {
         rotate_keys(&es, s.clock.as_ref())
             .await
             .expect("rotate")
+            .access
             .expect("rotated");
     }
     s.maintain_keys().await;
@@ -287,4 +292,98 @@ async fn key_commands_need_an_existing_data_dir() {
     assert!(rotate_keys(&settings, &clock).await.is_err());
     assert!(list_keys(&settings, &clock).await.is_err());
     assert!(!dir.path().join("missing").exists());
+}
+
+/// The ID-token lineage exists once a node first needs it: the JWKS then
+/// publishes its RS256 keys after the EdDSA ones, `keys list` names each
+/// key's purpose, and `keys rotate` rotates both lineages, each once.
+#[tokio::test]
+async fn the_id_token_lineage_is_published_and_rotated_beside_the_access_keys() {
+    let s = TestServer::start().await;
+    let none = rotate_keys(&s.settings, s.clock.as_ref())
+        .await
+        .expect("rotate");
+    assert!(!none.id_token_lineage, "not created by a rotation");
+    let answer = rotated_answer(&none, Algorithm::EdDsa);
+    assert_eq!(
+        (&answer["rotated"], &answer["id_token"]),
+        (&json!(true), &Value::Null)
+    );
+    s.maintain_keys().await;
+    assert_eq!(jwks(&s).await.len(), 3);
+
+    let started = Instant::now();
+    let id_key = s.id_token_key().await;
+    eprintln!("creating the ID-token lineage took {:?}", started.elapsed());
+    let keys = jwks(&s).await;
+    let algs: Vec<&str> = keys
+        .iter()
+        .map(|k| k["alg"].as_str().expect("alg"))
+        .collect();
+    assert_eq!(algs, ["EdDSA", "EdDSA", "EdDSA", "RS256", "RS256"]);
+    assert_eq!(kids(&keys)[3], id_key.kid());
+    for k in &keys[3..] {
+        assert_eq!(
+            (&k["kty"], &k["use"], &k["e"]),
+            (&json!("RSA"), &json!("sig"), &json!("AQAB"))
+        );
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(k.get(private).is_none(), "{private} published");
+        }
+    }
+    let listed = list_keys(&s.settings, s.clock.as_ref())
+        .await
+        .expect("list");
+    let columns = |k: &Value| {
+        let field = |name: &str| k[name].as_str().expect(name).to_owned();
+        (field("purpose"), field("state"), k["signing"].clone())
+    };
+    let listed: Vec<_> = listed.iter().map(columns).collect();
+    let row = |purpose: &str, state: &str, signing: bool| {
+        (purpose.to_owned(), state.to_owned(), json!(signing))
+    };
+    assert_eq!(
+        listed,
+        [
+            row("access", "current", true),
+            row("access", "next", false),
+            row("access", "retired", false),
+            row("id_token", "current", true),
+            row("id_token", "next", false),
+        ]
+    );
+
+    // What `latchkey keys rotate` does: both lineages, each its own
+    // compare-and-set.
+    let id_next = kids(&keys)[4].clone();
+    let r = rotate_keys(&s.settings, s.clock.as_ref())
+        .await
+        .expect("rotate");
+    let access = r.access.clone().expect("access keys rotated");
+    let id = r.id_token.clone().expect("ID-token keys rotated");
+    assert_eq!(
+        (id.retired.as_str(), id.current.as_str()),
+        (id_key.kid(), id_next.as_str())
+    );
+    let answer = rotated_answer(&r, Algorithm::EdDsa);
+    assert_eq!(answer["current"], access.current.as_str());
+    assert_eq!(answer["algorithm"], "EdDSA");
+    assert_eq!(answer["id_token"]["rotated"], true);
+    assert_eq!(answer["id_token"]["current"], id.current.as_str());
+    assert_eq!(answer["id_token"]["algorithm"], "RS256");
+    s.maintain_keys().await;
+    let published = kids(&jwks(&s).await);
+    assert_eq!(
+        &published[..2],
+        [access.current.clone(), access.next.clone()]
+    );
+    // The access lineage: current, next, two retired; then the ID-token
+    // lineage: current, next, retired.
+    assert_eq!(published.len(), 7);
+    assert_eq!(&published[4..6], [id.current.clone(), id.next.clone()]);
+    assert_eq!(published[6], id.retired);
+    assert_eq!(s.id_token_key().await.kid(), id.current);
+    let t = s.new_session("heidi").await;
+    assert_eq!(kid_of(&t.access), access.current);
+    assert_eq!(me_status(&s, &t.access).await, 200);
 }

@@ -135,6 +135,51 @@ async fn follows_the_real_server() {
     server.stop().await;
 }
 
+/// An ID token from the server's ID-token key (RS256, published in the
+/// JWKS, header `typ: JWT`) carrying an access token's very claims: the
+/// verifier knows its key and still refuses it, as the server's own API
+/// does. An ID token is never an access token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_is_refused_as_an_access_token() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, base, _, _) = start_server(&dir).await;
+    let http = reqwest::Client::new();
+    let id_key = server.id_token_key().await.expect("ID-token key");
+    let verifier = Verifier::with_options(
+        &base,
+        AUDIENCE,
+        Options::default()
+            .expected_issuer(ISSUER)
+            .follow_feed(false),
+    )
+    .await
+    .expect("verifier");
+    assert!(verifier.key_ids().contains(&id_key.kid().to_owned()));
+
+    let alice = sign_in(&http, &base, "alice").await;
+    let access = alice["access_token"].as_str().expect("access_token");
+    verifier.verify(access).expect("the access token verifies");
+    let payload = access.split('.').nth(1).expect("payload");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json");
+    let id_token = id_key.sign_jwt(&claims);
+    assert!(matches!(
+        verifier.verify(&id_token),
+        Err(VerifyError::Token(TokenError::UnsupportedHeader))
+    ));
+    let r = http
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(&id_token)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(r.status(), 401);
+    server.stop().await;
+}
+
 /// Issue 3's promise, measured: after `sign-out`, a resource server built on
 /// this crate rejects that session's unexpired access token within 2 s.
 /// 100 trials; run with `--nocapture` to see median and max.

@@ -46,14 +46,21 @@ impl SigningKeyStore for PostgresStore {
         // Under the keys lock, so the check and the three writes are atomic
         // with respect to every other node's key writes.
         let tx = keys_writer(&mut client).await?;
-        let current_ok = match tx_query(&tx, sql::IS_CURRENT.postgres, &[&expected_current_kid])
-            .await?
-            .first()
+        // The lineage is the new key's: only a current key of that lineage
+        // is expected, only its next keys are promoted.
+        let purpose = new_next.purpose.as_str();
+        let current_ok = match tx_query(
+            &tx,
+            sql::IS_CURRENT.postgres,
+            &[&expected_current_kid, &purpose],
+        )
+        .await?
+        .first()
         {
             Some(row) => row.value("current")?,
             None => false,
         };
-        let waiting = tx_query(&tx, sql::NEXT.postgres, &[])
+        let waiting = tx_query(&tx, sql::NEXT.postgres, &[&purpose])
             .await?
             .iter()
             .map(sql::stored_key)
@@ -63,7 +70,7 @@ impl SigningKeyStore for PostgresStore {
             tx.rollback().await.map_err(pg_error)?;
             return Ok(false);
         };
-        tx_execute(&tx, sql::RETIRE_CURRENT.postgres, &[&now]).await?;
+        tx_execute(&tx, sql::RETIRE_CURRENT.postgres, &[&now, &purpose]).await?;
         tx_execute(&tx, sql::PROMOTE.postgres, &[&promote.kid, &now]).await?;
         insert_signing_key(&tx, new_next, false).await?;
         tx.commit().await.map_err(pg_error)?;
@@ -77,16 +84,16 @@ impl SigningKeyStore for PostgresStore {
     }
 }
 
-/// With `unless_state_exists`, inserts only if no key is in the new key's
-/// state; `true` if a row was written. The parameters' types are spelt
-/// out: in `INSERT ... SELECT` PostgreSQL cannot infer them.
+/// With `unless_state_exists`, inserts only if no key of the new key's
+/// lineage is in its state; `true` if a row was written. The parameters'
+/// types are spelt out: in `INSERT ... SELECT` PostgreSQL cannot infer them.
 async fn insert_signing_key(
     tx: &Transaction<'_>,
     k: &StoredKey,
     unless_state_exists: bool,
 ) -> Result<bool, StoreError> {
     let guard = if unless_state_exists {
-        " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = $3)"
+        " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = $3 AND purpose = $9)"
     } else {
         ""
     };
@@ -95,7 +102,7 @@ async fn insert_signing_key(
         &format!(
             "INSERT INTO signing_keys ({})
              SELECT $1::text, $2::text, $3::text, $4::bytea, $5::bytea, $6::bigint,
-                    $7::bigint, $8::bigint{guard}",
+                    $7::bigint, $8::bigint, $9::text{guard}",
             key_columns!()
         ),
         &[
@@ -107,6 +114,7 @@ async fn insert_signing_key(
             &k.created_at,
             &k.activated_at,
             &k.retired_at,
+            &k.purpose.as_str(),
         ],
     )
     .await?;

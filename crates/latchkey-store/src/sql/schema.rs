@@ -238,6 +238,14 @@ const MIGRATIONS: &[&str] = &[
     ){keyed_table};
     CREATE INDEX outbox_by_due ON outbox(next_attempt_at);
     "#,
+    // 15: a second signing-key lineage, for OpenID Connect ID tokens (RS256),
+    // beside the access-token one that every existing key belongs to. Each
+    // lineage has its own current and next key and rotates apart; writes
+    // stay serialised as before (SQLite's writer, PostgreSQL's keys lock),
+    // so no constraint is needed to keep one current key per lineage.
+    r#"
+    ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'access';
+    "#,
     // 16: the authorization-code flow: codes (hashes only, kept a while
     // after use so a replay is recognised), users' consents to third-party
     // clients, and the clients' redirect URIs and whether they are

@@ -46,18 +46,21 @@ impl SigningKeyStore for SqliteStore {
         // One writer step, so the check and the three writes are atomic.
         self.writer
             .write(move |c| {
+                // The lineage is the new key's: only a current key of that
+                // lineage is expected, only its next keys are promoted.
+                let purpose = next.purpose.as_str();
                 let current_ok: bool = c
                     .prepare_cached(sql::IS_CURRENT.sqlite)?
-                    .query_row([&expected], |r| r.value("current"))?;
+                    .query_row([expected.as_str(), purpose], |r| r.value("current"))?;
                 let waiting = c
                     .prepare_cached(sql::NEXT.sqlite)?
-                    .query_map([], |r| sql::stored_key(r))?
+                    .query_map([purpose], |r| sql::stored_key(r))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let (true, Some(promote)) = (current_ok, sql::oldest(waiting)) else {
                     return Ok(false);
                 };
                 c.prepare_cached(sql::RETIRE_CURRENT.sqlite)?
-                    .execute([now])?;
+                    .execute(params![now, purpose])?;
                 c.prepare_cached(sql::PROMOTE.sqlite)?
                     .execute(params![promote.kid, now])?;
                 insert_signing_key(c, &next, false)?;
@@ -81,20 +84,20 @@ macro_rules! insert_key {
         concat!(
             "INSERT INTO signing_keys (",
             key_columns!(),
-            ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
+            ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
         )
     };
 }
 
 const INSERT: &str = insert_key!();
-/// Only if no key is in the new key's state (`?3`).
+/// Only if no key of the new key's lineage (`?9`) is in its state (`?3`).
 const INSERT_UNLESS_STATE_EXISTS: &str = concat!(
     insert_key!(),
-    " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = ?3)"
+    " WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = ?3 AND purpose = ?9)"
 );
 
-/// With `unless_state_exists`, inserts only if no key is in the new key's
-/// state; true if a row was written.
+/// With `unless_state_exists`, inserts only if no key of the new key's
+/// lineage is in its state; true if a row was written.
 fn insert_signing_key(
     c: &Connection,
     k: &StoredKey,
@@ -113,7 +116,8 @@ fn insert_signing_key(
         k.public_key,
         k.created_at,
         k.activated_at,
-        k.retired_at
+        k.retired_at,
+        k.purpose.as_str()
     ])?;
     Ok(n == 1)
 }

@@ -29,8 +29,8 @@ use latchkey_core::audit::{AuditEvent, AuditKind, AuditQuery, Outcome};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::email::Email;
 use latchkey_core::model::{
-    AccountTokenPurpose, KeyState, OutboxKind, OutboxMessage, Session, StoredAccountToken,
-    StoredKey, User,
+    AccountTokenPurpose, KeyPurpose, KeyState, OutboxKind, OutboxMessage, Session,
+    StoredAccountToken, StoredKey, User,
 };
 use latchkey_core::rotation::RefreshRules;
 use latchkey_core::store::{
@@ -42,8 +42,10 @@ use uuid::Uuid;
 
 mod admin;
 mod authorization;
+mod signing_keys;
 pub use admin::*;
 pub use authorization::*;
+pub use signing_keys::*;
 
 /// One isolated database for one test.
 pub trait Backend {
@@ -105,6 +107,10 @@ macro_rules! store_conformance_tests {
             clients_round_trip_every_field,
             signing_keys_are_listed_oldest_first_then_by_kid_bytes,
             rotation_promotes_the_oldest_next_key,
+            two_key_lineages_coexist_and_each_inserts_one_key_per_state,
+            rotating_one_lineage_leaves_the_other_untouched,
+            racing_inserts_make_one_key_per_lineage_and_state,
+            racing_rotations_rotate_each_lineage_once,
             account_tokens_are_single_use_expire_and_void_older_ones,
             users_are_paged_by_username_key_and_filtered_by_substring,
             update_user_writes_roles_email_and_disabled_and_refuses_a_taken_email,
@@ -179,6 +185,7 @@ fn signing_key(kid: &str, state: KeyState) -> StoredKey {
         kid: kid.to_owned(),
         alg: "EdDSA".to_owned(),
         state,
+        purpose: KeyPurpose::Access,
         sealed_private_key: sealed,
         public_key: public,
         created_at: T0,
