@@ -27,6 +27,8 @@ export interface Me extends Account {
 /** One entry of `GET /v1/sessions`. */
 export interface SessionInfo {
   id: string;
+  /** The app the session was opened for (`latchkey:browser`: the hosted sign-in page). */
+  client_id: string;
   created_at: number;
   last_refreshed_at: number;
   expires_at: number;

@@ -185,6 +185,9 @@ pub struct SessionList {
 #[derive(Serialize)]
 pub struct SessionItem {
     pub id: String,
+    /// The app it was opened for; `latchkey:browser` for a sign-in on the
+    /// hosted sign-in page (the browser session).
+    pub client_id: String,
     pub created_at: UnixTime,
     pub last_refreshed_at: UnixTime,
     /// When it ends unless refreshed.

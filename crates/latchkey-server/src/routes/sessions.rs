@@ -16,6 +16,7 @@ use crate::extract::{Caller, CallerWithBody, JsonBody, OptionalJsonBody, Request
 pub(super) fn session_item(v: SessionView) -> SessionItem {
     SessionItem {
         id: v.session.id.to_string(),
+        client_id: v.session.client_id,
         created_at: v.session.created_at,
         last_refreshed_at: v.session.last_refreshed_at,
         expires_at: v.expires_at,
