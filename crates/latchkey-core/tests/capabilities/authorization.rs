@@ -126,6 +126,49 @@ async fn the_browser_session_is_a_session_that_no_token_endpoint_takes() {
 }
 
 #[tokio::test]
+async fn the_hosted_page_shares_the_password_grants_throttle_and_its_cost() {
+    let w = World::new().await;
+    w.sign_up("alice").await;
+    // An unknown name costs the one verification a wrong password costs.
+    let before = w.verifications();
+    assert!(matches!(
+        w.authority
+            .browser_sign_in("nobody", PASSWORD, from(ELSEWHERE))
+            .await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    assert_eq!(w.verifications(), before + 1);
+    // Five failures on the hosted page block the account for the password
+    // grant too (from an address without a session of the account).
+    for _ in 0..5 {
+        assert!(matches!(
+            w.authority
+                .browser_sign_in("alice", "wrong password", from(ELSEWHERE))
+                .await,
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+    assert!(matches!(
+        w.sign_in_from("alice", PASSWORD, ELSEWHERE).await,
+        Err(AuthError::Throttled { .. })
+    ));
+    assert!(matches!(
+        w.authority
+            .browser_sign_in("alice", PASSWORD, from(ELSEWHERE))
+            .await,
+        Err(AuthError::Throttled { .. })
+    ));
+    let failures = w.audited(AuditKind::SignIn).await;
+    assert!(
+        failures
+            .iter()
+            .filter(|e| e.outcome == Outcome::Failure)
+            .count()
+            >= 6
+    );
+}
+
+#[tokio::test]
 async fn consent_is_asked_of_third_parties_once_per_scope_and_remembered() {
     let w = World::new().await;
     let alice = w.sign_up("alice").await;
