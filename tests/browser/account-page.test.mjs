@@ -64,7 +64,7 @@ test("sign in on the page, see two sessions, end the other one, change the passw
   assert.equal(await rows.count(), 2, "two sessions");
   assert.equal(await page.locator("#me-username").textContent(), USER);
   const here = page.locator("#sessions tr.this");
-  assert.match(await here.textContent(), /Latchkey browser test \(Chromium\) \(this browser\)/);
+  assert.match(await here.textContent(), /Latchkey browser test \(Chromium\) via \S+ \(this browser\)/);
   await page.screenshot({ path: join(outputDir, "account-two-sessions.png"), fullPage: true });
 
   // End the other session.

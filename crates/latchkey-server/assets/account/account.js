@@ -59,8 +59,45 @@ function show(signedIn) {
   if (!signedIn) $("username").focus();
 }
 
+/** The apps the person consented to (third-party clients), each with a withdraw button. */
+async function consents() {
+  const answer = await client.fetch(`${location.origin}/v1/consents`);
+  if (!answer.ok) throw new Error(`could not read the apps you allowed (${answer.status})`);
+  return (await answer.json()).consents;
+}
+
+function appRow(c) {
+  const row = document.createElement("tr");
+  const app = document.createElement("td");
+  app.textContent = c.client_id;
+  const scope = document.createElement("td");
+  scope.textContent = c.scope || "nothing beyond signing in";
+  const since = document.createElement("td");
+  since.textContent = when(c.granted_at);
+  const action = document.createElement("td");
+  const withdraw = document.createElement("button");
+  withdraw.type = "button";
+  withdraw.className = "quiet";
+  withdraw.textContent = "Withdraw";
+  withdraw.setAttribute("aria-label", `Withdraw ${c.client_id}'s access`);
+  withdraw.addEventListener("click", () => act(async () => {
+    const answer = await client.fetch(
+      `${location.origin}/v1/consents/${encodeURIComponent(c.client_id)}`,
+      { method: "DELETE" },
+    );
+    if (!answer.ok && answer.status !== 404) throw new Error(`withdrawing failed (${answer.status})`);
+    return `${c.client_id} may no longer act for you; its sessions have ended.`;
+  }));
+  action.append(withdraw);
+  row.append(app, scope, since, action);
+  return row;
+}
+
 async function render() {
-  const [me, sessions] = await Promise.all([client.me(), client.sessions()]);
+  const [me, sessions, allowed] = await Promise.all([client.me(), client.sessions(), consents()]);
+  $("apps").replaceChildren(...allowed.map(appRow));
+  $("apps-table").hidden = allowed.length === 0;
+  $("no-apps").hidden = allowed.length > 0;
   $("me-username").textContent = me.username;
   $("me-id").textContent = me.id;
   $("me-roles").textContent = me.roles.length ? me.roles.join(", ") : "none";
@@ -69,7 +106,8 @@ async function render() {
     row.dataset.session = s.id;
     if (s.current) row.className = "this";
     const device = document.createElement("td");
-    device.textContent = (s.user_agent || "Unknown device") + (s.current ? " (this browser)" : "");
+    const app = s.client_id === "latchkey:browser" ? "the sign-in page" : s.client_id;
+    device.textContent = (s.user_agent || "Unknown device") + ` via ${app}` + (s.current ? " (this browser)" : "");
     const address = document.createElement("td");
     address.textContent = s.ip || "unknown";
     const used = document.createElement("td");
