@@ -191,7 +191,10 @@ async fn check(auth: &AuthState, request: &Form) -> Result<Checked, Response> {
         Err(AuthError::InvalidTarget) => {
             return Err(answer.error("invalid_scope", "the client's audience is not allowed"))
         }
-        Err(e) => return Err(answer.error("server_error", &e.to_string())),
+        Err(e) => {
+            tracing::warn!(error = %e, "checking an authorization request's scope failed");
+            return Err(answer.error("server_error", "try again shortly"));
+        }
     };
     Ok(Checked {
         code_challenge: code_challenge.to_owned(),
