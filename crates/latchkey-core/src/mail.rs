@@ -92,7 +92,9 @@ fn fill(template: &str, values: &MailValues<'_>, html: bool) -> String {
     out
 }
 
-fn escape_html(s: &str) -> String {
+/// `&`, `<`, `>`, `"` and `'` as character references: safe in HTML text
+/// and quoted attribute values (the mails' and the hosted pages').
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

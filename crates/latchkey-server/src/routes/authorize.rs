@@ -354,11 +354,16 @@ async fn send_code(auth: &AuthState, checked: &Checked, user: &User, auth_time: 
     }
 }
 
-fn refuse_cross_site() -> Response {
-    pages::problem(
-        StatusCode::FORBIDDEN,
-        "This form must be sent from this service's own page.",
-    )
+/// The request a hosted page's form carried, checked again from scratch,
+/// if the form came from one of our own pages.
+async fn posted_request(app: &App, headers: &HeaderMap, form: &Form) -> Result<Checked, Response> {
+    if !app.browser_origins.is_same_origin_post(headers) {
+        return Err(pages::problem(
+            StatusCode::FORBIDDEN,
+            "This form must be sent from this service's own page.",
+        ));
+    }
+    check(&app.auth, form).await
 }
 
 /// `POST /oauth/authorize/sign-in`: the hosted sign-in form.
@@ -380,11 +385,8 @@ pub async fn sign_in_form(
     RequestOrigin(origin): RequestOrigin,
     PageForm(request): PageForm,
 ) -> Response {
-    if !app.browser_origins.is_same_origin_post(&headers) {
-        return refuse_cross_site();
-    }
     let auth = &app.auth;
-    let checked = match check(auth, &request).await {
+    let checked = match posted_request(&app, &headers, &request).await {
         Ok(c) => c,
         Err(page) => return page,
     };
@@ -459,11 +461,8 @@ pub async fn consent_form(
     RequestOrigin(origin): RequestOrigin,
     PageForm(request): PageForm,
 ) -> Response {
-    if !app.browser_origins.is_same_origin_post(&headers) {
-        return refuse_cross_site();
-    }
     let auth = &app.auth;
-    let checked = match check(auth, &request).await {
+    let checked = match posted_request(&app, &headers, &request).await {
         Ok(c) => c,
         Err(page) => return page,
     };

@@ -10,6 +10,7 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use latchkey_core::mail::escape_html as escape;
 use latchkey_wire::form::Form;
 
 use super::oauth::FormBody;
@@ -56,23 +57,6 @@ pub const REQUEST_PARAMS: [&str; 11] = [
     "response_mode",
     "login_hint",
 ];
-
-/// `&`, `<`, `>`, `"` and `'` as character references: safe in text and
-/// in quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn hidden_fields(request: &Form) -> String {
     REQUEST_PARAMS

@@ -228,6 +228,19 @@ async fn code_for(t: &TestServer, b: &mut Browser, pkce: &Pkce) -> String {
     param(&back, "code").expect("code").to_owned()
 }
 
+/// A code for `web` and the tokens it was exchanged for; the code comes
+/// with its verifier, for a replay.
+async fn signed_in_tokens(t: &TestServer, b: &mut Browser) -> ((String, String), Value) {
+    let p = pkce();
+    let code = code_for(t, b, &p).await;
+    let tokens: Value = exchange(t, "web", &code, CALLBACK, &p.verifier)
+        .await
+        .json()
+        .await
+        .expect("json");
+    ((code, p.verifier), tokens)
+}
+
 async fn id_claims(t: &TestServer, id_token: &str) -> IdClaims {
     let jwks: Value = t
         .http
@@ -418,15 +431,9 @@ async fn codes_are_single_use_bound_and_short_lived() {
     let mut b = Browser::new();
 
     // A second use is refused and ends the session of the first.
-    let p = pkce();
-    let code = code_for(&t, &mut b, &p).await;
-    let first: Value = exchange(&t, "web", &code, CALLBACK, &p.verifier)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let (code, first) = signed_in_tokens(&t, &mut b).await;
     let access = first["access_token"].as_str().expect("access");
-    let r = exchange(&t, "web", &code, CALLBACK, &p.verifier).await;
+    let r = exchange(&t, "web", &code.0, CALLBACK, &code.1).await;
     assert_eq!(
         (r.status().as_u16(), error_code(r).await.as_str()),
         (400, "invalid_grant")
@@ -708,13 +715,7 @@ async fn third_party_clients_ask_for_consent_once_and_it_can_be_withdrawn() {
 async fn logout_ends_the_browser_session_and_the_token_session() {
     let t = server().await;
     let mut b = Browser::new();
-    let p = pkce();
-    let code = code_for(&t, &mut b, &p).await;
-    let tokens: Value = exchange(&t, "web", &code, CALLBACK, &p.verifier)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let (_, tokens) = signed_in_tokens(&t, &mut b).await;
     let hint = tokens["id_token"].as_str().expect("id");
 
     // Unregistered destination: refused, nothing ended.
