@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # OAuth 2.0 conformance test: npm `oauth4webapi` (pinned in package.json, a strict
-# client nobody here wrote) performs discovery, the refresh_token and
-# client_credentials grants, revocation, introspection and RFC 9068 access-token
-# validation against a live, throwaway Latchkey server and must accept every
-# response (conformance.mjs).
+# client nobody here wrote) performs discovery, the authorization_code grant with
+# PKCE and OpenID Connect (the hosted sign-in page driven over plain HTTP, no
+# browser), the refresh_token and client_credentials grants, revocation,
+# introspection and RFC 9068 access-token validation against a live, throwaway
+# Latchkey server and must accept every response (conformance.mjs).
 #
-# Builds the latchkey server, registers two clients with `latchkey clients create`
+# Builds the latchkey server, registers three clients with `latchkey clients create`
 # in a fresh data directory (public `web`: scopes read+write, audience latchkey;
+# public `app`: scope read, redirect URI http://127.0.0.1:9/callback;
 # confidential `jobs`: scope jobs, audience jobs-api, introspect_any), starts the server on a free
 # 127.0.0.1 port with --issuer equal to its base URL, signs a user up and in as
 # client `web` with curl, then runs conformance.mjs. Exits non-zero on any failure.
@@ -39,6 +41,12 @@ create_client() { # OUTFILE ARGS...
     fi
 }
 create_client "$work/client-web.json" "$public_client" --type public --scope read --scope write --audience latchkey
+# app signs people in through the hosted page (authorization code + PKCE).
+# Nothing listens at its redirect URI: the test reads the redirects' Location.
+code_client=app
+redirect_uri="http://127.0.0.1:9/callback"
+create_client "$work/client-app.json" "$code_client" --type public --scope read --audience latchkey \
+    --redirect-uri "$redirect_uri"
 # jobs also introspects the web client's tokens, so it is registered as a resource server.
 create_client "$work/client-jobs.json" "$conf_client" --type confidential --scope jobs --audience jobs-api \
     --introspect-any
@@ -82,6 +90,10 @@ LATCHKEY_CONF_CLIENT="$conf_client" \
 LATCHKEY_CONF_SECRET="$conf_secret" \
 LATCHKEY_ACCESS_TOKEN="$access_token" \
 LATCHKEY_REFRESH_TOKEN="$refresh_token" \
+LATCHKEY_CODE_CLIENT="$code_client" \
+LATCHKEY_REDIRECT_URI="$redirect_uri" \
+LATCHKEY_USERNAME="$username" \
+LATCHKEY_PASSWORD="$password" \
     timeout "$test_timeout" node "$here/conformance.mjs" || rc=$?
 if ((rc != 0)); then
     ((rc == 124)) && lk_log "conformance.mjs did not finish within ${test_timeout}s"
