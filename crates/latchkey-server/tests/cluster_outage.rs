@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 #[path = "support/documented_answers.rs"]
 mod documented_answers;
 
-use documented_answers::{documented_pairs, Holder};
+use documented_answers::{documented_pairs, Holder, AFTER_LOGOUT, CALLBACK};
 use latchkey_testkit::cluster::*;
 use latchkey_testkit::http::*;
 use latchkey_testkit::postgres::*;
@@ -245,14 +245,28 @@ async fn postgres_restart_under_load_loses_nothing_and_nodes_recover() {
         // Its own token administers (the administration API's 503s).
         "--scope",
         "latchkey:admin",
+        // The code flow's (UserInfo's and the consents' 503s).
+        "--redirect-uri",
+        CALLBACK,
+        "--post-logout-redirect-uri",
+        AFTER_LOGOUT,
     ]))
     .expect("client JSON");
+    cluster.operator(&[
+        "clients",
+        "create",
+        "outage-partner",
+        "--third-party",
+        "--redirect-uri",
+        CALLBACK,
+    ]);
     let holder = Holder::prepare(
         &http,
         &bases[0],
         "outage",
         "outage",
         client["client_secret"].as_str().expect("client_secret"),
+        "outage-partner",
     )
     .await;
     let (doc_status, doc) = send(http.get(format!("{}/openapi.json", bases[0])))

@@ -371,9 +371,9 @@ async fn posted_request(app: &App, headers: &HeaderMap, form: &Form) -> Result<C
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`username`, `password` and the authorization request's parameters"),
     responses(
-        (status = 303, description = "Signed in: to the client's redirect URI (or the consent page)"),
+        (status = 303, description = "Signed in: to the client's redirect URI with `code` (a third-party client not consented to gets the consent page, 200); or `error`, as from `GET /oauth/authorize`"),
         (status = 200, description = "The consent page", content_type = "text/html"),
-        (status = 400, description = "A page: not a form, a parameter repeated, or a password the rules refuse", content_type = "text/html"),
+        (status = 400, description = "A page: not a form, a parameter repeated, or no usable client and redirect URI; or the sign-in page again: no username or password, or a password the rules refuse", content_type = "text/html"),
         (status = 401, description = "The sign-in page again: wrong username or password", content_type = "text/html"),
         (status = 403, description = "Not posted from our own page", content_type = "text/html"),
         (status = 413, description = "A page: the form is over 16 KiB", content_type = "text/html"),
@@ -452,7 +452,7 @@ fn sign_in_refused(request: &Form, client_id: &str, e: AuthError) -> Response {
     responses(
         (status = 303, description = "To the client's redirect URI: `code`, or `error=access_denied`"),
         (status = 200, description = "The sign-in page: no browser session", content_type = "text/html"),
-        (status = 400, description = "A page: not a form, or a parameter repeated", content_type = "text/html"),
+        (status = 400, description = "A page: not a form, a parameter repeated, or no usable client and redirect URI", content_type = "text/html"),
         (status = 403, description = "Not posted from our own page", content_type = "text/html"),
     ))]
 pub async fn consent_form(

@@ -11,7 +11,9 @@ use latchkey_testkit::TestServer;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::documented_answers::{documented_pairs, Holder, OWNER_EMAIL, PASSWORD};
+use crate::documented_answers::{
+    documented_pairs, query, Holder, AFTER_LOGOUT, CALLBACK, OWNER_EMAIL, PASSWORD,
+};
 
 async fn document(s: &TestServer) -> Value {
     let r = s
@@ -56,15 +58,27 @@ async fn the_document_describes_the_api_and_its_security() {
         serde_json::json!([{"client_basic": []}])
     );
     // Every error answer has the one error shape, but for answers listed
-    // here as "METHOD /path STATUS" (e.g. a probe's own report).
+    // here as "METHOD /path STATUS" (e.g. a probe's own report), and the
+    // hosted pages', which are pages for a person (HTML, said so).
     const OWN_SHAPES: &[&str] = &[];
+    const HOSTED_PAGES: &[&str] = &[
+        "/oauth/authorize",
+        "/oauth/authorize/sign-in",
+        "/oauth/authorize/consent",
+        "/oauth/logout",
+    ];
     for (path, item) in paths {
         for (method, op) in item.as_object().expect("path item") {
             for (status, response) in op["responses"].as_object().expect("responses") {
                 let answer = format!("{} {path} {status}", method.to_uppercase());
-                if (status.starts_with('4') || status.starts_with('5'))
-                    && !OWN_SHAPES.contains(&answer.as_str())
-                {
+                let error = status.starts_with('4') || status.starts_with('5');
+                if error && HOSTED_PAGES.contains(&path.as_str()) {
+                    let content = response["content"].as_object();
+                    assert!(
+                        content.is_some_and(|c| c.contains_key("text/html")),
+                        "{answer}: a hosted page's error is a page: {response}"
+                    );
+                } else if error && !OWN_SHAPES.contains(&answer.as_str()) {
                     assert_eq!(
                         response["content"]["application/json"]["schema"]["$ref"],
                         "#/components/schemas/ErrorBody",
@@ -235,30 +249,38 @@ fn routes_are_registered_only_with_their_descriptions() {
     );
 }
 
-/// A confidential client for [`Holder`]: its id and secret.
-fn confidential_client(settings: &mut latchkey_server::Settings, secret_hash: Vec<u8>) {
+/// The clients [`Holder`] needs: a confidential one (its secret's hash
+/// given), and a third-party one.
+fn holder_clients(settings: &mut latchkey_server::Settings, secret_hash: Vec<u8>) {
     settings.clients.push(Client {
         kind: ClientKind::Confidential,
         secret_hash: Some(secret_hash),
         // Its own token administers (the administration API's answers).
         scopes: vec!["latchkey:admin".into()],
+        redirect_uris: vec![CALLBACK.into()],
+        post_logout_redirect_uris: vec![AFTER_LOGOUT.into()],
         ..Client::default_public("answers")
+    });
+    settings.clients.push(Client {
+        redirect_uris: vec![CALLBACK.into()],
+        third_party: true,
+        ..Client::default_public("answers-partner")
     });
 }
 
 /// Every `(operation, status)` pair the document lists is an answer the
-/// server really gives: each 2xx to [`Holder::success`], each error to a
-/// request made for it here; the 503s (a store that does not answer) are
+/// server really gives: each 2xx to [`Holder::success`], each error (and
+/// each redirect of the hosted pages) to a request made for it here; the 503s (a store that does not answer) are
 /// `cluster_outage.rs`'s, sent while PostgreSQL is down. A pair without a
 /// request here fails the test, so a newly documented answer comes with
 /// its proof.
 #[tokio::test]
 async fn every_documented_answer_is_given() {
     let (secret, hash) = generate_secret().expect("rng");
-    let s = TestServer::start_with(|settings| confidential_client(settings, hash.clone())).await;
+    let s = TestServer::start_with(|settings| holder_clients(settings, hash.clone())).await;
     // Per-address limits low enough to reach, on a server of their own.
     let limited = TestServer::start_with(|settings| {
-        confidential_client(settings, hash.clone());
+        holder_clients(settings, hash.clone());
         settings.rate_limits = RateLimits {
             sign_up_per_minute: 1,
             tokens_per_minute: 2,
@@ -267,7 +289,15 @@ async fn every_documented_answer_is_given() {
     })
     .await;
     let doc = document(&s).await;
-    let mut h = Holder::prepare(&s.http, &s.url(""), "answers", "answers", &secret).await;
+    let mut h = Holder::prepare(
+        &s.http,
+        &s.url(""),
+        "answers",
+        "answers",
+        &secret,
+        "answers-partner",
+    )
+    .await;
     // The owner's address (unverified: no mail here) and real link tokens.
     let r = s
         .http
@@ -298,6 +328,8 @@ async fn every_documented_answer_is_given() {
                 Some(req) => Some(req.send().await.expect("request").status().as_u16()),
                 None => None,
             }
+        } else if HOSTED_OPERATIONS.contains(&op.as_str()) {
+            hosted_answer(&s, &limited, &h, &op, status).await
         } else {
             error_answer(&s, &limited, &h, &op, &method, &path, status).await
         };
@@ -450,6 +482,11 @@ async fn error_answer(
             "6f1c1d1e-1b7a-4c55-9f53-1f1e5b4c9a01"
         ))
         .bearer_auth(&h.reader),
+        (403, "userinfo" | "userinfo_post") => at(path).bearer_auth(&h.reader),
+        // The owner never consented to the partner (only saw the page).
+        (404, "withdraw_consent") => http
+            .delete(s.url(&format!("/v1/consents/{}", h.partner_id)))
+            .bearer_auth(&h.reader),
         (404, "docs_file") => at("/docs/nothing.js"),
         (404, "account_file") => at("/account/nothing.js"),
         (404, "account_client_module") => at("/account/client/nothing.js"),
@@ -508,4 +545,165 @@ async fn error_answer(
         _ => return None,
     };
     Some(sent(req).await)
+}
+
+/// The operations of the hosted pages, whose answers other than 200 are
+/// redirects and HTML pages.
+const HOSTED_OPERATIONS: &[&str] = &[
+    "authorize_get",
+    "authorize_post",
+    "sign_in_form",
+    "consent_form",
+    "logout_get",
+    "logout_post",
+];
+
+/// Makes a hosted page answer `op` with `status` (a redirect or an error
+/// page), as a browser would be answered: redirects not followed. A
+/// redirect must go where the client registered, an error be a page.
+async fn hosted_answer(
+    s: &TestServer,
+    limited: &TestServer,
+    h: &Holder,
+    op: &str,
+    status: u16,
+) -> Option<u16> {
+    let browser = &h.browser;
+    let valid = h.authorization(&h.client_id, &[]);
+    let partner = h.authorization(&h.partner_id, &[]);
+    let unknown_client = h.authorization("nobody", &[]);
+    let with = |form: &[(String, String)], extra: &[(&str, &str)]| {
+        let mut form = form.to_vec();
+        form.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        form
+    };
+    let authorize = |params: &[(String, String)]| {
+        browser.get(s.url(&format!("/oauth/authorize?{}", query(params))))
+    };
+    let owner: &[(&str, &str)] = &[("username", &h.username), ("password", PASSWORD)];
+    let req = match (op, status) {
+        // Signed in: straight back with a code.
+        ("authorize_get", 303) => h.signed_in(authorize(&valid)),
+        ("authorize_post", 303) => {
+            h.signed_in(browser.post(s.url("/oauth/authorize")).form(&valid))
+        }
+        // Nowhere trusted to send the browser back to.
+        ("authorize_get", 400) => authorize(&unknown_client),
+        ("authorize_post", 400) => browser
+            .post(s.url("/oauth/authorize"))
+            .form(&unknown_client),
+        ("sign_in_form", 303) => h.hosted_post("/oauth/authorize/sign-in", &with(&valid, owner)),
+        ("sign_in_form", 400) => {
+            h.hosted_post("/oauth/authorize/sign-in", &with(&unknown_client, owner))
+        }
+        ("sign_in_form", 401) => h.hosted_post(
+            "/oauth/authorize/sign-in",
+            &with(
+                &valid,
+                &[("username", &h.username), ("password", "wrong password")],
+            ),
+        ),
+        ("sign_in_form", 413) => h.hosted_post(
+            "/oauth/authorize/sign-in",
+            &with(&valid, &[("filler", &"x".repeat(17 * 1024))]),
+        ),
+        // Posted by another site's page: a browser says so.
+        ("sign_in_form", 403) => browser
+            .post(s.url("/oauth/authorize/sign-in"))
+            .header("sec-fetch-site", "cross-site")
+            .header("origin", "https://evil.example")
+            .form(&with(&valid, owner)),
+        ("sign_in_form", 429) => {
+            // The password throttle, on a server of its own (this one's
+            // address must stay unblocked): an unknown name's guesses.
+            let guess = with(
+                &valid,
+                &[("username", "nobody-guessed"), ("password", "guess")],
+            );
+            let mut last = 0;
+            for _ in 0..20 {
+                let r = browser
+                    .post(limited.url("/oauth/authorize/sign-in"))
+                    .header("sec-fetch-site", "same-origin")
+                    .form(&guess)
+                    .send()
+                    .await
+                    .expect("request");
+                last = page(r);
+                if last == 429 {
+                    break;
+                }
+            }
+            return Some(last);
+        }
+        // The owner declines the partner.
+        ("consent_form", 303) => h.signed_in(h.hosted_post(
+            "/oauth/authorize/consent",
+            &with(&partner, &[("decision", "deny")]),
+        )),
+        ("consent_form", 400) => h.signed_in(h.hosted_post(
+            "/oauth/authorize/consent",
+            &with(&unknown_client, &[("decision", "allow")]),
+        )),
+        ("consent_form", 403) => h.signed_in(
+            browser
+                .post(s.url("/oauth/authorize/consent"))
+                .header("sec-fetch-site", "cross-site")
+                .form(&with(&partner, &[("decision", "allow")])),
+        ),
+        ("logout_get", 303) => browser.get(s.url(&format!(
+            "/oauth/logout?{}",
+            query(&with(
+                &[],
+                &[
+                    ("id_token_hint", &h.id_token_hint),
+                    ("post_logout_redirect_uri", AFTER_LOGOUT),
+                    ("state", "documented"),
+                ]
+            ))
+        ))),
+        // Confirmed on our own page: no hint needed.
+        ("logout_post", 303) => h.hosted_post(
+            "/oauth/logout",
+            &with(
+                &[],
+                &[
+                    ("client_id", &h.client_id),
+                    ("post_logout_redirect_uri", AFTER_LOGOUT),
+                    ("confirm", "yes"),
+                ],
+            ),
+        ),
+        ("logout_get", 400) => browser.get(s.url("/oauth/logout?id_token_hint=not-an-id-token")),
+        ("logout_post", 400) => browser
+            .post(s.url("/oauth/logout"))
+            .form(&[("id_token_hint", "not-an-id-token")]),
+        _ => return None,
+    };
+    let r = req.send().await.expect("request");
+    if r.status().is_redirection() {
+        let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+        assert!(
+            location.starts_with(CALLBACK) || location.starts_with(AFTER_LOGOUT),
+            "{op} {status}: redirected to {location}"
+        );
+        return Some(r.status().as_u16());
+    }
+    Some(page(r))
+}
+
+/// The status of a hosted page's answer, which must be a page.
+fn page(r: reqwest::Response) -> u16 {
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        content_type.starts_with("text/html"),
+        "{} {}: {content_type}",
+        r.url(),
+        r.status()
+    );
+    r.status().as_u16()
 }
