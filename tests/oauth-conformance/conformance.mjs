@@ -97,21 +97,6 @@ function skip(name, why) {
     console.log(`skip    - ${name}: ${why}`);
 }
 
-/// A check that waits for a server fix (`fix` says which): it runs and is
-/// shown, but until the fix lands its failure is counted as skipped, not
-/// failed; once it passes, the mark can go.
-async function pendingCheck(name, fix, fn) {
-    try {
-        const detail = await fn();
-        passed++;
-        console.log(`ok   ${String(passed + failed).padStart(2)} - ${name}${detail ? ` (${detail})` : ''} `
-            + `[passes now: drop its PENDING mark (${fix})]`);
-    } catch (err) {
-        skipped++;
-        console.log(`skip    - ${name}: PENDING ${fix}: ${describe(err)}`);
-    }
-}
-
 function assert(cond, message) {
     if (!cond) throw new Error(message);
 }
@@ -573,8 +558,7 @@ await check('authorization_code grant (PKCE verifier) accepted by processAuthori
     assert(typeof codeTokens.refresh_token === 'string', 'no refresh_token');
     return `sub ${idClaims.sub}, sid ${idClaims.sid}, auth_time ${idClaims.auth_time}`;
 });
-await pendingCheck('ID token verified with the JWKS fetched at start-up (its key published before it signs)',
-    'server: the ID-token key lineage is created at the first ID token and signs at once, so no JWKS fetched earlier has its key',
+await check('ID token verified with the JWKS fetched at start-up (its key published before it signs)',
     async () => {
         assert(codeResponse && startupJwks, 'no token response or start-up JWKS');
         await oauth.validateApplicationLevelSignature({ ...as }, codeResponse,

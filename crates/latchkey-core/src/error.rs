@@ -57,6 +57,12 @@ pub enum AuthError {
     #[error("refresh token is invalid, expired or revoked")]
     InvalidGrant,
 
+    /// An authorization code that is unknown, used, expired, or presented
+    /// with another client, redirect URI or PKCE verifier than it was issued
+    /// for. One answer for all of them.
+    #[error("authorization code is invalid, expired, already used, or not for this client, redirect URI and code verifier")]
+    InvalidCode,
+
     /// A bearer access token that failed verification; the server decides
     /// how much of the reason the client is told.
     #[error("access token rejected: {0}")]

@@ -98,6 +98,8 @@ fn classify(e: &AuthError, oauth: bool) -> (StatusCode, &'static str, Option<Str
         AuthError::CursorExpired => (StatusCode::GONE, "cursor_expired", None),
         // RFC 6749 §5.2: 400 on the token endpoint; on /v1 a 401 tells the
         // app plainly to sign the user in again.
+        // Only the token endpoint takes codes.
+        AuthError::InvalidCode => (bad, "invalid_grant", None),
         AuthError::InvalidCredentials | AuthError::InvalidGrant if oauth => {
             (bad, "invalid_grant", None)
         }

@@ -126,7 +126,7 @@ impl RunningServer {
             policy.public_url(),
             &settings.cors_allowed_origins,
         ));
-        browser_origins.set_registered(authority.client_origins().await?);
+        browser_origins.set_registered(authority.sync_clients().await?);
         let app = routes::router(routes::App {
             auth: authority.clone(),
             feed_updates,
@@ -418,8 +418,9 @@ async fn maintain(
                     gauge!(metric::SIGNING_KEY_AGE).set(age as f64);
                 }
                 // Clients registered or changed by `latchkey clients` on any
-                // node reach CORS within one tick.
-                match authority.client_origins().await {
+                // node reach CORS (and, with redirect URIs, have their ID-token
+                // keys made) within one tick.
+                match authority.sync_clients().await {
                     Ok(registered) => origins.set_registered(registered),
                     Err(e) => tracing::debug!(error = %e, "reading clients' origins failed"),
                 }

@@ -201,7 +201,8 @@ impl Authority {
         Ok(minted.token)
     }
 
-    /// RFC 6749 §4.1.3: a code for tokens. Every failure is `invalid_grant`
+    /// RFC 6749 §4.1.3: a code for tokens. Every failure is
+    /// [`AuthError::InvalidCode`] (`invalid_grant`)
     /// and leaves the code spent; a code presented again ends the session
     /// its first use opened.
     pub async fn exchange_code(
@@ -213,7 +214,7 @@ impl Authority {
         from: &Origin,
     ) -> Result<TokenResponse, AuthError> {
         let Some(hash) = account_token::lookup_hash(code) else {
-            return Err(AuthError::InvalidGrant);
+            return Err(AuthError::InvalidCode);
         };
         let now = self.clock.now();
         let code = match self.store.redeem_authorization_code(&hash, now).await? {
@@ -228,9 +229,9 @@ impl Authority {
                     from,
                 )
                 .await;
-                return Err(AuthError::InvalidGrant);
+                return Err(AuthError::InvalidCode);
             }
-            CodeRedemption::Unknown => return Err(AuthError::InvalidGrant),
+            CodeRedemption::Unknown => return Err(AuthError::InvalidCode),
         };
         let valid = code.client_id == client.client_id
             && code.redirect_uri == redirect_uri
@@ -247,7 +248,7 @@ impl Authority {
                     from,
                 )
                 .await;
-                return Err(AuthError::InvalidGrant);
+                return Err(AuthError::InvalidCode);
             }
         };
         let session = self.open_code_session(&code, client, &user, from).await?;

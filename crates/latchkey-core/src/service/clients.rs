@@ -57,10 +57,16 @@ impl Authority {
         Ok(client)
     }
 
-    /// Every registered client's allowed web origins, read from the store
-    /// (the server refreshes its CORS list with it periodically).
-    pub async fn client_origins(&self) -> Result<Vec<String>, AuthError> {
+    /// Reads the registered clients (the server does so periodically) and
+    /// returns their allowed web origins, for CORS. Once any client may use
+    /// the code flow, the ID-token keys are made here, ahead of the first
+    /// sign-in: relying parties that fetched the key set before it would
+    /// not know the first ID token's key for up to a minute.
+    pub async fn sync_clients(&self) -> Result<Vec<String>, AuthError> {
         let clients = self.store.clients().await?;
+        if clients.iter().any(|c| !c.redirect_uris.is_empty()) {
+            self.keys.id_token_key().await?;
+        }
         Ok(clients
             .into_iter()
             .flat_map(|c| c.allowed_origins)

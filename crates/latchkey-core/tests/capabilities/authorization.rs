@@ -227,7 +227,7 @@ async fn a_code_is_redeemed_once_and_a_replay_ends_its_session() {
         w.authority
             .exchange_code(&c, &client, CALLBACK, VERIFIER, &from(HOME))
             .await,
-        Err(AuthError::InvalidGrant)
+        Err(AuthError::InvalidCode)
     ));
     assert!(
         w.authority.authenticate(&tokens.access_token).is_err(),
@@ -254,6 +254,6 @@ async fn a_code_is_redeemed_once_and_a_replay_ends_its_session() {
         w.authority
             .exchange_code(&c, &client, CALLBACK, VERIFIER, &from(HOME))
             .await,
-        Err(AuthError::InvalidGrant)
+        Err(AuthError::InvalidCode)
     ));
 }

@@ -76,7 +76,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n<title>{title}</title>\n\
+         <meta name=\"referrer\" content=\"same-origin\">\n<title>{title}</title>\n\
          <link rel=\"stylesheet\" href=\"/account/account.css\">\n</head>\n<body>\n<main>\n\
          <h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n",
         title = escape(title),
@@ -97,9 +97,12 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
                 HeaderValue::from_static("nosniff"),
             ),
             (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            // Not `no-referrer`: with it browsers send `Origin: null` on
+            // our own form posts; `same-origin` keeps the origin there and
+            // sends nothing to the client's site.
             (
                 header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
+                HeaderValue::from_static("same-origin"),
             ),
         ],
         html,

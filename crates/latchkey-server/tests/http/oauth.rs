@@ -181,7 +181,7 @@ async fn metadata_matches_the_tokens() {
         assert_eq!(m["jwks_uri"], "http://latchkey.test/.well-known/jwks.json");
         assert_eq!(
             m["grant_types_supported"],
-            json!(["refresh_token", "client_credentials"])
+            json!(["authorization_code", "refresh_token", "client_credentials"])
         );
         assert!(m["access_token_signing_alg_values_supported"]
             .as_array()
