@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn pkce_s256_matches_the_rfc_example() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGAQA_P8n4";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(is_s256_challenge(challenge));
         assert!(pkce_matches(challenge, verifier));
         assert!(!pkce_matches(challenge, &verifier.replace('d', "e")));

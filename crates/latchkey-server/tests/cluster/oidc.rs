@@ -69,6 +69,37 @@ async fn sign_in_on_one_node_exchange_on_another_and_log_out_on_a_third() {
     let cluster = Cluster::start(env!("CARGO_BIN_EXE_latchkey"), &server, "oidc", &[], None);
     cluster.operator(&["clients", "create", "web", "--redirect-uri", CALLBACK]);
     let http = http_client();
+    // A client that may use the code flow has a node make the ID-token keys
+    // within one client sync; every node publishes them after its next key
+    // reload (5 s).
+    let since = Instant::now();
+    for base in cluster.bases() {
+        loop {
+            let jwks: Value = http
+                .get(format!("{base}/.well-known/jwks.json"))
+                .send()
+                .await
+                .expect("jwks")
+                .json()
+                .await
+                .expect("json");
+            let rs256 = jwks["keys"]
+                .as_array()
+                .is_some_and(|keys| keys.iter().any(|k| k["alg"] == "RS256"));
+            if rs256 {
+                break;
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(15),
+                "{base} publishes no ID-token key"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!(
+        "ID-token keys published by every node {:?} after the client was registered",
+        since.elapsed()
+    );
     let b = browser();
     let (base0, base1, base2) = (cluster.base(0), cluster.base(1), cluster.base(2));
     account(&http, base0, "olive").await;

@@ -12,7 +12,7 @@ fn code(user_id: Uuid, byte: u8, expires_at: UnixTime) -> StoredAuthorizationCod
         code_hash: [byte; 32],
         client_id: "web".into(),
         redirect_uri: "https://app.example/cb?x=1".into(),
-        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGAQA_P8n4".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
         user_id,
         session_id: Uuid::new_v4(),
         scope: "openid profile".into(),
