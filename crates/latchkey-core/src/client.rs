@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
+use crate::access_token::Algorithm;
 use crate::clock::UnixTime;
 use crate::secret::fill_random;
 use crate::AuthError;
@@ -75,6 +76,11 @@ pub struct Client {
     /// Another party's app: the user is asked to consent to the scopes it
     /// wants (once, remembered); first-party apps are not asked.
     pub third_party: bool,
+    /// What its ID tokens are signed with: `None`, RS256 (what every
+    /// OpenID library accepts, from the ID-token key lineage); otherwise
+    /// the access tokens' algorithm, from their key (OpenID's
+    /// `id_token_signed_response_alg`).
+    pub id_token_algorithm: Option<Algorithm>,
     pub created_at: UnixTime,
 }
 
@@ -103,6 +109,7 @@ impl Client {
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             third_party: false,
+            id_token_algorithm: None,
             created_at: 0,
         }
     }

@@ -254,7 +254,7 @@ impl Authority {
         let session = self.open_code_session(&code, client, &user, from).await?;
         let mut tokens = self.issue(&session, &user, client, 0, &session.scope, now);
         if parse_scope(&session.scope)?.contains(&"openid") {
-            tokens.id_token = Some(self.id_token(&code, &session, &user, now).await?);
+            tokens.id_token = Some(self.id_token(&code, &session, &user, client, now).await?);
         }
         Ok(tokens)
     }

@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use super::tokens::subject;
 use super::Authority;
-use crate::access_token::TokenError;
+use crate::access_token::{Algorithm, TokenError};
 use crate::client::parse_scope;
+use crate::client::Client;
 use crate::clock::UnixTime;
 use crate::model::{Session, StoredAuthorizationCode, User};
 use crate::AuthError;
@@ -50,6 +51,7 @@ impl Authority {
         code: &StoredAuthorizationCode,
         session: &Session,
         user: &User,
+        client: &Client,
         now: UnixTime,
     ) -> Result<String, AuthError> {
         let info = UserInfo::of(user, &session.scope)?;
@@ -66,7 +68,18 @@ impl Authority {
             email: info.email,
             email_verified: info.email_verified,
         };
-        let key = self.keys.id_token_key().await?;
+        let access_key = self.key_ring().signing.clone();
+        let key = match client.id_token_algorithm {
+            Some(alg) if alg != Algorithm::Rs256 && access_key.alg().accepts(alg.as_str()) => {
+                access_key
+            }
+            Some(alg) if alg != Algorithm::Rs256 => {
+                // The access algorithm changed since the client chose it.
+                tracing::warn!(client = %client.client_id, %alg, "ID token signed with RS256: the access tokens' key is no longer of the client's algorithm");
+                self.keys.id_token_key().await?
+            }
+            _ => self.keys.id_token_key().await?,
+        };
         Ok(key.sign_jwt(&claims))
     }
 

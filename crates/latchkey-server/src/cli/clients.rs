@@ -3,6 +3,7 @@
 //! its next request.
 
 use clap::{Args, Subcommand, ValueEnum};
+use latchkey_core::access_token::Algorithm;
 use latchkey_core::client::{
     generate_secret, validate_client_id, validate_redirect_uris, Client, ClientKind,
 };
@@ -11,7 +12,9 @@ use latchkey_core::secret::Secret;
 use serde_json::json;
 
 use super::CommandError;
-use crate::config::{parse_duration, validate_client_ttl, whole_seconds, DataArgs};
+use crate::config::{
+    parse_algorithm, parse_duration, validate_client_ttl, whole_seconds, DataArgs,
+};
 use crate::server::{open_data, IfMissing};
 
 #[derive(Debug, Args)]
@@ -88,6 +91,11 @@ pub struct CreateArgs {
     /// asks for (once; they can withdraw it). First-party apps are not asked
     #[arg(long)]
     pub third_party: bool,
+    /// Sign its ID tokens with this algorithm: RS256 (what every OpenID
+    /// library accepts), or the server's access-token algorithm
+    /// [default: RS256]
+    #[arg(long, value_name = "ALG", value_parser = parse_algorithm)]
+    pub id_token_algorithm: Option<Algorithm>,
 }
 
 /// A new client secret (held as a [`Secret`] until it is printed, the one
@@ -111,6 +119,7 @@ fn describe(c: &Client) -> serde_json::Value {
         "redirect_uris": c.redirect_uris,
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "third_party": c.third_party,
+        "id_token_algorithm": c.id_token_algorithm.map(|a| a.as_str()),
         "created_at": c.created_at,
     })
 }
@@ -156,9 +165,18 @@ pub async fn run(args: ClientsArgs) -> Result<serde_json::Value, CommandError> {
                 redirect_uris: a.redirect_uris,
                 post_logout_redirect_uris: a.post_logout_redirect_uris,
                 third_party: a.third_party,
+                id_token_algorithm: a.id_token_algorithm,
                 created_at: SystemClock.now(),
             };
             validate_client_ttl(&client, &settings.policy).map_err(|e| refused(e.to_string()))?;
+            if let Some(alg) = client.id_token_algorithm {
+                let access = settings.policy.signing_algorithm;
+                if alg != Algorithm::Rs256 && !access.accepts(alg.as_str()) {
+                    return Err(refused(format!(
+                        "--id-token-algorithm must be RS256 or the access tokens' {access}"
+                    )));
+                }
+            }
             validate_redirect_uris(&client.redirect_uris)
                 .and_then(|()| validate_redirect_uris(&client.post_logout_redirect_uris))
                 .map_err(|e| refused(e.to_string()))?;

@@ -175,6 +175,8 @@ pub(super) struct ClientFile {
     /// People are asked to consent to its scopes.
     #[serde(default)]
     third_party: bool,
+    /// Its ID tokens' algorithm: RS256 (default) or the access tokens'.
+    id_token_algorithm: Option<String>,
 }
 
 impl ClientFile {
@@ -212,6 +214,12 @@ impl ClientFile {
         validate_redirect_uris(&self.redirect_uris)
             .and_then(|()| validate_redirect_uris(&self.post_logout_redirect_uris))
             .map_err(|e| invalid(e.to_string()))?;
+        let id_token_algorithm = self
+            .id_token_algorithm
+            .as_deref()
+            .map(super::parse_algorithm)
+            .transpose()
+            .map_err(&invalid)?;
         Ok(Client {
             client_id: self.client_id,
             kind,
@@ -226,6 +234,7 @@ impl ClientFile {
             redirect_uris: self.redirect_uris,
             post_logout_redirect_uris: self.post_logout_redirect_uris,
             third_party: self.third_party,
+            id_token_algorithm,
             created_at: 0,
         })
     }

@@ -248,6 +248,10 @@ pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
         true => vec![Algorithm::EdDsa.as_str(), Algorithm::Ed25519.as_str()],
         false => vec![access_algorithm.as_str()],
     };
+    // RS256 (what OpenID requires every provider to offer, the default)
+    // and, for clients registered for it, the access tokens' algorithm.
+    let mut id_token_algs = vec![Algorithm::Rs256.as_str()];
+    id_token_algs.extend(algs.iter().filter(|a| **a != Algorithm::Rs256.as_str()));
     // Keys of the configured algorithm's past (a change takes effect
     // through rotation) still verify; the ID-token keys sign no access token.
     for key in auth.keys().ring().keys.iter() {
@@ -278,8 +282,7 @@ pub async fn metadata(State(auth): State<AuthState>) -> impl IntoResponse {
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "code_challenge_methods_supported": ["S256"],
             "subject_types_supported": ["public"],
-            // RS256 is what OpenID requires every provider to offer.
-            "id_token_signing_alg_values_supported": [Algorithm::Rs256.as_str()],
+            "id_token_signing_alg_values_supported": id_token_algs,
             "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "preferred_username", "email", "email_verified"],
             "prompt_values_supported": ["none", "login", "consent"],
             "authorization_response_iss_parameter_supported": true,

@@ -32,6 +32,11 @@ async fn server() -> TestServer {
             third_party: true,
             ..Client::default_public("partner")
         });
+        s.clients.push(Client {
+            redirect_uris: vec![CALLBACK.into()],
+            id_token_algorithm: Some(latchkey_core::access_token::Algorithm::EdDsa),
+            ..Client::default_public("edwards")
+        });
     })
     .await;
     let r = t.sign_up("alice", "correct horse battery").await;
@@ -755,6 +760,33 @@ async fn logout_ends_the_browser_session_and_the_token_session() {
 }
 
 #[tokio::test]
+async fn a_client_may_have_its_id_tokens_signed_with_the_access_algorithm() {
+    let t = server().await;
+    let mut b = Browser::new();
+    let p = pkce();
+    let params = request("edwards", CALLBACK, &p, &[("scope", "openid")]);
+    b.authorize(&t, &params).await;
+    let r = b.sign_in(&t, &params, "correct horse battery").await;
+    let code = param(&redirect_params(&r), "code")
+        .expect("code")
+        .to_owned();
+    let tokens: Value = exchange(&t, "edwards", &code, CALLBACK, &p.verifier)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id_token = tokens["id_token"].as_str().expect("id_token");
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(id_token.split('.').next().expect("header"))
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(id_claims(&t, id_token).await.aud, "edwards");
+}
+
+#[tokio::test]
 async fn discovery_describes_an_openid_provider() {
     let t = server().await;
     let doc: Value = t
@@ -784,8 +816,8 @@ async fn discovery_describes_an_openid_provider() {
         doc["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
     );
-    assert!(doc["id_token_signing_alg_values_supported"]
-        .as_array()
-        .expect("algs")
-        .contains(&Value::from("RS256")));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "EdDSA", "Ed25519"])
+    );
 }

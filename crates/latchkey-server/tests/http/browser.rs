@@ -417,6 +417,7 @@ async fn a_clients_allowed_origins_are_allowed_too_and_new_ones_arrive_within_se
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             third_party: false,
+            id_token_algorithm: None,
         }),
     })
     .await

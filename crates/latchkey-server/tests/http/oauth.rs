@@ -780,6 +780,7 @@ async fn clients_cli_registers_introspect_any() {
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             third_party: false,
+            id_token_algorithm: None,
         }),
     };
     assert!(client_admin::run(create("spa", Kind::Public, true))

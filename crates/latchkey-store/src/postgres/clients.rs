@@ -45,7 +45,8 @@ impl ClientStore for PostgresStore {
                  allowed_origins = EXCLUDED.allowed_origins,
                  redirect_uris = EXCLUDED.redirect_uris,
                  post_logout_redirect_uris = EXCLUDED.post_logout_redirect_uris,
-                 third_party = EXCLUDED.third_party",
+                 third_party = EXCLUDED.third_party,
+                 id_token_alg = EXCLUDED.id_token_alg",
         )
         .await
         .map(drop)
@@ -78,7 +79,7 @@ impl PostgresStore {
             &format!(
                 "INSERT INTO clients ({})
                  VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10,
-                         $11::text::jsonb, $12::text::jsonb, $13::text::jsonb, $14)
+                         $11::text::jsonb, $12::text::jsonb, $13::text::jsonb, $14, $15)
                  {on_conflict}",
                 client_fields!()
             ),
@@ -97,6 +98,7 @@ impl PostgresStore {
                 &json(&client.redirect_uris)?,
                 &json(&client.post_logout_redirect_uris)?,
                 &client.third_party,
+                &client.id_token_algorithm.map(|a| a.as_str()),
             ],
         )
         .await

@@ -2,6 +2,7 @@
 //! Inserting and replacing differ (SQLite's `INSERT OR ...`, PostgreSQL's
 //! `ON CONFLICT` and `jsonb` lists) and live with each backend.
 
+use latchkey_core::access_token::Algorithm;
 use latchkey_core::client::{Client, ClientKind};
 
 use super::{statement, Columns, Sql};
@@ -11,7 +12,7 @@ macro_rules! client_fields {
     () => {
         "client_id, kind, secret_hash, audiences, scopes, access_ttl, refresh_idle_timeout, \
          session_lifetime, created_at, introspect_any, allowed_origins, redirect_uris, \
-         post_logout_redirect_uris, third_party"
+         post_logout_redirect_uris, third_party, id_token_alg"
     };
 }
 pub(crate) use client_fields;
@@ -24,7 +25,8 @@ macro_rules! client_columns {
          CAST(scopes AS TEXT) AS scopes, access_ttl, refresh_idle_timeout, session_lifetime, \
          created_at, introspect_any, CAST(allowed_origins AS TEXT) AS allowed_origins, \
          CAST(redirect_uris AS TEXT) AS redirect_uris, \
-         CAST(post_logout_redirect_uris AS TEXT) AS post_logout_redirect_uris, third_party"
+         CAST(post_logout_redirect_uris AS TEXT) AS post_logout_redirect_uris, third_party, \
+         id_token_alg"
     };
 }
 
@@ -61,6 +63,13 @@ pub(crate) fn client<R: Columns>(row: &R) -> Result<Client, R::Error> {
         redirect_uris: row.string_list("redirect_uris")?,
         post_logout_redirect_uris: row.string_list("post_logout_redirect_uris")?,
         third_party: row.value("third_party")?,
+        id_token_algorithm: match row.value::<Option<String>>("id_token_alg")? {
+            None => None,
+            Some(alg) => Some(
+                Algorithm::parse(&alg)
+                    .ok_or_else(|| R::invalid("id_token_alg", format!("algorithm {alg}")))?,
+            ),
+        },
         created_at: row.value("created_at")?,
     })
 }

@@ -277,5 +277,6 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE clients ADD COLUMN redirect_uris {json} NOT NULL DEFAULT '[]';
     ALTER TABLE clients ADD COLUMN post_logout_redirect_uris {json} NOT NULL DEFAULT '[]';
     ALTER TABLE clients ADD COLUMN third_party {bool} NOT NULL DEFAULT {false};
+    ALTER TABLE clients ADD COLUMN id_token_alg TEXT;
     "#,
 ];

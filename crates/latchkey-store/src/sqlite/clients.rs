@@ -72,7 +72,7 @@ macro_rules! write_client {
             $verb,
             " INTO clients (",
             client_fields!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
         )
     };
 }
@@ -100,7 +100,8 @@ fn write_client(c: &Connection, client: &Client, statement: &str) -> rusqlite::R
         json(&client.allowed_origins)?,
         json(&client.redirect_uris)?,
         json(&client.post_logout_redirect_uris)?,
-        client.third_party
+        client.third_party,
+        client.id_token_algorithm.map(|a| a.as_str())
     ])?;
     Ok(n == 1)
 }

@@ -3561,6 +3561,7 @@ pub async fn clients_round_trip_every_field(backend: &impl Backend) {
         redirect_uris: Vec::new(),
         post_logout_redirect_uris: Vec::new(),
         third_party: false,
+        id_token_algorithm: None,
         created_at: T0,
     };
     let web = Client {
@@ -3575,6 +3576,7 @@ pub async fn clients_round_trip_every_field(backend: &impl Backend) {
         ],
         post_logout_redirect_uris: vec!["https://app.example.com/".to_owned()],
         third_party: true,
+        id_token_algorithm: Some(latchkey_core::access_token::Algorithm::EdDsa),
         ..Client::default_public("web")
     };
     for c in [&resource_server, &web] {
