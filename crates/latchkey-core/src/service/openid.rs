@@ -1,14 +1,14 @@
-//! OpenID Connect: ID tokens (Core §2) signed by the ID-token key lineage
-//! (RS256, which every OpenID library accepts), the UserInfo endpoint's
-//! claims (§5.3) by scope, and RP-initiated logout's `id_token_hint`.
+//! OpenID Connect: ID tokens (Core §2), signed by the ID-token key lineage
+//! (RS256, which every OpenID library accepts) or, for a client registered
+//! for it, by the access tokens' key; the UserInfo endpoint's claims (§5.3)
+//! by scope; and RP-initiated logout's `id_token_hint`.
 
 use uuid::Uuid;
 
 use super::tokens::subject;
 use super::Authority;
 use crate::access_token::{Algorithm, TokenError};
-use crate::client::parse_scope;
-use crate::client::Client;
+use crate::client::{parse_scope, Client};
 use crate::clock::UnixTime;
 use crate::model::{Session, StoredAuthorizationCode, User};
 use crate::AuthError;
