@@ -86,13 +86,7 @@ impl Authority {
     /// UserInfo (OpenID Connect Core §5.3) for a bearer access token of any
     /// audience we issue, granted scope `openid`.
     pub async fn userinfo(&self, bearer: &str) -> Result<UserInfo, AuthError> {
-        let claims = self.verify_access_token(bearer)?;
-        if self
-            .revocations
-            .is_revoked(claims.sid.as_deref(), &claims.jti)
-        {
-            return Err(AuthError::InvalidToken(TokenError::Revoked));
-        }
+        let claims = self.not_revoked(self.verify_access_token(bearer)?)?;
         let scope = claims.scope.clone().unwrap_or_default();
         if !parse_scope(&scope)?.contains(&"openid") {
             return Err(AuthError::InsufficientScope);

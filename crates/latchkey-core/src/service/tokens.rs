@@ -26,6 +26,11 @@ impl Authority {
         if !claims.aud.contains(&self.policy.audience) {
             return Err(AuthError::InvalidToken(TokenError::WrongAudience));
         }
+        self.not_revoked(claims)
+    }
+
+    /// `claims` unless their token or its session was revoked.
+    pub(super) fn not_revoked(&self, claims: AccessClaims) -> Result<AccessClaims, AuthError> {
         if self
             .revocations
             .is_revoked(claims.sid.as_deref(), &claims.jti)
